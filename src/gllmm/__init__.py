@@ -1,0 +1,39 @@
+"""gllmm: generalized log-linear models with and without random effects.
+
+The model (Coull & Agresti 2003) is ``C log(A mu) = X beta + Z u``, ``u ~ N(0, Sigma(theta))``,
+for Poisson, multinomial or product-multinomial counts given u. Layers: ``tables`` -> ``spec``
+-> ``links`` -> ``integrate`` -> ``fit`` -> ``results`` -> ``models``; ``smooth``,
+``simulate``, ``plot`` and ``cli`` sit on top.
+"""
+
+from .errors import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    FitError,
+    GllmmError,
+    InfiniteEstimateWarning,
+    SpecError,
+    TableError,
+)
+from .fit import fit, make_objective, make_result, optimize
+from .results import FitResult
+from .spec import Design, build_design
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BoundaryWarning",
+    "ConvergenceWarning",
+    "Design",
+    "FitError",
+    "FitResult",
+    "GllmmError",
+    "InfiniteEstimateWarning",
+    "SpecError",
+    "TableError",
+    "build_design",
+    "fit",
+    "make_objective",
+    "make_result",
+    "optimize",
+]

@@ -1,0 +1,181 @@
+"""The fitting pipeline: ``make_objective`` -> ``optimize`` -> ``make_result`` (lme4 modular.R).
+
+``fit(design, method)`` is these visible calls. Methods are looked up in a registry so that an
+unknown name lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import BoundaryWarning, ConvergenceWarning, FitError
+from ..integrate import MarginalLikelihood
+from ..results import FitResult
+from ..spec._design import Design
+from ._glm import check_full_rank, fit_glm
+from ._optimize import OptSummary, maximize
+
+
+def _laplace(design: Design, n_nodes: int | None) -> MarginalLikelihood:
+    return MarginalLikelihood(design, 1)
+
+
+def _agq(design: Design, n_nodes: int | None) -> MarginalLikelihood:
+    return MarginalLikelihood(design, 15 if n_nodes is None else n_nodes)
+
+
+OBJECTIVES: dict[str, Callable[[Design, int | None], Any]] = {"laplace": _laplace, "agq": _agq}
+
+
+def make_objective(design: Design, method: str = "agq", n_nodes: int | None = None) -> Any:
+    """The marginal log-likelihood of ``design`` as a callable of one flat parameter vector.
+
+    Parameters
+    ----------
+    method : {"agq", "laplace"}
+        Adaptive Gauss-Hermite quadrature (``n_nodes`` per dimension, default 15) or Laplace.
+    """
+    key = method.lower()
+    if key not in OBJECTIVES:
+        raise FitError(f"unknown method {method!r}; valid methods: {', '.join(sorted(OBJECTIVES))}")
+    return OBJECTIVES[key](design, n_nodes)
+
+
+def default_start(design: Design, sd_start: float = 0.5) -> np.ndarray:
+    """Fixed effects from the GLLM fit (no random effects); SDs at ``sd_start``, correlations 0."""
+    start = design.notes.get("start")
+    beta0 = None if start is None else np.asarray(start, dtype=float)[: design.n_fixed]
+    glm = fit_glm(design, beta0=beta0, warn=False)
+    theta = np.zeros(design.n_theta)
+    if design.covariance is not None:
+        theta[np.asarray(design.covariance.lower) == 0] = sd_start
+    return np.r_[glm.beta, theta]
+
+
+def optimize(
+    objective: Any, design: Design, start: np.ndarray | None = None, **options: Any
+) -> OptSummary:
+    """Maximise the objective over (beta, theta) from ``start`` (default: GLLM start)."""
+    if start is None:
+        start = default_start(design)
+    lower = np.r_[np.full(design.n_fixed, -np.inf),
+                  design.covariance.lower if design.covariance is not None else []]
+    sd_index = np.flatnonzero(np.r_[np.zeros(design.n_fixed), np.isfinite(lower[design.n_fixed:])])
+    return maximize(
+        objective, start, lower, design.param_names, getattr(objective, "method_name", "agq"),
+        getattr(objective, "n_nodes", 0), sd_index, **options,
+    )
+
+
+def observed_information(objective: Any, x: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Negative Hessian of the log-likelihood over the ``free`` parameters.
+
+    Central differences of the exact gradient (outside the optimisation loop; accuracy about
+    1e-8 relative), symmetrised.
+    """
+    k = len(free)
+    hess = np.zeros((k, k))
+    for a, i in enumerate(free):
+        h = 1e-5 * max(1.0, abs(x[i]))
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        gp = objective.value_and_gradient(xp)[1]
+        gm = objective.value_and_gradient(xm)[1]
+        hess[a] = (gp[free] - gm[free]) / (2 * h)
+    return -(hess + hess.T) / 2
+
+
+def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
+    """Estimates, covariance from the observed information, and predictions."""
+    t0 = time.perf_counter()
+    x = opt.final
+    names = design.param_names
+    free = np.array([i for i, n in enumerate(names) if n not in opt.boundary], dtype=int)
+    info = observed_information(objective, x, free)
+    cov = np.full((len(x), len(x)), np.nan)
+    try:
+        sub = np.linalg.inv(info)
+        if np.any(np.diag(sub) < 0):
+            raise np.linalg.LinAlgError
+        cov[np.ix_(free, free)] = sub
+    except np.linalg.LinAlgError:
+        warnings.warn("observed information is singular; standard errors are unavailable",
+                      ConvergenceWarning, stacklevel=3)
+    opt.timings["information"] = time.perf_counter() - t0
+    posterior = objective.posterior(x) if design.n_random else None
+    return FitResult(design=design, params=x, cov=cov, loglik=opt.final_loglik, opt=opt,
+                     posterior=posterior)
+
+
+def fit(
+    design: Design,
+    method: str = "agq",
+    n_nodes: int | None = None,
+    start: np.ndarray | None = None,
+    objective_only: bool = False,
+    **options: Any,
+) -> FitResult | Any:
+    """Fit a GLLMM (or GLLM when the design has no random effects) by maximum likelihood.
+
+    ``fit`` = ``make_objective`` -> ``optimize`` -> ``make_result``. With ``objective_only``
+    the objective is returned instead (like lme4's ``devFunOnly``).
+
+    Parameters
+    ----------
+    design : Design
+    method : {"agq", "laplace"}
+    n_nodes : int, optional
+        Nodes per dimension for AGQ (default 15).
+    """
+    check_full_rank(design)
+    if design.n_random == 0 and not objective_only:
+        return _fit_gllm(design, start)
+    objective = make_objective(design, method, n_nodes)
+    objective.method_name = method.lower()
+    if objective_only:
+        return objective
+    opt = optimize(objective, design, start, **options)
+    if not opt.converged:
+        warnings.warn(
+            f"optimisation did not converge ({opt.return_code}; largest gradient "
+            f"{opt.tolerances['max_abs_gradient']:.2e}); estimates may be inaccurate",
+            ConvergenceWarning, stacklevel=2,
+        )
+    if opt.boundary:
+        warnings.warn(
+            "variance estimated as zero (boundary fit) for " + ", ".join(opt.boundary)
+            + ": the data show no extra variation for that term; its SE is not reported and "
+            "tests of it use the boundary-corrected chi-bar-square reference",
+            BoundaryWarning, stacklevel=2,
+        )
+    return make_result(design, objective, opt)
+
+
+def _fit_gllm(design: Design, start: np.ndarray | None) -> FitResult:
+    """GLLM without random effects: Newton-Raphson, covariance from the exact information."""
+    t0 = time.perf_counter()
+    beta0 = start if start is not None else design.notes.get("start")
+    glm = fit_glm(design, beta0=beta0)
+    opt = OptSummary(
+        method="ml", optimizer="newton", n_nodes=0,
+        initial=np.zeros(design.n_fixed) if beta0 is None else np.asarray(beta0, dtype=float),
+        final=glm.beta, initial_loglik=float("nan"), final_loglik=glm.loglik,
+        n_evaluations=glm.n_iterations, n_iterations=glm.n_iterations,
+        return_code="converged" if glm.converged else "iteration limit",
+        converged=glm.converged and glm.infinite_cells.size == 0,
+        timings={"optimize": time.perf_counter() - t0},
+    )
+    try:
+        cov = np.linalg.inv(glm.information)
+    except np.linalg.LinAlgError:
+        cov = np.full((design.n_fixed, design.n_fixed), np.nan)
+    res = FitResult(design=design, params=glm.beta, cov=cov, loglik=glm.loglik, opt=opt)
+    if glm.infinite_cells.size:
+        res.extra["infinite_cells"] = design.family.cells.ravel()[glm.infinite_cells].tolist()
+    return res

@@ -1,0 +1,170 @@
+"""The optimiser record and the outer maximisation over (beta, theta).
+
+L-BFGS-B on the negative marginal log-likelihood with its exact gradient; variance
+parameters (diagonal entries of Lambda) bounded below by 0 as in lme4, so a zero variance is
+reached as an ordinary bound, then confirmed by the boundary step (MixedModels ``fit!``):
+a standard deviation below ``xtol_zero`` is set to 0 if the log-likelihood drops by less than
+``ftol_zero``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+
+@dataclass
+class OptSummary:
+    """Everything about one optimisation: start, end, counts, return code, log and timings."""
+
+    method: str
+    optimizer: str
+    n_nodes: int
+    initial: np.ndarray
+    final: np.ndarray
+    initial_loglik: float
+    final_loglik: float
+    n_evaluations: int = 0
+    n_iterations: int = 0
+    return_code: str = ""
+    converged: bool = False
+    tolerances: dict[str, float] = field(default_factory=dict)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    boundary: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "optimizer": self.optimizer,
+            "n_nodes": self.n_nodes,
+            "initial": self.initial.tolist(),
+            "final": self.final.tolist(),
+            "initial_loglik": self.initial_loglik,
+            "final_loglik": self.final_loglik,
+            "n_evaluations": self.n_evaluations,
+            "n_iterations": self.n_iterations,
+            "return_code": self.return_code,
+            "converged": self.converged,
+            "tolerances": dict(self.tolerances),
+            "timings": dict(self.timings),
+            "boundary": list(self.boundary),
+        }
+
+
+def maximize(
+    objective: Any,
+    start: np.ndarray,
+    lower: np.ndarray,
+    names: tuple[str, ...],
+    method: str,
+    n_nodes: int,
+    sd_index: np.ndarray,
+    gtol: float = 1e-7,
+    ftol: float = 1e-13,
+    max_iter: int = 2000,
+    xtol_zero: float = 1e-4,
+    ftol_zero: float = 1e-6,
+    keep_log: bool = False,
+) -> OptSummary:
+    """Maximise ``objective.value_and_gradient`` from ``start`` subject to ``params >= lower``.
+
+    Parameters
+    ----------
+    sd_index : ndarray of int
+        Positions of standard-deviation parameters (candidates for the boundary step).
+    """
+    t0 = time.perf_counter()
+    log: list[dict[str, Any]] = []
+    n_eval = 0
+
+    def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal n_eval
+        n_eval += 1
+        val, grad = objective.value_and_gradient(x)
+        if keep_log:
+            log.append({"stage": "lbfgsb", "params": x.copy(), "loglik": val})
+        if not np.isfinite(val):
+            return 1e300, np.zeros_like(x)
+        return -val, -grad
+
+    start = np.asarray(start, dtype=float)
+    initial_ll = objective.value_and_gradient(start, gradient=False)[0]
+    bounds = [(None if not np.isfinite(lo) else lo, None) for lo in lower]
+    res = minimize(
+        negative, start, jac=True, method="L-BFGS-B", bounds=bounds,
+        options={"ftol": ftol, "gtol": gtol, "maxiter": max_iter, "maxcor": 20},
+    )
+    x = res.x.copy()
+    ll = -float(res.fun)
+    # polish with a second run from the end point (L-BFGS-B stops early on flat ridges)
+    res2 = minimize(
+        negative, x, jac=True, method="L-BFGS-B", bounds=bounds,
+        options={"ftol": ftol / 10, "gtol": gtol / 10, "maxiter": max_iter, "maxcor": 30},
+    )
+    if -res2.fun >= ll:
+        x, ll = res2.x.copy(), -float(res2.fun)
+    timings = {"optimize": time.perf_counter() - t0}
+
+    # boundary step
+    boundary: list[str] = []
+    t1 = time.perf_counter()
+    for k in sd_index:
+        if 0 < x[k] < xtol_zero or x[k] == 0:
+            trial = x.copy()
+            trial[k] = 0.0
+            ll0 = objective.value_and_gradient(trial, gradient=False)[0]
+            if ll0 >= ll - ftol_zero:
+                x, ll = trial, ll0
+                boundary.append(names[k])
+                if keep_log:
+                    log.append({"stage": "boundary", "params": x.copy(), "loglik": ll})
+    if boundary:
+        # re-maximise the remaining parameters with the boundary ones held at 0
+        fixed = np.array([names.index(b) for b in boundary])
+        free = np.setdiff1d(np.arange(len(x)), fixed)
+
+        def neg_free(z: np.ndarray) -> tuple[float, np.ndarray]:
+            full = x.copy()
+            full[free] = z
+            f, g = negative(full)
+            return f, g[free]
+
+        res3 = minimize(
+            neg_free, x[free], jac=True, method="L-BFGS-B",
+            bounds=[bounds[i] for i in free],
+            options={"ftol": ftol / 10, "gtol": gtol / 10, "maxiter": max_iter},
+        )
+        if -res3.fun >= ll - 1e-9:
+            x[free] = res3.x
+            ll = -float(res3.fun)
+    timings["boundary"] = time.perf_counter() - t1
+    final_val, final_grad = objective.value_and_gradient(x)
+    free_mask = np.ones(len(x), bool)
+    free_mask[[names.index(b) for b in boundary]] = False
+    at_lower = np.isclose(x, lower) & np.isfinite(lower)
+    proj = np.where(at_lower & (final_grad < 0), 0.0, final_grad)[free_mask]
+    grad_norm = float(np.max(np.abs(proj), initial=0.0))
+    converged = bool(res.success or res2.success) and grad_norm < 1e-3 * max(1.0, abs(final_val))
+    return OptSummary(
+        method=method,
+        optimizer="L-BFGS-B",
+        n_nodes=n_nodes,
+        initial=start,
+        final=x,
+        initial_loglik=float(initial_ll),
+        final_loglik=float(final_val),
+        n_evaluations=n_eval,
+        n_iterations=int(res.nit + res2.nit),
+        return_code=str(res2.message if res2.success else res.message),
+        converged=converged,
+        tolerances={"gtol": gtol, "ftol": ftol, "xtol_zero": xtol_zero, "ftol_zero": ftol_zero,
+                    "max_abs_gradient": grad_norm},
+        log=log,
+        timings=timings,
+        boundary=tuple(boundary),
+    )

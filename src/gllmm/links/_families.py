@@ -1,0 +1,218 @@
+"""Conditional log-likelihoods of the counts given the linear predictor, with derivatives.
+
+Glossary: B blocks (a Poisson cell, a binomial, or one multinomial), N quadrature nodes, J linear
+predictors per block, K cells per block. Every family maps ``eta`` of shape (B, N, J) to
+
+- ``l`` (B, N): the block log-likelihood without its constant (``constant`` holds that),
+- ``g`` (B, N, J): its gradient in eta,
+- ``H`` (B, N, J, J): its Hessian,
+- ``T`` (B, N, J, J, J): its third derivative (order 3 only),
+
+the pieces the adaptive quadrature needs for exact derivatives of the marginal likelihood
+(third derivatives enter through the derivative of the curvature at the mode).
+A family knows nothing about random effects.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import expit, gammaln, logsumexp
+
+Derivs = tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]
+
+
+class Family(ABC):
+    """A conditional distribution of one block of counts given its linear predictor.
+
+    Attributes
+    ----------
+    y : ndarray (B, K)
+        Counts per block and cell.
+    n_eta : int
+        Number of linear predictors per block (J).
+    cells : ndarray (B, K) of int
+        Row of the input table that holds each block cell (for fitted tables).
+    """
+
+    name: str = "family"
+    y: np.ndarray
+    cells: np.ndarray
+    n_eta: int
+
+    @property
+    def n_blocks(self) -> int:
+        return self.y.shape[0]
+
+    @abstractmethod
+    def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
+        """Log-likelihood and its derivatives in eta up to ``order`` (0 to 3)."""
+
+    @abstractmethod
+    def mean(self, eta: np.ndarray) -> np.ndarray:
+        """Expected counts (B, K) given eta (B, J)."""
+
+    @abstractmethod
+    def constant(self) -> np.ndarray:
+        """Per-block constant of the log-likelihood (B,), e.g. ``-log y!``."""
+
+    def subset(self, blocks: np.ndarray) -> Family:
+        """The family restricted to some blocks (used by per-cluster fits)."""
+        raise NotImplementedError(f"{self.name} does not support subsetting")
+
+
+def _as_counts(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=float)
+    return y if y.ndim == 2 else y[:, None]
+
+
+@dataclass
+class Poisson(Family):
+    """Poisson counts with a log link: ``l = y eta - exp(eta) - log y!`` (one cell per block).
+
+    The log-linear model ``log mu = X beta + Z u`` (C = A = I in the paper's notation).
+    """
+
+    y: np.ndarray
+    cells: np.ndarray = field(default=None)  # type: ignore[assignment]
+    name: str = "poisson"
+    n_eta: int = 1
+
+    def __post_init__(self) -> None:
+        self.y = _as_counts(self.y)
+        if self.cells is None:
+            self.cells = np.arange(self.y.shape[0])[:, None]
+
+    def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
+        y = self.y[:, None, :]
+        mu = np.exp(eta)
+        l = (y * eta - mu)[..., 0]
+        if order == 0:
+            return l, None, None, None
+        g = y - mu
+        if order == 1:
+            return l, g, None, None
+        H = -mu[..., None]
+        T = -mu[..., None, None] if order >= 3 else None
+        return l, g, H, T
+
+    def mean(self, eta: np.ndarray) -> np.ndarray:
+        return np.exp(eta)
+
+    def constant(self) -> np.ndarray:
+        return -gammaln(self.y + 1.0).sum(axis=1)
+
+    def subset(self, blocks: np.ndarray) -> Poisson:
+        return Poisson(self.y[blocks], self.cells[blocks])
+
+
+@dataclass
+class Binomial(Family):
+    """Binomial counts with a logit link: ``l = y eta - n log(1 + exp(eta)) + log C(n, y)``.
+
+    ``y`` holds (successes, failures) per block; the paper's C has +1/-1 on the pair.
+    """
+
+    y: np.ndarray
+    cells: np.ndarray = field(default=None)  # type: ignore[assignment]
+    name: str = "binomial"
+    n_eta: int = 1
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=float)
+        if self.y.ndim != 2 or self.y.shape[1] != 2:
+            raise ValueError("Binomial needs y of shape (B, 2): successes, failures")
+        if self.cells is None:
+            self.cells = np.arange(2 * self.y.shape[0]).reshape(-1, 2)
+
+    def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
+        s = self.y[:, None, 0:1]
+        n = s + self.y[:, None, 1:2]
+        l = (s * eta - n * np.logaddexp(0.0, eta))[..., 0]
+        if order == 0:
+            return l, None, None, None
+        p = expit(eta)
+        g = s - n * p
+        if order == 1:
+            return l, g, None, None
+        v = p * (1.0 - p)
+        H = (-n * v)[..., None]
+        T = (-n * v * (1.0 - 2.0 * p))[..., None, None] if order >= 3 else None
+        return l, g, H, T
+
+    def mean(self, eta: np.ndarray) -> np.ndarray:
+        n = self.y.sum(axis=1, keepdims=True)
+        p = expit(eta[..., 0:1])
+        return np.concatenate([n * p, n * (1.0 - p)], axis=-1)
+
+    def constant(self) -> np.ndarray:
+        n = self.y.sum(axis=1)
+        return gammaln(n + 1) - gammaln(self.y + 1).sum(axis=1)
+
+    def subset(self, blocks: np.ndarray) -> Binomial:
+        return Binomial(self.y[blocks], self.cells[blocks])
+
+
+@dataclass
+class Multinomial(Family):
+    """Multinomial counts with log-linear probabilities ``pi = softmax(eta)`` within each block.
+
+    ``l = y' eta - n logsumexp(eta) + log(n! / prod y!)``. Baseline-category and adjacent-category
+    logit models, and log-linear models given a fixed total, are this family with suitable X
+    (paper Section 1: C and A turn the logits into log-linear cell predictors).
+    """
+
+    y: np.ndarray
+    cells: np.ndarray = field(default=None)  # type: ignore[assignment]
+    name: str = "multinomial"
+    coefficient: bool = True
+
+    def __post_init__(self) -> None:
+        self.y = _as_counts(self.y)
+        self.n_eta = self.y.shape[1]
+        if self.cells is None:
+            self.cells = np.arange(self.y.size).reshape(self.y.shape)
+
+    def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
+        y = self.y[:, None, :]
+        n = y.sum(axis=-1)
+        lse = logsumexp(eta, axis=-1)
+        l = (y * eta).sum(axis=-1) - n * lse
+        if order == 0:
+            return l, None, None, None
+        p = np.exp(eta - lse[..., None])
+        g = y - n[..., None] * p
+        if order == 1:
+            return l, g, None, None
+        eye = np.eye(self.n_eta)
+        pp = p[..., :, None] * p[..., None, :]
+        H = -n[..., None, None] * (p[..., :, None] * eye - pp)
+        T = None
+        if order >= 3:
+            # d/d eta_c (delta_ab p_a - p_a p_b)
+            #   = delta_ab p_a (delta_ac - p_c) - p_a p_b (delta_ac + delta_bc - 2 p_c)
+            pa = p[..., :, None, None]
+            pb = p[..., None, :, None]
+            pc = p[..., None, None, :]
+            d_ab = eye[:, :, None]
+            d_ac = eye[:, None, :]
+            d_bc = eye[None, :, :]
+            T = -n[..., None, None, None] * (
+                d_ab * pa * (d_ac - pc) - pa * pb * (d_ac + d_bc - 2.0 * pc)
+            )
+        return l, g, H, T
+
+    def mean(self, eta: np.ndarray) -> np.ndarray:
+        n = self.y.sum(axis=1, keepdims=True)
+        return n * np.exp(eta - logsumexp(eta, axis=-1, keepdims=True))
+
+    def constant(self) -> np.ndarray:
+        if not self.coefficient:
+            return np.zeros(self.y.shape[0])
+        n = self.y.sum(axis=1)
+        return gammaln(n + 1) - gammaln(self.y + 1).sum(axis=1)
+
+    def subset(self, blocks: np.ndarray) -> Multinomial:
+        return Multinomial(self.y[blocks], self.cells[blocks], coefficient=self.coefficient)

@@ -1,0 +1,58 @@
+"""Text summaries of fits (statsmodels / R style)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ._result import FitResult
+
+
+def _fmt(x: float, width: int = 10, digits: int = 4) -> str:
+    if x is None or not np.isfinite(x):
+        return " " * (width - 3) + "NaN" if x is not None else " " * width
+    return f"{x:{width}.{digits}f}"
+
+
+def format_summary(res: FitResult) -> str:
+    d = res.design
+    title = d.notes.get("title", "Generalized log-linear model")
+    lines = [title, "=" * max(60, len(title))]
+    method = res.method.upper()
+    if d.n_random:
+        method += f" ({res.n_nodes} nodes per dimension)" if res.method == "agq" else ""
+    lines.append(f"Family: {d.family.name:<20} Method: {method}")
+    lines.append(f"Log-likelihood: {res.loglik:.4f}   AIC: {res.aic:.2f}   BIC: {res.bic:.2f}")
+    lines.append(f"Observations: {res.n_obs:g}   Blocks: {d.X.shape[0]}   "
+                 f"Clusters: {d.n_clusters if d.n_random else '-'}")
+    scores = d.notes.get("scores")
+    if scores:
+        lines.append("Scores: " + "; ".join(f"{k} = {[round(float(x), 4) for x in v]}"
+                                             for k, v in scores.items()))
+    lines.append("")
+    coef = res.coefficients()
+    width = min(48, max(28, max(len(str(n)) for n in coef.index) + 2))
+    lines.append(f"{'Fixed effects':<{width}}{'estimate':>10}{'SE':>10}{'z':>9}{'P>|z|':>9}")
+    for name, row in coef.iterrows():
+        lines.append(f"{str(name)[:width - 1]:<{width}}{_fmt(row['estimate'])}{_fmt(row['se'])}"
+                     f"{_fmt(row['z'], 9, 2)}{_fmt(row['p'], 9, 4)}")
+    if d.n_random:
+        lines.append("")
+        lines.append(f"{'Random effects':<{width}}{'estimate':>10}{'SE':>10}")
+        for _, row in res.variance_components().iterrows():
+            label = f"{row['term']} {row['component']}"
+            lines.append(f"{label[:width - 1]:<{width}}{_fmt(row['estimate'])}{_fmt(row['se'])}")
+    notes = []
+    if not res.converged:
+        notes.append("WARNING: the optimiser did not converge; estimates may be inaccurate.")
+    for b in res.boundary:
+        notes.append(f"Boundary fit: {b} = 0 (no extra variation detected); its SE is not "
+                     "reported.")
+    if res.extra.get("infinite_cells"):
+        notes.append("WARNING: sampling zeros make some estimates infinite.")
+    if notes:
+        lines.append("")
+        lines.extend(notes)
+    return "\n".join(lines)

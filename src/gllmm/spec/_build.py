@@ -1,0 +1,165 @@
+"""From a data frame and a formula to the engine's Design (one block per row).
+
+Clusters are the connected components of the random-effect groupings: one grouping gives one
+cluster per group; nested terms ``(1 | a) + (1 | a:b)`` give one cluster per ``a`` holding
+``u_a`` and every ``u_ab``; crossed terms give a single cluster (Laplace over the joint vector).
+Within a cluster, each term has as many slots as it has groups there; the covariance block of a
+term repeats over its slots.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from ..errors import SpecError
+from ..links import Binomial, Poisson
+from ._design import Design, block_structure
+from ._formula import group_codes, model_matrix, parse_formula
+
+
+def _counts(data: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in data.columns:
+        raise SpecError(f"unknown count column {name!r}; available: {', '.join(data.columns)}")
+    y = pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise SpecError(f"count column {name!r} has missing or non-numeric values in rows "
+                        f"{np.flatnonzero(bad)[:10].tolist()}")
+    if (y < 0).any():
+        raise SpecError(f"count column {name!r} has negative counts in rows "
+                        f"{np.flatnonzero(y < 0)[:10].tolist()}")
+    if np.any(y != np.round(y)):
+        raise SpecError(f"count column {name!r} has non-integer counts in rows "
+                        f"{np.flatnonzero(y != np.round(y))[:10].tolist()}")
+    return y
+
+
+def build_design(
+    data: Any,
+    formula: str,
+    family: str = "poisson",
+    covariance: str | None = None,
+    title: str | None = None,
+    scores: dict[str, Any] | None = None,
+) -> Design:
+    """Design for a Poisson log-linear or binomial logit GLLMM given by an lme4-style formula.
+
+    Parameters
+    ----------
+    data : DataFrame or Table
+        One row per cell (Poisson) or per binomial (``cbind(successes, failures) ~ ...``).
+    formula : str
+        ``count ~ fixed + (expr | group) + ...``.
+    family : {"poisson", "binomial"}
+    covariance : {"identity", "diagonal", "unstructured"}, optional
+        Overrides the covariance implied by ``|`` (unstructured) / ``||`` (diagonal).
+    """
+    if hasattr(data, "data") and isinstance(getattr(data, "data"), pd.DataFrame):
+        data = data.data
+    if not isinstance(data, pd.DataFrame):
+        raise SpecError("data must be a pandas DataFrame or a gllmm Table")
+    if len(data) == 0:
+        raise SpecError("the data have no rows")
+    data = data.reset_index(drop=True)
+    parsed = parse_formula(formula)
+    if parsed.response is None:
+        raise SpecError("the formula needs a response: 'count ~ ...'")
+    fam_name = family.lower()
+    if fam_name == "poisson":
+        y = _counts(data, parsed.response.strip())
+    elif fam_name == "binomial":
+        m = re.fullmatch(r"cbind\((\w+)\s*,\s*(\w+)\)", parsed.response.strip())
+        if not m:
+            raise SpecError("binomial formulas need 'cbind(successes, failures) ~ ...'")
+        y = np.column_stack([_counts(data, m.group(1)), _counts(data, m.group(2))])
+    else:
+        raise SpecError(f"unknown family {family!r} for formula designs; use 'poisson' or "
+                        "'binomial' (ordinal and association models have builders in "
+                        "gllmm.models)")
+    X, xnames = model_matrix(parsed.fixed, data)
+    n = len(data)
+    terms = []
+    for term in parsed.random:
+        Zt, znames = model_matrix(term.expr, data)
+        codes, labels = group_codes(data, term.group)
+        terms.append((term, Zt, znames, codes, labels))
+
+    if not terms:
+        cluster = np.zeros(n, dtype=int)
+        order = np.arange(n)
+        Z = np.zeros((n, 1, 0))
+        cov = None
+        labels_out: tuple = ()
+        rnames: tuple[str, ...] = ()
+    else:
+        cluster, order, Z, cov, labels_out, rnames = _random_layout(terms, n, covariance)
+    fam = Poisson(y[order], np.arange(n)[order][:, None]) if fam_name == "poisson" else \
+        Binomial(y[order], np.column_stack([2 * order, 2 * order + 1]))
+    notes: dict[str, Any] = {"data": data, "formula": formula, "title": title or formula}
+    if scores:
+        notes["scores"] = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
+    if fam_name == "binomial":
+        rows = data.loc[np.repeat(np.arange(n), 2)].reset_index(drop=True)
+        rows["outcome"] = np.tile(["success", "failure"], n)
+        notes["data"] = rows
+    return Design(fam, X[order][:, None, :], Z, np.zeros((n, 1)), cluster, cov, xnames,
+                  labels_out, rnames, notes)
+
+
+def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
+    # connected components of rows linked through shared groups
+    offsets = np.cumsum([0] + [len(t[4]) for t in terms])
+    rows = np.concatenate([np.arange(n)] * len(terms))
+    nodes = np.concatenate([n + offsets[i] + t[3] for i, t in enumerate(terms)])
+    total = n + offsets[-1]
+    graph = coo_matrix((np.ones(len(rows)), (rows, nodes)), shape=(total, total))
+    _, comp = connected_components(graph, directed=False)
+    row_comp = comp[:n]
+    _, cluster_of_row = np.unique(row_comp, return_inverse=True)
+    order = np.argsort(cluster_of_row, kind="stable")
+    cluster = cluster_of_row[order]
+    n_clusters = int(cluster.max()) + 1
+
+    specs = []
+    z_cols = []
+    pos = 0
+    rnames: list[str] = []
+    first_term_labels = None
+    for term, Zt, znames, codes, labels in terms:
+        qt = Zt.shape[1]
+        # slot of each row's group within its cluster
+        pair = pd.DataFrame({"c": cluster_of_row, "g": codes})
+        firsts = pair.drop_duplicates()
+        firsts = firsts.assign(slot=firsts.groupby("c").cumcount())
+        slot = pair.merge(firsts, on=["c", "g"], how="left")["slot"].to_numpy()
+        n_slots = int(firsts["slot"].max()) + 1
+        reps = [pos + s * qt + np.arange(qt) for s in range(n_slots)]
+        kind = covariance or ("diagonal" if term.diagonal else "unstructured")
+        if qt == 1:
+            kind = "identity"
+        specs.append((term.group, znames, kind, reps))
+        z_cols.append((pos, qt, slot, Zt))
+        for s in range(n_slots):
+            for zn in znames:
+                rnames.append(f"{term.group}:{zn}" if n_slots == 1 else
+                              f"{term.group}[{s}]:{zn}")
+        pos += n_slots * qt
+        if first_term_labels is None and n_slots == 1:
+            # cluster labels = group labels of the first single-slot term
+            lab = np.empty(n_clusters, dtype=object)
+            lab[cluster_of_row] = np.asarray(labels, dtype=object)[codes]
+            first_term_labels = tuple(lab.tolist())
+    q = pos
+    Z = np.zeros((n, 1, q))
+    for start, qt, slot, Zt in z_cols:
+        cols = start + slot[:, None] * qt + np.arange(qt)[None, :]
+        Z[np.arange(n)[:, None], 0, cols] = Zt
+    cov = block_structure(specs, q)
+    labels_out = first_term_labels or tuple(range(n_clusters))
+    return cluster, order, Z[order], cov, labels_out, tuple(rnames)
