@@ -15,9 +15,11 @@ from .errors import (
     SpecError,
     TableError,
 )
+from . import datasets, models, tables
 from .fit import fit, make_objective, make_result, optimize
 from .results import FitResult
 from .spec import Design, build_design
+from .tables import Table, from_array, from_cells, from_long, from_wide, read_table
 
 __version__ = "0.1.0"
 
@@ -30,10 +32,19 @@ __all__ = [
     "GllmmError",
     "InfiniteEstimateWarning",
     "SpecError",
+    "Table",
     "TableError",
     "build_design",
+    "datasets",
+    "from_array",
+    "from_cells",
+    "from_long",
+    "from_wide",
     "fit",
     "make_objective",
     "make_result",
+    "models",
     "optimize",
+    "read_table",
+    "tables",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, InfiniteEstimateWarning, SpecError
 from ..spec._design import Design
+from ..spec._matrices import aliased_columns
 
 
 @dataclass
@@ -28,29 +29,10 @@ class GlmFit:
     infinite_cells: np.ndarray  # indices into family.cells (flattened) of collapsing zero cells
 
 
-def aliased_columns(X: np.ndarray, names: tuple[str, ...], tol: float = 1e-9) -> list[str]:
-    """Names of columns of X that are linear combinations of others (pivoted QR).
-
-    A column is aliased when its pivoted-QR diagonal is below ``tol`` times the largest.
-    """
-    from scipy.linalg import qr
-
-    if X.shape[1] == 0:
-        return []
-    scale = np.linalg.norm(X, axis=0)
-    scale[scale == 0] = 1.0
-    _, r, piv = qr(X / scale, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(r))
-    rank = int(np.sum(diag > tol * diag[0])) if diag.size else 0
-    zero_cols = [i for i in range(X.shape[1]) if np.all(X[:, i] == 0)]
-    out = sorted(set(piv[rank:].tolist()) | set(zero_cols))
-    return [names[i] for i in out]
-
-
 def check_full_rank(design: Design) -> None:
     """Raise SpecError naming the aliased fixed-effect columns of a rank-deficient X."""
     flat = design.X.reshape(-1, design.n_fixed)
-    bad = aliased_columns(flat, design.fixed_names)
+    bad = aliased_columns(flat, list(design.fixed_names))
     if bad:
         raise SpecError(
             "the fixed-effects design is rank deficient; aliased columns: " + ", ".join(bad)

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from ._bfgs import minimize_bfgs
+
 
 @dataclass
 class OptSummary:
@@ -65,11 +67,12 @@ def maximize(
     n_nodes: int,
     sd_index: np.ndarray,
     gtol: float = 1e-7,
-    ftol: float = 1e-13,
+    ftol: float = 1e-12,
     max_iter: int = 2000,
     xtol_zero: float = 1e-4,
     ftol_zero: float = 1e-6,
     keep_log: bool = False,
+    optimizer: str = "bfgs",
 ) -> OptSummary:
     """Maximise ``objective.value_and_gradient`` from ``start`` subject to ``params >= lower``.
 
@@ -95,19 +98,17 @@ def maximize(
     start = np.asarray(start, dtype=float)
     initial_ll = objective.value_and_gradient(start, gradient=False)[0]
     bounds = [(None if not np.isfinite(lo) else lo, None) for lo in lower]
-    res = minimize(
-        negative, start, jac=True, method="L-BFGS-B", bounds=bounds,
-        options={"ftol": ftol, "gtol": gtol, "maxiter": max_iter, "maxcor": 20},
-    )
-    x = res.x.copy()
-    ll = -float(res.fun)
-    # polish with a second run from the end point (L-BFGS-B stops early on flat ridges)
-    res2 = minimize(
-        negative, x, jac=True, method="L-BFGS-B", bounds=bounds,
-        options={"ftol": ftol / 10, "gtol": gtol / 10, "maxiter": max_iter, "maxcor": 30},
-    )
-    if -res2.fun >= ll:
-        x, ll = res2.x.copy(), -float(res2.fun)
+    if optimizer == "bfgs":
+        res = minimize_bfgs(negative, start, lower, gtol=gtol, ftol=ftol, max_iter=max_iter)
+        x, ll = res.x.copy(), -float(res.fun)
+        success, message, nit = res.success, res.message, res.nit
+    else:
+        res = minimize(
+            negative, start, jac=True, method="L-BFGS-B", bounds=bounds,
+            options={"ftol": ftol, "gtol": gtol, "maxiter": max_iter, "maxcor": 20},
+        )
+        x, ll = res.x.copy(), -float(res.fun)
+        success, message, nit = bool(res.success), str(res.message), int(res.nit)
     timings = {"optimize": time.perf_counter() - t0}
 
     # boundary step
@@ -134,11 +135,8 @@ def maximize(
             f, g = negative(full)
             return f, g[free]
 
-        res3 = minimize(
-            neg_free, x[free], jac=True, method="L-BFGS-B",
-            bounds=[bounds[i] for i in free],
-            options={"ftol": ftol / 10, "gtol": gtol / 10, "maxiter": max_iter},
-        )
+        res3 = minimize_bfgs(neg_free, x[free], lower[free], gtol=gtol, ftol=ftol,
+                             max_iter=max_iter)
         if -res3.fun >= ll - 1e-9:
             x[free] = res3.x
             ll = -float(res3.fun)
@@ -149,18 +147,18 @@ def maximize(
     at_lower = np.isclose(x, lower) & np.isfinite(lower)
     proj = np.where(at_lower & (final_grad < 0), 0.0, final_grad)[free_mask]
     grad_norm = float(np.max(np.abs(proj), initial=0.0))
-    converged = bool(res.success or res2.success) and grad_norm < 1e-3 * max(1.0, abs(final_val))
+    converged = bool(success) and grad_norm < 1e-3 * max(1.0, abs(final_val))
     return OptSummary(
         method=method,
-        optimizer="L-BFGS-B",
+        optimizer="projected BFGS" if optimizer == "bfgs" else "L-BFGS-B",
         n_nodes=n_nodes,
         initial=start,
         final=x,
         initial_loglik=float(initial_ll),
         final_loglik=float(final_val),
         n_evaluations=n_eval,
-        n_iterations=int(res.nit + res2.nit),
-        return_code=str(res2.message if res2.success else res.message),
+        n_iterations=int(nit),
+        return_code=str(message),
         converged=converged,
         tolerances={"gtol": gtol, "ftol": ftol, "xtol_zero": xtol_zero, "ftol_zero": ftol_zero,
                     "max_abs_gradient": grad_norm},

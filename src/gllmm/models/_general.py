@@ -1,0 +1,113 @@
+"""GLLMMs in their general matrix form ``C log(A pi) = X beta + Z u`` (no closed form).
+
+Each block (a multinomial: one stratum's table, one cluster's response pattern) has the same C
+and A; pi is found by inversion at every quadrature node (``links.ImplicitMultinomial``). This
+is the general path of the paper's Sections 3 and 6; closed-form families are faster where
+they apply, and both give the same estimates (tests/models/test_general.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import SpecError
+from ..links._implicit import ImplicitMultinomial
+from ..spec import Design, block_structure
+
+
+def general_design(
+    counts: np.ndarray,
+    C: np.ndarray,
+    A: np.ndarray,
+    X: np.ndarray,
+    Z: np.ndarray | None = None,
+    cluster: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+    fixed_names: tuple[str, ...] | None = None,
+    random_names: tuple[str, ...] | None = None,
+    covariance: str = "unstructured",
+    group: str = "cluster",
+    individual: bool = True,
+    notes: dict[str, Any] | None = None,
+) -> Design:
+    """Design for ``C log(A pi_b) = X_b beta + offset_b + Z_b u_c(b)`` with multinomial blocks.
+
+    Parameters
+    ----------
+    counts : ndarray (B, K)
+    C : ndarray (K - 1, R);  A : ndarray (R, K)
+    X : ndarray (B, K - 1, p);  Z : ndarray (B, K - 1, q), optional
+    cluster : ndarray (B,), cluster index of each block (non-decreasing after sorting)
+    covariance : {"identity", "diagonal", "unstructured"}
+    """
+    counts = np.asarray(counts, dtype=float)
+    nb, k = counts.shape
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 2:
+        X = np.broadcast_to(X, (nb,) + X.shape).copy()
+    if X.shape[:2] != (nb, k - 1):
+        raise SpecError(f"X must have shape ({nb}, {k - 1}, p): one row per constraint of C; "
+                        f"got {X.shape}")
+    fam = ImplicitMultinomial(counts, C, A)
+    fam.coefficient = not individual
+    if Z is None:
+        Z = np.zeros((nb, k - 1, 0))
+    Z = np.asarray(Z, dtype=float)
+    if Z.ndim == 2:
+        Z = np.broadcast_to(Z, (nb,) + Z.shape).copy()
+    q = Z.shape[2]
+    cluster = np.arange(nb) if cluster is None else np.asarray(cluster)
+    order = np.argsort(cluster, kind="stable")
+    _, cl = np.unique(cluster[order], return_inverse=True)
+    offset = np.zeros((nb, k - 1)) if offset is None else np.asarray(offset, dtype=float)
+    fam = fam.subset(order)
+    fam.coefficient = not individual
+    p = X.shape[2]
+    fixed_names = fixed_names or tuple(f"beta{i}" for i in range(p))
+    random_names = random_names or tuple(f"u{i}" for i in range(q))
+    cov = block_structure([(group, random_names, covariance if q > 1 else "identity",
+                            [np.arange(q)])], q) if q else None
+    return Design(fam, X[order], Z[order], offset[order], cl, cov, tuple(fixed_names),
+                  tuple(np.unique(cluster[order])), tuple(random_names), dict(notes or {}))
+
+
+def dale_matrices(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """C and A of Dale's bivariate ordinal model for an I x J table (row-major cells).
+
+    Rows of ``C log(A pi)``: the I - 1 marginal cumulative logits of the row variable
+    ``log P(X <= i) - log P(X > i)``, the J - 1 of the column variable, then the
+    (I - 1)(J - 1) log global odds ratios ``log[P(X<=i,Y<=j) P(X>i,Y>j) / (P(X<=i,Y>j)
+    P(X>i,Y<=j))]`` (Dale 1986; paper model 6.1-6.3).
+    """
+    ni, nj = n_rows, n_cols
+    k = ni * nj
+    ii, jj = np.divmod(np.arange(k), nj)
+    a_rows: list[np.ndarray] = []
+    c_rows: list[np.ndarray] = []
+    labels: list[str] = []
+
+    def add(parts: list[tuple[np.ndarray, float]], label: str) -> None:
+        row = {}
+        for mask, sign in parts:
+            a_rows.append(mask.astype(float))
+            row[len(a_rows) - 1] = sign
+        c_rows.append(row)  # type: ignore[arg-type]
+        labels.append(label)
+
+    for i in range(ni - 1):
+        add([(ii <= i, 1.0), (ii > i, -1.0)], f"row logit {i + 1}")
+    for j in range(nj - 1):
+        add([(jj <= j, 1.0), (jj > j, -1.0)], f"col logit {j + 1}")
+    for i in range(ni - 1):
+        for j in range(nj - 1):
+            add([((ii <= i) & (jj <= j), 1.0), ((ii > i) & (jj > j), 1.0),
+                 ((ii <= i) & (jj > j), -1.0), ((ii > i) & (jj <= j), -1.0)],
+                f"log global OR {i + 1},{j + 1}")
+    A = np.array(a_rows)
+    C = np.zeros((len(c_rows), len(a_rows)))
+    for r, row in enumerate(c_rows):
+        for col, sign in row.items():  # type: ignore[attr-defined]
+            C[r, col] = sign
+    return C, A, labels
