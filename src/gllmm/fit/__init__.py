@@ -1,6 +1,7 @@
 """Fitting: the pipeline make_objective -> optimize -> make_result, and GLLM Newton fits."""
 
 from ._fit import OBJECTIVES, default_start, fit, make_objective, make_result, optimize
+from ._inference import check_nodes, profile_interval
 from ._glm import aliased_columns, check_full_rank, fit_glm
 from ._optimize import OptSummary, maximize
 
@@ -9,6 +10,8 @@ __all__ = [
     "OptSummary",
     "aliased_columns",
     "check_full_rank",
+    "check_nodes",
+    "profile_interval",
     "default_start",
     "fit",
     "fit_glm",

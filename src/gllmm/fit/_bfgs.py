@@ -53,7 +53,7 @@ def minimize_bfgs(
     it = 0
     for it in range(1, max_iter + 1):
         pg = projected_gradient(x, g, lower)
-        if np.max(np.abs(pg), initial=0.0) < gtol * max(1.0, abs(f)):
+        if np.max(np.abs(pg), initial=0.0) < gtol:
             success, message = True, "projected gradient below tolerance"
             break
         active = (x <= lower) & (g > 0)
