@@ -1,11 +1,28 @@
 """Fitting: the pipeline make_objective -> optimize -> make_result, and GLLM Newton fits."""
 
+from ._constrained import SAMPLING_SCHEMES, fit_constrained
+from ._constrained_builders import (
+    ConstrainedModel,
+    marginal_cumulative_logit_model,
+    marginal_homogeneity_association_model,
+    marginal_homogeneity_model,
+)
+from ._constrained_result import ConstrainedFit, ConvergenceInfo, HypothesisTest
 from ._fit import OBJECTIVES, default_start, fit, make_objective, make_result, optimize
 from ._inference import check_nodes, profile_interval
 from ._glm import aliased_columns, check_full_rank, fit_glm
 from ._optimize import OptSummary, maximize
 
 __all__ = [
+    "SAMPLING_SCHEMES",
+    "ConstrainedFit",
+    "ConstrainedModel",
+    "ConvergenceInfo",
+    "HypothesisTest",
+    "fit_constrained",
+    "marginal_cumulative_logit_model",
+    "marginal_homogeneity_association_model",
+    "marginal_homogeneity_model",
     "OBJECTIVES",
     "OptSummary",
     "aliased_columns",
