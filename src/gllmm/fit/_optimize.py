@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from ..errors import FitError
 from ._bfgs import minimize_bfgs
 
 
@@ -88,7 +89,11 @@ def maximize(
     def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
         nonlocal n_eval
         n_eval += 1
-        val, grad = objective.value_and_gradient(x)
+        try:
+            val, grad = objective.value_and_gradient(x)
+        except (FitError, np.linalg.LinAlgError, FloatingPointError):
+            # a trial point outside the region where the model is computable: reject it
+            return 1e300, np.zeros_like(x)
         if keep_log:
             log.append({"stage": "lbfgsb", "params": x.copy(), "loglik": val})
         if not np.isfinite(val):

@@ -29,6 +29,24 @@ from ..spec._design import Design
 from ._gauss_hermite import product_rule
 
 
+def _make_positive(K: np.ndarray) -> np.ndarray:
+    """K, with clusters whose curvature is not positive definite shifted by a multiple of I.
+
+    Away from the mode a conditional log-likelihood that is not concave in eta (global odds
+    ratios, implicit links) can give an indefinite Newton matrix; a Levenberg-Marquardt shift
+    keeps the step an ascent direction.
+    """
+    if not np.all(np.isfinite(K)):
+        raise FitError("non-finite curvature while searching for the posterior modes")
+    try:
+        np.linalg.cholesky(K)
+        return K
+    except np.linalg.LinAlgError:
+        low = np.linalg.eigvalsh(K)[:, 0]
+        shift = np.where(low < 1e-6, 1e-3 - low + 1e-3 * np.abs(low), 0.0)
+        return K + shift[:, None, None] * np.eye(K.shape[-1])
+
+
 @dataclass
 class ModeInfo:
     """Posterior modes and curvature per cluster at one parameter value."""
@@ -122,7 +140,7 @@ class MarginalLikelihood:
         for _ in range(max_iter):
             grad = self._csum(np.einsum("bjq,bj->bq", M, g)) - v
             K = eye - self._csum(np.einsum("bjq,bjk,bkr->bqr", M, H, M))
-            step = np.linalg.solve(K, grad[..., None])[..., 0]
+            step = np.linalg.solve(_make_positive(K), grad[..., None])[..., 0]
             if np.max(np.abs(step), initial=0.0) < self.inner_tol:
                 converged = True
                 break

@@ -117,35 +117,57 @@ class ImplicitMultinomial(Family):
         return G, G1, pi, G2, G3
 
     def solve(self, eta: np.ndarray) -> np.ndarray:
-        """theta with ``C log(A softmax(theta, 0)) = eta`` by damped Newton, all blocks at once."""
+        """theta with ``C log(A softmax(theta, 0)) = eta`` by damped Newton, all blocks at once.
+
+        Starts from the last solution (when shapes match), then from the uniform table for
+        blocks that failed.
+        """
         shape = eta.shape
         flat = eta.reshape(-1, shape[-1])
-        theta = np.zeros_like(flat)
+        if not np.all(np.isfinite(flat)):
+            raise FitError("non-finite linear predictor in the inversion C log(A pi) = eta")
+        start = np.zeros_like(flat)
         if self._theta_cache is not None and self._theta_cache.shape == flat.shape:
-            theta = self._theta_cache.copy()
-        for _ in range(self.max_iter):
-            G, G1, _ = self._g_derivs(theta, 1)
-            r = flat - G
-            err = np.abs(r).max(axis=-1)
-            if np.all(err < self.tol):
-                break
-            step = np.linalg.solve(G1, r[..., None])[..., 0]
-            t = np.ones(len(theta))
-            for _half in range(30):
-                trial = theta + t[:, None] * step
-                new_err = np.abs(flat - self._g_derivs(trial, 0)[0]).max(axis=-1)
-                bad = ~(new_err < err) & (err >= self.tol)
-                if not bad.any():
-                    break
-                t = np.where(bad, t / 2, t)
-            theta = theta + t[:, None] * step
-        else:
-            G = self._g_derivs(theta, 0)[0]
-            if np.max(np.abs(flat - G)) > 1e-8:
+            start = self._theta_cache
+        theta, ok = self._newton(flat, start.copy())
+        if not ok.all():
+            retry, ok2 = self._newton(flat[~ok], np.zeros((int((~ok).sum()), flat.shape[1])))
+            theta[~ok] = retry
+            if not ok2.all():
                 raise FitError("the inversion C log(A pi) = eta did not converge: the linear "
                                "predictor may lie outside the model's range")
         self._theta_cache = theta.copy()
         return theta.reshape(shape)
+
+    def _newton(self, flat: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(all="ignore"):
+            for _ in range(self.max_iter):
+                G, G1, _ = self._g_derivs(theta, 1)
+                r = flat - G
+                err = np.abs(r).max(axis=-1)
+                err = np.where(np.isfinite(err), err, np.inf)
+                if np.all(err < self.tol):
+                    break
+                try:
+                    step = np.linalg.solve(G1, r[..., None])[..., 0]
+                except np.linalg.LinAlgError:
+                    step = np.linalg.lstsq(G1.reshape(-1, G1.shape[-1]), r.reshape(-1),
+                                           rcond=None)[0].reshape(r.shape) if len(r) == 1 \
+                        else np.zeros_like(r)
+                step = np.where(np.isfinite(step), step, 0.0)
+                t = np.ones(len(theta))
+                for _half in range(30):
+                    trial = theta + t[:, None] * step
+                    new_err = np.abs(flat - self._g_derivs(trial, 0)[0]).max(axis=-1)
+                    bad = ~(new_err < err) & (err >= self.tol)
+                    if not bad.any():
+                        break
+                    t = np.where(bad, t / 2, t)
+                theta = theta + t[:, None] * step
+            G = self._g_derivs(theta, 0)[0]
+            resid = np.abs(flat - G).max(axis=-1)
+        ok = np.isfinite(resid) & (resid < 1e-8) & np.all(np.isfinite(theta), axis=-1)
+        return theta, ok
 
     # --------------------------------------------------------------- family interface
     def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:

@@ -134,7 +134,7 @@ class FitResult:
         p = self.design.n_fixed
         cov_t = self.cov[p:, p:]
         rows = []
-        for term, comps, idx, _kind in cs.blocks:
+        for term, comps, idx, kind in cs.blocks:
             sds = np.sqrt(np.maximum(np.diag(sigma)[idx], 0.0))
             for a, name in enumerate(comps):
                 i = idx[a]
@@ -143,7 +143,7 @@ class FitResult:
                 se = _delta_se(grad, cov_t) if sd > 0 else np.nan
                 label = "sd" if len(comps) == 1 else f"sd:{name}"
                 rows.append({"term": term, "component": label, "estimate": sd, "se": se})
-            for a in range(len(comps)):
+            for a in range(len(comps) if kind == "unstructured" else 0):
                 for b in range(a):
                     i, j = idx[a], idx[b]
                     if sds[a] > 0 and sds[b] > 0:
@@ -293,7 +293,8 @@ class FitResult:
 
 
 def _delta_se(grad: np.ndarray, cov: np.ndarray) -> float:
-    val = float(grad @ cov @ grad)
+    use = grad != 0  # parameters held on the boundary have NaN covariance and zero weight
+    val = float(grad[use] @ cov[np.ix_(use, use)] @ grad[use])
     return math.sqrt(val) if np.isfinite(val) and val >= 0 else float("nan")
 
 
