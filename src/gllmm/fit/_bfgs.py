@@ -24,6 +24,7 @@ class BfgsResult:
     nfev: int
     success: bool
     message: str
+    hinv: np.ndarray | None = None
 
 
 def projected_gradient(x: np.ndarray, g: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -38,15 +39,20 @@ def minimize_bfgs(
     gtol: float = 1e-6,
     ftol: float = 1e-12,
     max_iter: int = 500,
+    hinv0: np.ndarray | None = None,
 ) -> BfgsResult:
-    """Minimise ``f`` subject to ``x >= lower`` given ``fg(x) = (f, grad f)``."""
+    """Minimise ``f`` subject to ``x >= lower`` given ``fg(x) = (f, grad f)``.
+
+    ``hinv0`` is an initial inverse-Hessian guess (default: identity, rescaled after the first
+    step as Nocedal & Wright eq. 6.20).
+    """
     lower = np.asarray(lower, dtype=float)
     x = np.maximum(np.asarray(x0, dtype=float), lower)
     f, g = fg(x)
     nfev = 1
     n = len(x)
-    Hinv = np.eye(n)
-    scaled = False
+    Hinv = np.eye(n) if hinv0 is None else np.array(hinv0, dtype=float)
+    scaled = hinv0 is not None
     small_steps = 0
     message = "iteration limit"
     success = False
@@ -100,4 +106,4 @@ def minimize_bfgs(
                 break
         else:
             small_steps = 0
-    return BfgsResult(x, f, g, it, nfev, success, message)
+    return BfgsResult(x, f, g, it, nfev, success, message, Hinv)

@@ -48,46 +48,66 @@ def make_objective(design: Design, method: str = "agq", n_nodes: int | None = No
 
 def default_start(design: Design, sd_start: float = 0.5) -> np.ndarray:
     """Fixed effects from the GLLM fit (no random effects); SDs at ``sd_start``, correlations 0."""
+    return _start_and_curvature(design, sd_start)[0]
+
+
+def _start_and_curvature(design: Design, sd_start: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Start values and an initial inverse-Hessian guess for the quasi-Newton iterations.
+
+    The fixed-effects block is the inverse of the GLLM's exact information (random effects
+    only inflate it), the covariance block 0.05 I (the inverse curvature of an SD estimated
+    with SE about 0.2); BFGS refines both.
+    """
     start = design.notes.get("start")
     beta0 = None if start is None else np.asarray(start, dtype=float)[: design.n_fixed]
     glm = fit_glm(design, beta0=beta0, warn=False)
     theta = np.zeros(design.n_theta)
     if design.covariance is not None:
         theta[np.asarray(design.covariance.lower) == 0] = sd_start
-    return np.r_[glm.beta, theta]
+    n = design.n_fixed + design.n_theta
+    # a small covariance block keeps the first steps from jumping onto sigma = 0
+    hinv = np.eye(n) * 0.05
+    try:
+        inv = np.linalg.inv(glm.information)
+        if np.all(np.isfinite(inv)) and np.all(np.diag(inv) > 0):
+            hinv[: design.n_fixed, : design.n_fixed] = inv
+    except np.linalg.LinAlgError:
+        pass
+    return np.r_[glm.beta, theta], hinv
 
 
 def optimize(
     objective: Any, design: Design, start: np.ndarray | None = None, **options: Any
 ) -> OptSummary:
     """Maximise the objective over (beta, theta) from ``start`` (default: GLLM start)."""
+    hinv = None
     if start is None:
-        start = default_start(design)
+        start, hinv = _start_and_curvature(design)
     lower = np.r_[np.full(design.n_fixed, -np.inf),
                   design.covariance.lower if design.covariance is not None else []]
     sd_index = np.flatnonzero(np.r_[np.zeros(design.n_fixed), np.isfinite(lower[design.n_fixed:])])
     return maximize(
         objective, start, lower, design.param_names, getattr(objective, "method_name", "agq"),
-        getattr(objective, "n_nodes", 0), sd_index, **options,
+        getattr(objective, "n_nodes", 0), sd_index, hinv0=hinv, **options,
     )
 
 
 def observed_information(objective: Any, x: np.ndarray, free: np.ndarray) -> np.ndarray:
     """Negative Hessian of the log-likelihood over the ``free`` parameters.
 
-    Central differences of the exact gradient (outside the optimisation loop; accuracy about
-    1e-8 relative), symmetrised.
+    Forward differences of the exact gradient (outside the optimisation loop), step
+    ``1e-6 max(1, |x|)``: truncation error about 1e-6 relative, rounding about 1e-9, i.e. SEs
+    to about 6 digits at half the cost of central differences; symmetrised.
     """
     k = len(free)
     hess = np.zeros((k, k))
+    g0 = objective.value_and_gradient(x)[1]
     for a, i in enumerate(free):
-        h = 1e-5 * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
+        h = 1e-6 * max(1.0, abs(x[i]))
+        xp = x.copy()
         xp[i] += h
-        xm[i] -= h
         gp = objective.value_and_gradient(xp)[1]
-        gm = objective.value_and_gradient(xm)[1]
-        hess[a] = (gp[free] - gm[free]) / (2 * h)
+        hess[a] = (gp[free] - g0[free]) / h
     return -(hess + hess.T) / 2
 
 

@@ -74,6 +74,7 @@ def maximize(
     ftol_zero: float = 1e-6,
     keep_log: bool = False,
     optimizer: str = "bfgs",
+    hinv0: np.ndarray | None = None,
 ) -> OptSummary:
     """Maximise ``objective.value_and_gradient`` from ``start`` subject to ``params >= lower``.
 
@@ -104,9 +105,11 @@ def maximize(
     initial_ll = objective.value_and_gradient(start, gradient=False)[0]
     bounds = [(None if not np.isfinite(lo) else lo, None) for lo in lower]
     if optimizer == "bfgs":
-        res = minimize_bfgs(negative, start, lower, gtol=gtol, ftol=ftol, max_iter=max_iter)
+        res = minimize_bfgs(negative, start, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
+                            hinv0=hinv0)
         x, ll = res.x.copy(), -float(res.fun)
         success, message, nit = res.success, res.message, res.nit
+        hinv0 = res.hinv
     else:
         res = minimize(
             negative, start, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -114,6 +117,27 @@ def maximize(
         )
         x, ll = res.x.copy(), -float(res.fun)
         success, message, nit = bool(res.success), str(res.message), int(res.nit)
+    # sigma = 0 is a stationary point of every scalar SD (the likelihood is even in it), so a
+    # step that lands there stops any gradient method: probe a small positive SD and restart
+    # when the likelihood rises there (a saddle in sigma, not a maximum).
+    for _restart in range(3):
+        escaped = False
+        for k in sd_index:
+            if x[k] <= xtol_zero:
+                for probe in (0.1, 0.5):
+                    trial = x.copy()
+                    trial[k] = probe
+                    f_t, _ = negative(trial)
+                    if -f_t > ll + ftol_zero:
+                        res = minimize_bfgs(negative, trial, lower, gtol=gtol, ftol=ftol,
+                                            max_iter=max_iter, hinv0=hinv0)
+                        if -res.fun > ll:
+                            x, ll = res.x.copy(), -float(res.fun)
+                            success, message, nit = res.success, res.message, nit + res.nit
+                            escaped = True
+                        break
+        if not escaped:
+            break
     timings = {"optimize": time.perf_counter() - t0}
 
     # boundary step

@@ -174,6 +174,10 @@ class MarginalLikelihood:
         params = np.asarray(params, dtype=float)
         beta, theta = self.split(params)
         fam = d.family
+        if d.n_random == 1 and d.n_theta == 1:
+            from ._agq_scalar import scalar_value_and_gradient
+
+            return scalar_value_and_gradient(self, params, gradient)
         if d.n_random == 0:
             eta = (d.X @ beta + d.offset)[:, None, :]
             l, g, _, _ = fam.derivatives(eta, 1 if gradient else 0)

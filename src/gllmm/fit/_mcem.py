@@ -1,0 +1,461 @@
+"""Monte Carlo EM with an importance-sampling E-step (Booth & Hobert 1999; paper Section 3.3).
+
+Complete data are ``(y, v)`` with the spherical random effects ``v ~ N(0, I_q)`` per cluster and
+``u = Lambda(theta) v``; the complete-data log-likelihood is ``l(y | X beta + Z Lambda v)`` plus
+a term free of the parameters, so
+
+    Q(beta, theta) = sum_c sum_l w_cl l_c(X beta + offset + Z Lambda(theta) v_cl),
+
+a weighted GLM-type log-likelihood whose linear predictor is linear in ``(beta, theta)``: its
+exact gradient and Hessian come from the family's derivatives in eta (``A' g`` and
+``A' H A`` with ``A = [X, Z E_k v]``), and the M-step is a projected Newton iteration with
+``theta >= lower``.
+
+E-step. For cluster c at the current parameters, ``v_cl`` are drawn from a multivariate t
+(``df`` degrees of freedom) centred at the posterior mode ``v_hat`` with scale ``K^{-1}``, the
+Laplace curvature (``MarginalLikelihood.modes``); self-normalised weights
+``w_cl ~ exp(h_c(v_cl)) / t(v_cl)``, ``h_c(v) = l_c(v) + log phi(v)``. Samples are fresh and
+independent at every iteration.
+
+Monte Carlo sample size (Booth & Hobert 1999, Section 2.3). The M-step estimate ``x_new`` is
+approximately normal around the exact EM update with covariance ``Q''^{-1} V Q''^{-1}``, ``V``
+the importance-sampling variance of ``Q'`` (delta method for the ratio estimator,
+``V = sum_c sum_l w_cl^2 (s_cl - s_bar_c)(s_cl - s_bar_c)'``). If the previous value lies inside
+the ``1 - alpha`` confidence ellipsoid around ``x_new`` the step was swamped by Monte Carlo error
+and ``m`` grows to ``m + m / growth`` (defaults alpha = 0.25, growth = 3, as Booth & Hobert).
+
+Stopping rule (Booth & Hobert 1999, eq. 2.5):
+``max_i |x_i^(r+1) - x_i^(r)| / (|x_i^(r)| + delta1) < delta2`` at ``n_consecutive`` (3)
+successive iterations; defaults delta1 = 0.001, delta2 = 0.002.
+
+After convergence one large importance sample (``final_samples`` per cluster) at the estimate
+gives the log-likelihood ``sum_c log mean_l exp(h_c - log t) + constant`` on the full scale (the
+same scale as AGQ and Laplace; its Monte Carlo SE is reported), the observed information by
+Louis' (1982) formula, ``I = -E[d2 l_c] - Var[d l_c]`` under the weighted sample, and posterior
+means and SDs; ``loglik="laplace"`` or ``"agq"`` evaluates the log-likelihood by quadrature
+instead. Everything is reproducible from ``seed`` (one ``numpy.random.Generator``).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from scipy.special import gammaln, logsumexp
+
+from ..errors import BoundaryWarning, ConvergenceWarning, FitError
+from ..integrate import MarginalLikelihood
+from ..results import FitResult
+from ..spec._design import Design
+from ._glm import check_full_rank
+from ._optimize import OptSummary
+
+
+class _Sampler:
+    """Importance samples of the spherical random effects and their Q-function pieces."""
+
+    chunk_elements = 4_000_000  # bound on B * chunk * J * J per derivative call
+
+    def __init__(self, design: Design) -> None:
+        self.design = design
+        self.laplace = MarginalLikelihood(design, 1)
+        self.templates = design.covariance.templates
+        # dM[b, j, r, k] = (Z E_k)[b, j, r]
+        self.dM = np.einsum("bjq,kqr->bjrk", design.Z, self.templates)
+        self.starts = design.starts()
+        self.one_per_cluster = design.X.shape[0] == design.n_clusters
+        self.constant = float(design.family.constant().sum())
+
+    def csum(self, a: np.ndarray) -> np.ndarray:
+        return a if self.one_per_cluster else np.add.reduceat(a, self.starts, axis=0)
+
+    def draw(self, params: np.ndarray, m: int, df: float, rng: np.random.Generator) -> dict:
+        """``m`` t-distributed draws per cluster at ``params`` with normalised log weights."""
+        d = self.design
+        info = self.laplace.modes(params)
+        C, q = d.n_clusters, d.n_random
+        z = rng.standard_normal((C, m, q))
+        scale = np.sqrt(rng.chisquare(df, size=(C, m, 1)) / df)
+        t = z / scale  # L' (v - v_hat)
+        LinvT = np.swapaxes(np.linalg.inv(info.chol), -1, -2)
+        v = info.v[:, None, :] + np.einsum("cqr,cnr->cnq", LinvT, t)
+        log_det = np.log(np.diagonal(info.chol, axis1=1, axis2=2)).sum(axis=1)
+        log_t = (gammaln((df + q) / 2) - gammaln(df / 2) - 0.5 * q * np.log(df * np.pi)
+                 + log_det[:, None] - 0.5 * (df + q) * np.log1p((t**2).sum(-1) / df))
+        l = self.loglik_nodes(params, v)
+        h = l - 0.5 * (v**2).sum(-1) - 0.5 * q * np.log(2 * np.pi)
+        log_w = h - log_t
+        lse = logsumexp(log_w, axis=1, keepdims=True)
+        return {"v": v, "log_w": log_w, "w": np.exp(log_w - lse), "info": info}
+
+    def eta(self, params: np.ndarray, v: np.ndarray) -> np.ndarray:
+        d = self.design
+        beta, theta = params[: d.n_fixed], params[d.n_fixed:]
+        M = d.Z @ np.tensordot(theta, self.templates, axes=1)
+        eta0 = d.X @ beta + d.offset
+        return eta0[:, None, :] + np.einsum("bjq,bnq->bnj", M, v[d.cluster])
+
+    def loglik_nodes(self, params: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Conditional log-likelihood per cluster and sample (C, m), without the constant."""
+        l = self.design.family.derivatives(self.eta(params, v), 0)[0]
+        return self.csum(l)
+
+    def q_function(self, params: np.ndarray, v: np.ndarray, w: np.ndarray, order: int = 2,
+                   scores: bool = False) -> tuple:
+        """Q, its gradient and Hessian in (beta, theta); optionally per-sample cluster scores.
+
+        Samples are processed in chunks so that the Hessian arrays (B, chunk, J, J) stay small.
+        """
+        d = self.design
+        nb, nj = d.X.shape[:2]
+        m = v.shape[1]
+        size = max(1, int(self.chunk_elements // (nb * nj * max(nj, 1)))) if order >= 2 else m
+        total = 0.0
+        n_par = d.n_fixed + d.n_theta
+        grad = np.zeros(n_par) if order >= 1 else None
+        hess = np.zeros((n_par, n_par)) if order >= 2 else None
+        parts = []
+        for lo in range(0, m, size):
+            sl = slice(lo, min(lo + size, m))
+            val, g, h, sc = self._q_chunk(params, v[:, sl], w[:, sl], order, scores)
+            if not np.isfinite(val):
+                return -np.inf, None, None, None
+            total += val
+            if order >= 1:
+                grad += g
+            if order >= 2:
+                hess += h
+            if scores:
+                parts.append(sc)
+        return total, grad, hess, (np.concatenate(parts, axis=1) if scores else None)
+
+    def _q_chunk(self, params: np.ndarray, v: np.ndarray, w: np.ndarray, order: int,
+                 scores: bool) -> tuple:
+        d = self.design
+        eta = self.eta(params, v)
+        l, g, H, _ = d.family.derivatives(eta, order)
+        wb = w[d.cluster]  # (B, m)
+        val = float(np.sum(wb * l))
+        if order == 0 or not np.isfinite(val):
+            return val, None, None, None
+        v_b = v[d.cluster]
+        At = np.einsum("bjrk,bnr->bnjk", self.dM, v_b)  # (B, m, J, m_theta)
+        gw = g * wb[..., None]
+        grad = np.r_[np.einsum("bnj,bjp->p", gw, d.X), np.einsum("bnj,bnjk->k", gw, At)]
+        hess = None
+        if order >= 2:
+            Hw = H * wb[..., None, None]
+            HX = np.einsum("bjk,bkp->bjp", Hw.sum(axis=1), d.X)
+            xx = np.einsum("bjp,bjr->pr", d.X, HX)
+            HA = np.einsum("bnjk,bnkt->bnjt", Hw, At)
+            xt = np.einsum("bjp,bnjt->pt", d.X, HA)
+            tt = np.einsum("bnjs,bnjt->st", At, HA)
+            hess = np.block([[xx, xt], [xt.T, tt]])
+        s = None
+        if scores:
+            s = self.csum(np.concatenate([np.einsum("bnj,bjp->bnp", g, d.X),
+                                          np.einsum("bnj,bnjk->bnk", g, At)], axis=2))
+        return val, grad, hess, s
+
+
+def _m_step(sampler: _Sampler, x0: np.ndarray, v: np.ndarray, w: np.ndarray,
+            lower: np.ndarray, max_iter: int = 100, tol: float = 1e-10) -> np.ndarray:
+    """Projected Newton on the concave-in-practice Q with bounds ``x >= lower``."""
+    x = x0.copy()
+    val, grad, hess, _ = sampler.q_function(x, v, w)
+    if not np.isfinite(val):
+        raise FitError("the Monte Carlo Q function is not finite at the current parameters")
+    for _ in range(max_iter):
+        at_bound = np.isfinite(lower) & (x <= lower + 1e-12) & (grad < 0)
+        free = ~at_bound
+        Hf = -hess[np.ix_(free, free)]
+        gf = grad[free]
+        lam = 0.0
+        for _try in range(30):
+            try:
+                c = np.linalg.cholesky(Hf + lam * np.eye(len(gf)))
+                break
+            except np.linalg.LinAlgError:
+                lam = max(2 * lam, 1e-8 * max(1.0, np.abs(np.diag(Hf)).max()))
+        step_f = np.linalg.solve(c.T, np.linalg.solve(c, gf))
+        step = np.zeros_like(x)
+        step[free] = step_f
+        decrement = float(gf @ step_f)
+        t = 1.0
+        for _half in range(60):
+            new = np.maximum(x + t * step, lower)
+            new_val = sampler.q_function(new, v, w, order=0)[0]
+            if new_val >= val - 1e-12 * abs(val):
+                break
+            t /= 2
+        else:
+            break
+        x, val = new, new_val
+        _, grad, hess, _ = sampler.q_function(x, v, w)
+        if decrement < tol * (1.0 + abs(val)) or np.max(np.abs(t * step)) < 1e-12:
+            break
+    return x
+
+
+class _Expansion:
+    """Parameter expansion of the E-step's random effects (PX-EM; Liu, Rubin & Wu 1998).
+
+    The expanded model lets ``v ~ N(mu, Psi)``. Its M-step adds ``mu_hat`` (the weighted mean of
+    v over clusters, restricted to directions where ``Z Lambda mu`` is a fixed-effects shift, so
+    that it reduces to ``beta += delta`` with ``X delta = Z Lambda mu``) and, when every template
+    of Lambda is diagonal with disjoint support, ``Psi_hat`` (the weighted second moment about
+    mu_hat per template, reducing to ``theta_k *= sqrt(psi_k)``). At the MLE ``mu_hat = 0`` and
+    ``Psi_hat = I``, so the fixed points are those of plain EM; the expansion removes the slow
+    EM directions where beta and the mean of v (or theta and the scale of v) trade off.
+    """
+
+    def __init__(self, design: Design) -> None:
+        self.design = design
+        p = design.n_fixed
+        self.Xf = design.X.reshape(-1, p)
+        self.Qx = np.linalg.qr(self.Xf)[0] if p else np.zeros((self.Xf.shape[0], 0))
+        tm = design.covariance.templates
+        diag = all(np.allclose(t, np.diag(np.diag(t))) for t in tm)
+        support = np.array([np.diag(t) != 0 for t in tm])
+        self.supports = support if diag and np.all(support.sum(axis=0) <= 1) else None
+
+    def reduce(self, x: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+        from scipy.linalg import null_space
+
+        d = self.design
+        p, q, n_c = d.n_fixed, d.n_random, d.n_clusters
+        x = x.copy()
+        lam = np.tensordot(x[p:], d.covariance.templates, axes=1)
+        ZL = (d.Z @ lam).reshape(-1, q)
+        resid = ZL - self.Qx @ (self.Qx.T @ ZL)
+        N = null_space(resid, rcond=1e-10)
+        mu = np.zeros(q)
+        if N.shape[1]:
+            vbar = np.einsum("cn,cnq->q", w, v) / n_c
+            mu = N @ (N.T @ vbar)
+            x[:p] += np.linalg.lstsq(self.Xf, ZL @ mu, rcond=None)[0]
+        if self.supports is not None:
+            second = np.einsum("cn,cnq->q", w, (v - mu) ** 2) / n_c
+            for k, sup in enumerate(self.supports):
+                if sup.any():
+                    x[p + k] *= np.sqrt(second[sup].mean())
+        return x
+
+
+def _louis(sampler: _Sampler, x: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Observed information by Louis' formula from a weighted sample of v."""
+    _, _, hess, s = sampler.q_function(x, v, w, scores=True)
+    sbar = np.einsum("cn,cnp->cp", w, s)
+    second = np.einsum("cn,cnp,cnr->pr", w, s, s) - np.einsum("cp,cr->pr", sbar, sbar)
+    return -hess - second
+
+
+def _ellipsoid(hess: np.ndarray, V: np.ndarray, diff: np.ndarray, free: np.ndarray,
+               alpha: float) -> tuple[float, bool, np.ndarray]:
+    """Is ``diff`` inside the ``1 - alpha`` Monte Carlo confidence ellipsoid of the M-step?
+
+    Covariance ``H^{-1} V H^{-1}`` (Booth & Hobert 1999, Section 2.3); a generalised inverse and
+    its rank as degrees of freedom, since some score combinations have no Monte Carlo error
+    (e.g. cells no random effect touches).
+    """
+    full = np.full((len(diff), len(diff)), np.nan)
+    try:
+        hinv = np.linalg.inv(-hess[np.ix_(free, free)])
+    except np.linalg.LinAlgError:
+        return float("nan"), True, full
+    cov = hinv @ V[np.ix_(free, free)] @ hinv
+    cov = (cov + cov.T) / 2
+    full[np.ix_(free, free)] = cov
+    rank = np.linalg.matrix_rank(cov, tol=1e-10 * max(np.abs(np.diag(cov)).max(), 1e-300))
+    if rank == 0:
+        return float("nan"), False, full
+    stat = float(diff[free] @ np.linalg.pinv(cov, rcond=1e-10, hermitian=True) @ diff[free])
+    return stat, stat < stats.chi2.ppf(1 - alpha, rank), full
+
+
+def fit_mcem(
+    design: Design,
+    seed: int | np.random.Generator | None = None,
+    start: np.ndarray | None = None,
+    *,
+    n_samples: int = 200,
+    df: float = 10.0,
+    alpha: float = 0.25,
+    growth: float = 3.0,
+    delta1: float = 0.001,
+    delta2: float = 0.002,
+    n_consecutive: int = 3,
+    max_iter: int = 300,
+    max_samples: int = 200_000,
+    final_samples: int = 20_000,
+    loglik: str = "importance",
+    n_nodes: int | None = None,
+    expand: bool = True,
+    keep_log: bool = True,
+) -> FitResult:
+    """Fit a GLLMM by Monte Carlo EM with importance sampling (Booth & Hobert 1999).
+
+    See the module docstring for the E-step, M-step, sample-size rule and stopping rule.
+
+    Parameters
+    ----------
+    design : Design
+        Any design with random effects and a closed-form conditional likelihood.
+    seed : int or Generator
+        Seed of the ``numpy.random.Generator`` used for every draw (reproducible fits).
+    start : ndarray (p + m,), optional
+        Start; default the GLLM fit with SDs 0.5 (as ``fit``).
+    n_samples : int
+        Initial Monte Carlo sample size per cluster.
+    df : float
+        Degrees of freedom of the multivariate t proposal.
+    alpha, growth : float
+        Sample-size rule: grow ``m`` by ``m / growth`` when the previous estimate lies in the
+        ``1 - alpha`` confidence ellipsoid of the new one.
+    delta1, delta2, n_consecutive : float, float, int
+        Stopping rule (see module docstring).
+    final_samples : int
+        Importance sample size per cluster for the final log-likelihood, information and
+        posterior summaries.
+    loglik : {"importance", "laplace", "agq"}
+        How the reported log-likelihood is evaluated at the estimate (``n_nodes`` per dimension
+        for AGQ, default 5). All are the full log-likelihood with constants.
+    expand : bool
+        Parameter-expanded M-step (PX-EM, see ``_Expansion``); False gives plain MCEM.
+
+    Returns
+    -------
+    FitResult
+        ``method == "mcem"``; ``extra`` holds ``loglik_method``, ``loglik_mc_se`` (importance),
+        ``n_samples`` (final E-step size), ``mc_se`` (Monte Carlo SE of the last M-step
+        estimate, from the sandwich of the sample-size rule; NaN on the boundary) and ``ess`` (effective sample size of the last
+        E-step, smallest over clusters). ``opt.log`` has one entry per EM iteration.
+
+    References
+    ----------
+    Booth, J. G. and Hobert, J. P. (1999), JRSS B 61, 265-285. Coull & Agresti (2003), Section
+    3.3. Louis, T. A. (1982), JRSS B 44, 226-233.
+    """
+    if design.n_random == 0:
+        raise FitError("the design has no random effects: fit it by ML with gllmm.fit")
+    if loglik not in ("importance", "laplace", "agq"):
+        raise FitError(f"unknown loglik {loglik!r}; use 'importance', 'laplace' or 'agq'")
+    from ._fit import default_start  # local: _fit may register this module
+
+    check_full_rank(design)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    sampler = _Sampler(design)
+    expansion = _Expansion(design) if expand else None
+    x0 = default_start(design) if start is None else np.asarray(start, dtype=float).copy()
+    x = x0.copy()
+    lower = np.r_[np.full(design.n_fixed, -np.inf), design.covariance.lower]
+    n_par = len(x)
+    m = int(n_samples)
+    log: list[dict[str, Any]] = []
+    small = 0
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        draw = sampler.draw(x, m, df, rng)
+        w = draw["w"]
+        new = _m_step(sampler, x, draw["v"], w, lower)
+        # Monte Carlo error of the M-step estimate (sandwich), free parameters only
+        _, _, hess, s = sampler.q_function(new, draw["v"], w, scores=True)
+        if expansion is not None:
+            new = expansion.reduce(new, draw["v"], w)
+        sbar = np.einsum("cn,cnp->cp", w, s)
+        dev = s - sbar[:, None, :]
+        V = np.einsum("cn,cnp,cnr->pr", w**2, dev, dev)
+        free = ~(np.isfinite(lower) & (new <= lower + 1e-12))
+        stat, swamped, mc_cov = _ellipsoid(hess, V, x - new, free, alpha)
+        rel = np.max(np.abs(new - x) / (np.abs(x) + delta1))
+        ess = float(np.min(1.0 / np.sum(w**2, axis=1)))
+        if keep_log:
+            log.append({"stage": "mcem", "iteration": it, "n_samples": m, "params": new.copy(),
+                        "max_relative_change": float(rel), "ellipsoid_statistic": stat,
+                        "ess": ess})
+        x = new
+        small = small + 1 if rel < delta2 else 0
+        if small >= n_consecutive:
+            converged = True
+            break
+        if swamped:
+            m = min(int(np.ceil(m + m / growth)), max_samples)
+    t_em = time.perf_counter() - t0
+
+    # final large importance sample at the estimate
+    t1 = time.perf_counter()
+    final = sampler.draw(x, int(final_samples), df, rng)
+    log_w = final["log_w"]
+    lse = logsumexp(log_w, axis=1)
+    ll_is = float(np.sum(lse - np.log(final_samples))) + sampler.constant
+    wn = final["w"]
+    rel_se = np.sqrt(np.maximum(final_samples * np.sum(wn**2, axis=1) - 1.0, 0.0)
+                     / final_samples)
+    ll_se = float(np.sqrt(np.sum(rel_se**2)))
+    if loglik == "importance":
+        value, method = ll_is, f"importance sampling ({final_samples} draws per cluster)"
+    else:
+        nodes = 1 if loglik == "laplace" else (5 if n_nodes is None else int(n_nodes))
+        value = MarginalLikelihood(design, nodes).value_and_gradient(x, gradient=False)[0]
+        method = "laplace" if nodes == 1 else f"agq ({nodes} nodes per dimension)"
+    names = design.param_names
+    boundary = tuple(names[k] for k in range(n_par)
+                     if np.isfinite(lower[k]) and x[k] <= lower[k] + 1e-12)
+    free_idx = np.array([k for k in range(n_par) if names[k] not in boundary], dtype=int)
+    info = _louis(sampler, x, final["v"], wn)
+    cov = np.full((n_par, n_par), np.nan)
+    try:
+        sub = np.linalg.inv(info[np.ix_(free_idx, free_idx)])
+        if np.any(np.diag(sub) < 0):
+            raise np.linalg.LinAlgError
+        cov[np.ix_(free_idx, free_idx)] = sub
+    except np.linalg.LinAlgError:
+        warnings.warn("Louis information is singular; standard errors are unavailable",
+                      ConvergenceWarning, stacklevel=2)
+    posterior = _posterior(sampler, x, final)
+    timings = {"em": t_em, "final": time.perf_counter() - t1}
+    opt = OptSummary(
+        method="mcem", optimizer="MCEM (t importance sampling, projected Newton M-step)",
+        n_nodes=0, initial=x0, final=x, initial_loglik=float("nan"), final_loglik=value, n_evaluations=it,
+        n_iterations=it, return_code="converged" if converged else "iteration limit",
+        converged=converged,
+        tolerances={"delta1": delta1, "delta2": delta2, "n_consecutive": n_consecutive,
+                    "alpha": alpha, "growth": growth, "df": df},
+        log=log, timings=timings, boundary=boundary,
+    )
+    if not converged:
+        warnings.warn(f"MCEM stopped after {max_iter} iterations without meeting the stopping "
+                      "rule; estimates may be inaccurate", ConvergenceWarning, stacklevel=2)
+    if boundary:
+        warnings.warn("variance estimated as zero (boundary fit) for " + ", ".join(boundary),
+                      BoundaryWarning, stacklevel=2)
+    extra = {"mc_se": np.sqrt(np.maximum(np.diag(mc_cov), 0.0)), "loglik_method": method, "loglik_importance": ll_is, "loglik_mc_se": ll_se,
+             "n_samples": m, "ess": float(np.min(1.0 / np.sum(wn**2, axis=1))), "seed": seed
+             if not isinstance(seed, np.random.Generator) else None}
+    return FitResult(design=design, params=x, cov=cov, loglik=value, opt=opt,
+                     posterior=posterior, extra=extra)
+
+
+def _posterior(sampler: _Sampler, x: np.ndarray, draw: dict) -> dict[str, np.ndarray]:
+    """Posterior modes (Laplace) and importance-sampling means and SDs of ``u = Lambda v``."""
+    d = sampler.design
+    lam = np.tensordot(x[d.n_fixed:], sampler.templates, axes=1)
+    info = draw["info"]
+    u = np.einsum("qr,cnr->cnq", lam, draw["v"])
+    w = draw["w"]
+    mean = np.einsum("cn,cnq->cq", w, u)
+    var = np.einsum("cn,cnq->cq", w, (u - mean[:, None]) ** 2)
+    kinv = np.linalg.inv(info.chol @ np.swapaxes(info.chol, -1, -2))
+    mode_cov = np.einsum("qr,crs,ts->cqt", lam, kinv, lam)
+    return {
+        "mode": info.v @ lam.T,
+        "mean": mean,
+        "sd": np.sqrt(np.maximum(var, 0.0)),
+        "mode_sd": np.sqrt(np.maximum(np.diagonal(mode_cov, axis1=1, axis2=2), 0.0)),
+        "eta_mode": info.eta,
+    }

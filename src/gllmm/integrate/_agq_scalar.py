@@ -1,0 +1,121 @@
+"""The AGQ objective for one random effect per cluster (q = 1), with q-dimensional algebra
+written out as scalars.
+
+Same formulas as ``_agq.py`` (the general q case): ``K = 1 - M'HM``, nodes
+``v_j = v_hat + z_j / sqrt(K)``, ``d(1/sqrt K) = -dK / (2 K^{3/2})``. Scalar random effects
+are the common case (cell-wise smoothing, random odds ratios by stratum), and the batched
+q x q linear algebra of the general path costs more than the model itself there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import FitError
+
+if TYPE_CHECKING:
+    from ._agq import MarginalLikelihood, ModeInfo
+
+
+def scalar_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 100) -> ModeInfo:
+    from ._agq import ModeInfo
+
+    d = obj.design
+    beta, theta = obj.split(params)
+    eta0 = d.X @ beta + d.offset
+    cl = d.cluster
+    M = d.Z[:, :, 0] * float(obj._factor(theta)[0, 0])  # (B, J)
+    fam = d.family
+
+    def evaluate(v_: np.ndarray) -> tuple:
+        eta_ = eta0 + M * v_[cl][:, None]
+        l_, g_, H_, _ = fam.derivatives(eta_[:, None, :], 2)
+        h_ = obj._csum(l_[:, 0]) - 0.5 * v_ * v_
+        return h_, eta_, g_[:, 0], H_[:, 0]
+
+    v = obj._v_start[:, 0].copy()
+    h, eta, g, H = evaluate(v)
+    if not np.all(np.isfinite(h)):
+        v = np.zeros_like(v)
+        h, eta, g, H = evaluate(v)
+    converged = False
+    for _ in range(max_iter):
+        grad = obj._csum((M * g).sum(axis=1)) - v
+        K = 1.0 - obj._csum(np.einsum("bj,bjk,bk->b", M, H, M))
+        if not np.all(np.isfinite(K)):
+            raise FitError("non-finite curvature while searching for the posterior modes")
+        step = grad / np.where(K > 1e-6, K, np.abs(K) + 1e-3)
+        if np.max(np.abs(step), initial=0.0) < obj.inner_tol:
+            converged = True
+            break
+        t = np.ones_like(v)
+        for _half in range(40):
+            v_new = v + t * step
+            h_new, eta_new, g_new, H_new = evaluate(v_new)
+            worse = ~(h_new >= h - 1e-12 * (1 + np.abs(h)))
+            if not worse.any():
+                break
+            t = np.where(worse, t / 2, t)
+        v, h, eta, g, H = v_new, h_new, eta_new, g_new, H_new
+    K = 1.0 - obj._csum(np.einsum("bj,bjk,bk->b", M, H, M))
+    if np.any(~(K > 0)):
+        raise FitError("curvature at the posterior mode is not positive definite")
+    obj._v_start = v[:, None]
+    return ModeInfo(v[:, None], np.sqrt(K)[:, None, None], eta, converged)
+
+
+def scalar_value_and_gradient(
+    obj: MarginalLikelihood, params: np.ndarray, gradient: bool = True
+) -> tuple[float, np.ndarray | None]:
+    d = obj.design
+    beta, theta = obj.split(params)
+    fam = d.family
+    cl = d.cluster
+    info = scalar_modes(obj, params)
+    v_hat = info.v[:, 0]
+    L = info.chol[:, 0, 0]  # sqrt(K)
+    K = L * L
+    lam = float(obj._factor(theta)[0, 0])
+    M = d.Z[:, :, 0] * lam
+    z = obj.nodes[:, 0]
+    v_n = v_hat[:, None] + z[None, :] / L[:, None]  # (C, N)
+    eta0 = d.X @ beta + d.offset
+    eta_n = eta0[:, None, :] + M[:, None, :] * v_n[cl][:, :, None]
+    l_n, g_n, _, _ = fam.derivatives(eta_n, 1 if gradient else 0)
+    s = obj.log_weights + obj._csum(l_n) - 0.5 * v_n * v_n + obj.half_z2
+    smax = s.max(axis=1)
+    es = np.exp(s - smax[:, None])
+    tot = es.sum(axis=1)
+    lse = smax + np.log(tot)
+    value = float((lse - np.log(L)).sum()) + obj._constant
+    if not gradient:
+        return value, None
+    p = d.n_fixed
+    dM = obj._dM[:, :, 0, :]  # (B, J, m)
+    _, g_h, H_h, T_h = fam.derivatives(info.eta[:, None, :], 3)
+    g_h, H_h, T_h = g_h[:, 0], H_h[:, 0], T_h[:, 0]
+    vb = v_hat[cl]
+    dzeta_fixed = np.concatenate([d.X, dM * vb[:, None, None]], axis=2)  # (B, J, P)
+    HM = np.einsum("bjk,bk->bj", H_h, M)
+    dF = np.einsum("bj,bjP->bP", HM, dzeta_fixed)
+    dF[:, p:] += np.einsum("bjk,bj->bk", dM, g_h)
+    dF = obj._csum(dF)
+    dv = dF / K[:, None]
+    dzeta = dzeta_fixed + M[:, :, None] * dv[cl][:, None, :]
+    MT = np.einsum("bj,bjkl,bk->bl", M, T_h, M)  # M' T[.] M as a vector in l
+    dK = -np.einsum("bl,blP->bP", MT, dzeta)
+    dK[:, p:] -= 2.0 * np.einsum("bjk,bj->bk", dM, HM)
+    dK = obj._csum(dK)  # (C, P)
+    grad_c = -0.5 * dK / K[:, None]
+    dLinv = -0.5 * dK / (K * L)[:, None]
+    rho = es / tot[:, None]
+    part = obj._csum(np.einsum("bnj,bjp->bnp", g_n, d.X))
+    part_t = obj._csum(np.einsum("bnj,bjk->bnk", g_n, dM) * v_n[cl][:, :, None])
+    grad_v = obj._csum((g_n * M[:, None, :]).sum(axis=-1)) - v_n  # (C, N)
+    rp = rho * grad_v
+    grad_c[:, :p] += np.einsum("cn,cnp->cp", rho, part)
+    grad_c[:, p:] += np.einsum("cn,cnk->ck", rho, part_t)
+    grad_c += rp.sum(axis=1)[:, None] * dv + (rp * z[None, :]).sum(axis=1)[:, None] * dLinv
+    return value, grad_c.sum(axis=0)

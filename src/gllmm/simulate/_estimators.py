@@ -1,0 +1,317 @@
+"""The estimators of cell probabilities compared in Table 1 (paper Section 4), as a registry.
+
+Each estimator maps ``(counts, scores) -> p_hat``: ``counts`` an (I, J) array of one simulated
+table, ``scores`` the scores the analyst uses for ordinal structure (the study's
+``fit_scores``: equally spaced 1..I by default), ``p_hat`` an (I, J) array of estimated cell
+probabilities. Estimators are pure functions of their arguments, so a replicate's result does
+not depend on which worker computes it or what it computed before.
+
+Names match the columns of ``tests/fixtures/paper/table1_mse.csv``:
+
+=====================================  ==============================================================
+``sample_proportions``                 ``y / n`` (saturated model)
+``glm_independence``                   ``y_i+ y_+j / n^2`` (paper's (a): (2.1) with beta = sigma = 0)
+``glm_uniform_association``            Poisson L x L ML, ``log mu = lambda + lambda_i + lambda_j +
+                                       beta x_i x_j`` (paper's (b): (2.1) with sigma = 0)
+``cellwise_gllmm_independence``        (2.5), AGQ 15 nodes, posterior modes, ``mu_hat / n``
+``cellwise_gllmm_uniform_association`` (2.6), AGQ 15 nodes, posterior modes, ``mu_hat / n``
+``association_gllmm_beta0``            (2.1) with beta = 0, multinomial, Laplace, posterior modes
+``association_gllmm_free_beta``        (2.1) with free beta, global ML (boundary included)
+``local_likelihood``                   local linear Poisson likelihood, AICc-chosen span
+                                       (:func:`gllmm.smooth._local.local_likelihood`), renormalised
+=====================================  ==============================================================
+
+The cell-wise and association GLLMMs use the specialised small-table fits of this package
+(:mod:`._small_tables`, :mod:`._association_small`): the same likelihoods as the general engine
+(tests check agreement with ``gllmm.fit`` to 1e-8), without its per-fit setup. Adapters to the
+other layers (``local_likelihood``; ``*_engine`` variants through :func:`gllmm.fit`; the
+association-model builder of ``gllmm.models._association_gllmm`` when it exists) import lazily
+and raise :class:`EstimatorUnavailable` when their module is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import GllmmError, SpecError
+from ._association_small import fit_association_laplace
+from ._small_tables import design_matrix, fit_cellwise_agq, poisson_loglinear
+
+
+class EstimatorUnavailable(GllmmError, ImportError):
+    """An estimator's implementation (another gllmm module) is not importable."""
+
+
+EstimatorFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A named cell-probability estimator.
+
+    Attributes
+    ----------
+    name : str
+        Registry key and result-column name.
+    label : str
+        Short heading for rendered tables and plots.
+    group : str
+        Table 1's column group (SP, GLM, Cellwise GLLMM, Association GLLMM, LL).
+    function : callable ``(counts (I, J), scores (I,)) -> p_hat (I, J)``
+    requires : str or None
+        Module the function imports lazily (for :meth:`available`).
+    description : str
+    """
+
+    name: str
+    label: str
+    group: str
+    function: EstimatorFunction
+    requires: str | None = None
+    description: str = ""
+
+    def __call__(self, counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        counts = np.asarray(counts, dtype=float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p_hat = np.asarray(self.function(counts, np.asarray(scores, dtype=float)), float)
+        if p_hat.shape != counts.shape:
+            raise GllmmError(f"estimator {self.name!r} returned shape {p_hat.shape}, "
+                             f"expected {counts.shape}")
+        return p_hat
+
+    def available(self) -> bool:
+        """Whether the module this estimator needs can be imported."""
+        if self.requires is None:
+            return True
+        try:
+            importlib.import_module(self.requires)
+        except ImportError:
+            return False
+        return True
+
+
+def _require(module: str, what: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise EstimatorUnavailable(
+            f"estimator {what!r} needs {module}, which is not available ({exc}); "
+            "choose another estimator or install the module"
+        ) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# fixed-effects and saturated estimators
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_proportions(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``p_hat_ij = y_ij / n``."""
+    return counts / counts.sum()
+
+
+def glm_independence(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Independence ML: ``p_hat_ij = (y_i+ / n)(y_+j / n)``."""
+    n = counts.sum()
+    return np.outer(counts.sum(axis=1), counts.sum(axis=0)) / (n * n)
+
+
+def glm_uniform_association(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Linear-by-linear association ML with row and column scores ``scores``:
+    ``log mu_ij = lambda + lambda_i + lambda_j + beta x_i x_j`` (uniform association when the
+    scores are equally spaced); ``p_hat = mu_hat / n``."""
+    size_rows, size_cols = counts.shape
+    X = design_matrix(size_rows, size_cols, scores)
+    fit = poisson_loglinear(counts.ravel(), X)
+    return fit.fitted.reshape(counts.shape) / counts.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# GLLMMs (specialised small-table fits)
+# ---------------------------------------------------------------------------------------------
+
+
+def cellwise_gllmm_independence(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Model (2.5) by 15-node AGQ; fitted counts at the posterior modes over n."""
+    size_rows, size_cols = counts.shape
+    fit = fit_cellwise_agq(counts.ravel(), design_matrix(size_rows, size_cols, None))
+    return fit.fitted.reshape(counts.shape) / counts.sum()
+
+
+def cellwise_gllmm_uniform_association(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Model (2.6) with row = column scores ``scores``, 15-node AGQ, posterior modes, over n."""
+    size_rows, size_cols = counts.shape
+    fit = fit_cellwise_agq(counts.ravel(), design_matrix(size_rows, size_cols, scores))
+    return fit.fitted.reshape(counts.shape) / counts.sum()
+
+
+def association_gllmm_beta0(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Model (2.1) with beta = 0: multinomial given n, Laplace, posterior modes."""
+    return fit_association_laplace(counts, free_beta=False).probabilities
+
+
+def association_gllmm_free_beta(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Model (2.1) with free beta: global ML (sigma = 0 boundary and interior searches)."""
+    return fit_association_laplace(counts, free_beta=True).probabilities
+
+
+# ---------------------------------------------------------------------------------------------
+# adapters to other layers (lazy imports)
+# ---------------------------------------------------------------------------------------------
+
+
+def local_likelihood_aicc(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Local linear Poisson likelihood (Simonoff 1998), nearest-neighbour span chosen by AICc
+    (the smoother's loess-like default), fitted counts renormalised to probabilities."""
+    module = _require("gllmm.smooth._local", "local_likelihood")
+    fit = module.local_likelihood(counts, [scores, scores], criterion="aicc")
+    return np.asarray(fit.probabilities)
+
+
+def local_likelihood_bandwidth_aicc(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """As :func:`local_likelihood_aicc` with a product-kernel bandwidth chosen by AICc."""
+    module = _require("gllmm.smooth._local", "local_likelihood_bandwidth")
+    fit = module.local_likelihood(counts, [scores, scores], bandwidth="aicc")
+    return np.asarray(fit.probabilities)
+
+
+def _long_frame(counts: np.ndarray) -> Any:
+    import pandas as pd
+
+    size_rows, size_cols = counts.shape
+    rows, cols = np.divmod(np.arange(counts.size), size_cols)
+    return pd.DataFrame({"row": rows + 1, "col": cols + 1, "count": counts.ravel()})
+
+
+def _engine_cellwise(counts: np.ndarray, scores: np.ndarray, base: str) -> np.ndarray:
+    """Cell-wise GLLMM through the general engine (``models.cellwise_smoothing`` + ``fit``);
+    slower, kept as the reference the specialised fit is tested against."""
+    import gllmm
+    from gllmm import models
+
+    size_rows, size_cols = counts.shape
+    design = models.cellwise_smoothing(
+        _long_frame(counts), "row", "col", base=base,
+        row_scores=list(scores[:size_rows]), col_scores=list(scores[:size_cols]),
+    )
+    result = gllmm.fit(design, method="agq", n_nodes=15)
+    return np.asarray(result.fitted_counts()).reshape(counts.shape) / counts.sum()
+
+
+def cellwise_gllmm_independence_engine(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Model (2.5) fitted by :func:`gllmm.fit` (AGQ 15)."""
+    return _engine_cellwise(counts, scores, "independence")
+
+
+def cellwise_gllmm_uniform_association_engine(counts: np.ndarray,
+                                              scores: np.ndarray) -> np.ndarray:
+    """Model (2.6) fitted by :func:`gllmm.fit` (AGQ 15)."""
+    return _engine_cellwise(counts, scores, "linear_by_linear")
+
+
+def cellwise_gllmm_smooth(counts: np.ndarray, scores: np.ndarray, base: str) -> np.ndarray:
+    """Model (2.5)/(2.6) through the scalable smoothing path ``gllmm.smooth._cellwise``
+    (``fit_cellwise``) when that module exists."""
+    module = _require("gllmm.smooth._cellwise", f"cellwise_gllmm_{base}_smooth")
+    fit = module.fit_cellwise(counts, base=base, row_scores=scores, col_scores=scores)
+    fitted = getattr(fit, "fitted", None)
+    if fitted is None:
+        fitted = fit.fitted_counts()
+    return np.asarray(fitted, dtype=float).reshape(counts.shape) / counts.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+# ---------------------------------------------------------------------------------------------
+
+
+def _entries() -> list[Estimator]:
+    return [
+        Estimator("sample_proportions", "SP", "SP", sample_proportions,
+                  description="sample proportions y / n"),
+        Estimator("glm_independence", "GLM indep.", "GLM", glm_independence,
+                  description="independence ML"),
+        Estimator("glm_uniform_association", "GLM LxL", "GLM", glm_uniform_association,
+                  description="uniform (linear-by-linear) association ML"),
+        Estimator("cellwise_gllmm_independence", "Cellwise indep.", "Cellwise GLLMM",
+                  cellwise_gllmm_independence,
+                  description="(2.5) cell-wise random effects on independence, AGQ 15"),
+        Estimator("cellwise_gllmm_uniform_association", "Cellwise LxL", "Cellwise GLLMM",
+                  cellwise_gllmm_uniform_association,
+                  description="(2.6) cell-wise random effects on L x L, AGQ 15"),
+        Estimator("association_gllmm_beta0", "Assoc. beta=0", "Association GLLMM",
+                  association_gllmm_beta0,
+                  description="(2.1) random local log odds ratios around 0, Laplace"),
+        Estimator("association_gllmm_free_beta", "Assoc. free beta", "Association GLLMM",
+                  association_gllmm_free_beta,
+                  description="(2.1) random local log odds ratios around beta, Laplace"),
+        Estimator("local_likelihood", "LL", "LL", local_likelihood_aicc,
+                  requires="gllmm.smooth._local",
+                  description="local linear likelihood, AICc-chosen nearest-neighbour span"),
+        Estimator("local_likelihood_bandwidth", "LL (bandwidth)", "LL",
+                  local_likelihood_bandwidth_aicc, requires="gllmm.smooth._local",
+                  description="local linear likelihood, AICc-chosen product-kernel bandwidth"),
+        Estimator("cellwise_gllmm_independence_engine", "Cellwise indep. (engine)",
+                  "Cellwise GLLMM", cellwise_gllmm_independence_engine,
+                  description="(2.5) through gllmm.fit (reference path, slow)"),
+        Estimator("cellwise_gllmm_uniform_association_engine", "Cellwise LxL (engine)",
+                  "Cellwise GLLMM", cellwise_gllmm_uniform_association_engine,
+                  description="(2.6) through gllmm.fit (reference path, slow)"),
+        Estimator("cellwise_gllmm_independence_smooth", "Cellwise indep. (smooth)",
+                  "Cellwise GLLMM",
+                  lambda c, s: cellwise_gllmm_smooth(c, s, "independence"),
+                  requires="gllmm.smooth._cellwise",
+                  description="(2.5) through gllmm.smooth._cellwise.fit_cellwise"),
+        Estimator("cellwise_gllmm_uniform_association_smooth", "Cellwise LxL (smooth)",
+                  "Cellwise GLLMM",
+                  lambda c, s: cellwise_gllmm_smooth(c, s, "linear_by_linear"),
+                  requires="gllmm.smooth._cellwise",
+                  description="(2.6) through gllmm.smooth._cellwise.fit_cellwise"),
+    ]
+
+
+#: Every registered estimator by name.
+ESTIMATORS: dict[str, Estimator] = {e.name: e for e in _entries()}
+
+#: Table 1's columns, in its order.
+TABLE1_ESTIMATORS: tuple[str, ...] = (
+    "sample_proportions",
+    "glm_independence",
+    "glm_uniform_association",
+    "cellwise_gllmm_independence",
+    "cellwise_gllmm_uniform_association",
+    "association_gllmm_beta0",
+    "association_gllmm_free_beta",
+    "local_likelihood",
+)
+
+
+def get_estimator(name: str) -> Estimator:
+    """The registered estimator ``name``; an unknown name lists the valid ones."""
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise SpecError(
+            f"unknown estimator {name!r}; valid: {', '.join(sorted(ESTIMATORS))}"
+        ) from None
+
+
+def register_estimator(estimator: Estimator, replace: bool = False) -> None:
+    """Add an estimator to the registry (in this process; workers see it only if the module
+    that registers it is imported there too)."""
+    if estimator.name in ESTIMATORS and not replace:
+        raise SpecError(f"estimator {estimator.name!r} is already registered")
+    ESTIMATORS[estimator.name] = estimator
+
+
+def available_estimators(names: Any = None) -> list[str]:
+    """The names among ``names`` (default: Table 1's) whose implementation imports."""
+    names = TABLE1_ESTIMATORS if names is None else names
+    return [n for n in names if get_estimator(n).available()]

@@ -1,0 +1,292 @@
+"""Running a study: one task per replicate, on local processes or a Dask cluster, checkpointed.
+
+A task is ``(scenario k, replicate r, estimators)``. It draws its table from
+``SeedSequence(seed, spawn_key=(k, r))``, applies every estimator and returns one row per
+estimator: the n-normalised MSE ``n * mean_ij (p_hat_ij - p_ij)^2`` and the time taken. Tasks
+share no state, so the stored results are the same whatever the number of workers, the backend
+or the order of completion. The main process writes each finished replicate to the
+:class:`CheckpointStore` immediately and skips, on a later run, every (k, r, estimator) already
+stored.
+
+Backends: ``serial`` (in this process; ``n_workers=1``), ``processes``
+(:class:`concurrent.futures.ProcessPoolExecutor`, spawn start method) and ``dask`` (a
+``distributed.Client`` given directly or by scheduler address).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SpecError
+from ._estimators import EstimatorUnavailable, get_estimator
+from ._spec import StudySpec, simulate_table
+from ._store import CheckpointStore
+
+Row = tuple[str, float, float, str]
+TaskResult = tuple[int, int, list[Row]]
+
+
+def normalised_mse(p_hat: np.ndarray, p: np.ndarray, n: int) -> float:
+    """``n * mean_ij (p_hat_ij - p_ij)^2`` (the paper's n-normalised MSE of one table)."""
+    return float(n * np.mean((np.asarray(p_hat) - p) ** 2))
+
+
+def run_replicate(spec: StudySpec, scenario: int, replicate: int,
+                  estimators: Sequence[str] | None = None) -> list[Row]:
+    """Simulate replicate ``replicate`` of scenario ``scenario`` and apply the estimators.
+
+    Returns
+    -------
+    list of (estimator, mse, seconds, status)
+        ``status`` is ``ok`` or ``error: <type>: <message>`` (then ``mse`` is NaN). An
+        unavailable estimator raises :class:`EstimatorUnavailable` instead.
+    """
+    sc = spec.scenarios[scenario]
+    counts = simulate_table(sc, spec.seed, replicate)
+    p = sc.probabilities()
+    scores = spec.scores_for_fit(sc)
+    rows: list[Row] = []
+    for name in spec.estimators if estimators is None else estimators:
+        est = get_estimator(name)
+        t0 = time.perf_counter()
+        try:
+            p_hat = est(counts, scores)
+            mse, status = normalised_mse(p_hat, p, sc.n), "ok"
+            if not np.isfinite(mse):
+                status = "error: non-finite estimate"
+        except EstimatorUnavailable:
+            raise
+        except Exception as exc:  # a failed fit is a result, not a crash
+            mse, status = float("nan"), f"error: {type(exc).__name__}: {exc}"[:500]
+        rows.append((name, mse, time.perf_counter() - t0, status))
+    return rows
+
+
+@lru_cache(maxsize=8)
+def _spec_from_json(text: str) -> StudySpec:
+    return StudySpec.from_json(text)
+
+
+def _task(spec_json: str, scenario: int, replicate: int,
+          estimators: tuple[str, ...]) -> TaskResult:
+    """Worker entry point (module level, so it pickles by reference)."""
+    spec = _spec_from_json(spec_json)
+    return scenario, replicate, run_replicate(spec, scenario, replicate, estimators)
+
+
+# ---------------------------------------------------------------------------------------------
+# backends: each yields finished TaskResults for a stream of task arguments
+# ---------------------------------------------------------------------------------------------
+
+
+def _serial(tasks: Iterator[tuple[Any, ...]]) -> Iterator[TaskResult]:
+    for args in tasks:
+        yield _task(*args)
+
+
+def _bounded(submit: Callable[[tuple[Any, ...]], Future], tasks: Iterator[tuple[Any, ...]],
+             in_flight: int) -> Iterator[TaskResult]:
+    """Keep at most ``in_flight`` futures pending; yield results as they complete."""
+    pending: set[Future] = set()
+    try:
+        for args in tasks:
+            pending.add(submit(args))
+            if len(pending) >= in_flight:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
+def _processes(tasks: Iterator[tuple[Any, ...]], n_workers: int,
+               mp_context: str) -> Iterator[TaskResult]:
+    ctx = multiprocessing.get_context(mp_context)
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+        yield from _bounded(lambda a: pool.submit(_task, *a), tasks, 4 * n_workers)
+
+
+def _dask(tasks: Iterator[tuple[Any, ...]], client: Any) -> Iterator[TaskResult]:
+    from distributed import as_completed
+
+    n_threads = max(1, sum(client.nthreads().values()))
+    in_flight = 4 * n_threads
+    pending = as_completed()
+    count = 0
+    for args in tasks:
+        pending.add(client.submit(_task, *args, pure=False))
+        count += 1
+        if count >= in_flight:
+            fut = next(pending)
+            yield fut.result()
+            count -= 1
+    for fut in pending:
+        yield fut.result()
+
+
+# ---------------------------------------------------------------------------------------------
+# the study runner
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StudyRun:
+    """What :func:`run_study` did and what the store holds.
+
+    Attributes
+    ----------
+    spec : StudySpec
+    results : DataFrame
+        One row per (scenario, replicate, estimator) of the study: ``mse``, ``seconds``,
+        ``status``, ``run``.
+    computed : int
+        Replicate tasks computed by this run (0 when everything was stored already).
+    skipped : int
+        Replicates of the study already complete in the store.
+    elapsed : float
+        Wall time of this run in seconds.
+    backend : str
+    n_workers : int
+    db : str
+    """
+
+    spec: StudySpec
+    results: pd.DataFrame
+    computed: int
+    skipped: int
+    elapsed: float
+    backend: str
+    n_workers: int
+    db: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def table1(self) -> pd.DataFrame:
+        """Average n-normalised MSE and its Monte Carlo SE per scenario and estimator."""
+        from ._report import table1
+
+        return table1(self.results, self.spec)
+
+
+def _todo(spec: StudySpec, done: set[tuple[int, int, str]]
+          ) -> tuple[list[tuple[int, int, tuple[str, ...]]], int]:
+    todo = []
+    skipped = 0
+    for sc in spec.scenarios:
+        for r in range(spec.replicates):
+            missing = tuple(e for e in spec.estimators if (sc.index, r, e) not in done)
+            if missing:
+                todo.append((sc.index, r, missing))
+            else:
+                skipped += 1
+    return todo, skipped
+
+
+def run_study(
+    spec: StudySpec,
+    db: str | Path = ":memory:",
+    *,
+    n_workers: int = 1,
+    scheduler: str | None = None,
+    client: Any = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    mp_context: str = "spawn",
+    check_available: bool = True,
+) -> StudyRun:
+    """Run (or resume) ``spec``, checkpointing every finished replicate in ``db``.
+
+    Parameters
+    ----------
+    spec : StudySpec
+    db : str or Path
+        SQLite file; an existing file of the same study is resumed (nothing stored is
+        recomputed), one of another study is refused. ``":memory:"`` keeps nothing.
+    n_workers : int
+        Local worker processes; 1 runs in this process.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler (``tcp://host:8786``): run there instead.
+    client : distributed.Client, optional
+        An existing Dask client (e.g. on a ``LocalCluster``); takes precedence over
+        ``scheduler``.
+    progress : bool
+        Show a tqdm progress bar (rate and ETA) on stderr.
+    overwrite : bool
+        Start ``db`` afresh.
+    mp_context : str
+        Start method of the local worker processes.
+    check_available : bool
+        Refuse to start when an estimator's implementation cannot be imported here.
+
+    Returns
+    -------
+    StudyRun
+    """
+    if n_workers < 1:
+        raise SpecError("n_workers must be at least 1")
+    if check_available:
+        missing = [e for e in spec.estimators if not get_estimator(e).available()]
+        if missing:
+            raise EstimatorUnavailable(
+                "estimators not available in this installation: " + ", ".join(missing)
+            )
+    t0 = time.perf_counter()
+    store = CheckpointStore(db, spec, overwrite=overwrite)
+    own_client = None
+    try:
+        todo, skipped = _todo(spec, store.completed())
+        if client is None and scheduler is not None:
+            from distributed import Client
+
+            client = own_client = Client(scheduler)
+        if client is not None:
+            backend, workers = "dask", max(1, sum(client.nthreads().values()))
+        elif n_workers > 1:
+            backend, workers = "processes", n_workers
+        else:
+            backend, workers = "serial", 1
+        store.begin_run(workers, backend)
+        spec_json = spec.to_json(sort_keys=True)
+        tasks = ((spec_json, k, r, est) for k, r, est in todo)
+        if backend == "dask":
+            stream = _dask(tasks, client)
+        elif backend == "processes":
+            stream = _processes(tasks, n_workers, mp_context)
+        else:
+            stream = _serial(tasks)
+        computed = 0
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(todo), disable=not progress or not todo, unit="rep",
+                  desc=f"{spec.name} ({backend}, {workers} worker{'s' * (workers > 1)})",
+                  smoothing=0.05, dynamic_ncols=True) as bar:
+            try:
+                for scenario, replicate, rows in stream:
+                    store.write_replicate(scenario, replicate, rows)
+                    computed += 1
+                    bar.update(1)
+            finally:
+                if hasattr(stream, "close"):
+                    stream.close()
+                store.end_run(computed)
+        results = store.results(spec)
+        return StudyRun(spec, results, computed, skipped, time.perf_counter() - t0, backend,
+                        workers, str(db))
+    finally:
+        store.close()
+        if own_client is not None:
+            own_client.close()

@@ -1,0 +1,521 @@
+"""Cell-wise log-linear smoothing of contingency tables: the scalable fit of eq. (2.5) / (2.6).
+
+Two-way tables (Coull & Agresti 2003, Section 2.2):
+
+    log mu_ij = alpha + r_i + c_j [+ beta s_i t_j] + sigma v_ij,   v_ij ~ N(0, 1) iid,
+
+with Poisson counts ``y_ij | v``; ``base="independence"`` is (2.5), ``"linear_by_linear"``
+(2.6) with fixed monotone scores ``s_i, t_j``. Three-way tables with strata k add stratum-
+specific row and column effects (the XZ and YZ terms) and a heterogeneous XY association
+``beta_k s_i t_j``, with ``beta_k`` fixed per stratum (``association="heterogeneous"``),
+common (``"common"``), or random ``beta_k ~ N(beta, sigma_b^2)`` (``"random"``, the two
+variance components of Section 2.2).
+
+Given the fixed effects the marginal likelihood factorises into one 1-D integral per cell, so a
+likelihood pass is O(cells x nodes) and memory O(cells): each integral is approximated by
+adaptive Gauss-Hermite quadrature (``n_nodes``; 1 = Laplace), with exact first and second
+derivatives of the approximation (``_cellwise_kernel``). The fixed effects and sigma are fitted
+by a damped Newton method whose Hessian keeps its block structure: diagonal row block,
+per-stratum dense column block, small global block (``_cellwise_newton``). sigma is optimised
+on the whole real line (the approximation is even in sigma) and reported as ``|sigma|``; the
+Poisson GLM (sigma = 0) is fitted first and kept, flagged ``boundary``, when the mixed model
+does not improve on it. The random-association model does not factorise by cell; it is fitted
+by the Laplace approximation over ``(beta_k, v_.k)`` jointly (``_cellwise_random``).
+
+The log-likelihood is on the full scale (with ``-log y!``), equal for Laplace and AGQ.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import BoundaryWarning, ConvergenceWarning, SpecError
+from ._cellwise_data import CellData, prepare
+from ._cellwise_kernel import CellKernel
+from ._cellwise_newton import (
+    State,
+    Structure,
+    factor,
+    local_global_covariance,
+    maximise,
+    solve,
+)
+
+BASES = ("independence", "linear_by_linear")
+ASSOCIATIONS = ("heterogeneous", "common", "random")
+XTOL_ZERO = 1e-4  # |sigma| below this is tried at 0 (MixedModels' xtol_zero)
+FTOL_ZERO = 1e-8  # ... and set to 0 if the log-likelihood drops by less than this
+
+
+@dataclass
+class CellwiseFit:
+    """Result of :func:`fit_cellwise`.
+
+    Table-shaped arrays are (I, J) for two-way tables and (I, J, K) for stratified ones, indexed
+    by ``row_levels``, ``col_levels`` (and ``stratum_levels``); cells not in the model (absent
+    from long input, or in dropped empty rows / columns) hold NaN (fitted counts: 0).
+
+    Attributes
+    ----------
+    alpha : float or ndarray (K,)
+        Intercept: log mean of the first (retained) row and column, per stratum.
+    row_effects, col_effects : ndarray (I,) / (J,), or (I, K) / (J, K)
+        Effects relative to the first retained level (0 there, -inf for dropped levels).
+    beta, beta_se : float, ndarray (K,), or None
+        Linear-by-linear association (common, or per stratum) and its SE (observed information).
+    sigma, sigma_se : float
+        SD of the cell effects; ``sigma_se`` is NaN on the boundary.
+    sigma_beta, sigma_beta_se : float or None
+        SD of the random stratum associations (``association="random"``).
+    beta_strata : ndarray (K,) or None
+        Empirical Bayes modes of the stratum associations ``beta_k`` (random association).
+    loglik : float
+        Marginal log-likelihood (full scale; AGQ with ``n_nodes``, Laplace if 1).
+    loglik_sigma0 : float
+        Log-likelihood of the model with ``sigma = 0`` (the Poisson GLM, or, for the random
+        association model, the model without cell effects); for the LR test of sigma.
+    boundary : bool
+        sigma (or sigma_beta) was estimated at 0.
+    posterior_mode, posterior_mean, posterior_sd : ndarray (table shape)
+        Empirical Bayes summaries of the cell effects ``u = sigma v``.
+    fitted_counts : ndarray (table shape)
+        ``exp(x'beta + u_mode)``: the smoothed counts of the paper's Table 2.
+    """
+
+    base: str
+    association: str | None
+    n_nodes: int
+    row_levels: np.ndarray
+    col_levels: np.ndarray
+    stratum_levels: np.ndarray | None
+    row_scores: np.ndarray
+    col_scores: np.ndarray
+    alpha: float | np.ndarray
+    row_effects: np.ndarray
+    col_effects: np.ndarray
+    beta: float | np.ndarray | None
+    beta_se: float | np.ndarray | None
+    sigma: float
+    sigma_se: float
+    loglik: float
+    loglik_sigma0: float
+    converged: bool
+    boundary: bool
+    n_iter: int
+    n_evaluations: int
+    message: str
+    elapsed: float
+    observed: np.ndarray
+    fitted_counts: np.ndarray
+    posterior_mode: np.ndarray
+    posterior_mean: np.ndarray
+    posterior_sd: np.ndarray
+    sigma_beta: float | None = None
+    sigma_beta_se: float | None = None
+    beta_strata: np.ndarray | None = None
+    history: list[dict] = field(default_factory=list, repr=False)
+
+    @property
+    def method(self) -> str:
+        return "laplace" if self.n_nodes == 1 else f"agq{self.n_nodes}"
+
+    @property
+    def lr_sigma(self) -> float:
+        """LR statistic for sigma = 0 (compare with the chi-bar-square 0.5 chi2_0 + 0.5 chi2_1)."""
+        return max(2.0 * (self.loglik - self.loglik_sigma0), 0.0)
+
+    def fitted(self, normalised: bool = False) -> np.ndarray:
+        """Smoothed counts from the posterior modes.
+
+        With ``normalised=True`` they are rescaled to sum to the observed total (per stratum in
+        a stratified table). Without it they need not: ``sum exp(x'beta + u_mode)`` equals
+        ``n`` only for the Poisson GLM (sigma = 0).
+        """
+        f = self.fitted_counts.copy()
+        if not normalised:
+            return f
+        obs = np.nan_to_num(self.observed)
+        axes = (0, 1)
+        total = obs.sum(axis=axes, keepdims=True)
+        fit_total = f.sum(axis=axes, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(fit_total > 0, f * total / fit_total, 0.0)
+
+    def probabilities(self, normalised: bool = True) -> np.ndarray:
+        """Smoothed cell probabilities: fitted counts over their sum (or over n if not normalised)."""
+        f = self.fitted_counts
+        denom = f.sum() if normalised else np.nansum(self.observed)
+        return f / denom
+
+    def summary(self) -> str:
+        lines = [
+            f"Cell-wise log-linear smoothing, base {self.base}"
+            + (f", association {self.association}" if self.association else ""),
+            f"  method {self.method}; log-likelihood {self.loglik:.4f} (sigma = 0: "
+            f"{self.loglik_sigma0:.4f}); converged {self.converged}; iterations {self.n_iter}",
+            f"  sd(cell) = {self.sigma:.4f} (SE {self.sigma_se:.4f})"
+            + ("  [boundary]" if self.boundary else ""),
+        ]
+        if self.beta is not None:
+            b = np.atleast_1d(self.beta)
+            se = np.atleast_1d(self.beta_se)
+            for k in range(b.size):
+                tag = "" if b.size == 1 else f"[{self.stratum_levels[k]}]"
+                lines.append(f"  beta{tag} = {b[k]:.4f} (SE {se[k]:.4f})")
+        if self.sigma_beta is not None:
+            lines.append(f"  sd(beta) = {self.sigma_beta:.4f} (SE {self.sigma_beta_se:.4f})")
+        lines.append(
+            f"  scores: rows {list(np.round(self.row_scores, 4))}, "
+            f"columns {list(np.round(self.col_scores, 4))}"
+        )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        def conv(v: object) -> object:
+            if isinstance(v, np.ndarray):
+                return v.tolist()
+            if isinstance(v, np.generic):
+                return v.item()
+            return v
+
+        skip = {"history"}
+        return {k: conv(v) for k, v in self.__dict__.items() if k not in skip}
+
+
+# ---------------------------------------------------------------------- model building
+@dataclass
+class _Model:
+    data: CellData
+    cells: np.ndarray  # indices of kept cells
+    structure: Structure  # sigma free
+    glm: Structure  # sigma fixed at 0
+    x_assoc: np.ndarray | None  # s_i t_j per kept cell
+    kind: str  # "none", "common", "heterogeneous", "random"
+    row_first: np.ndarray  # per stratum: global row level of the reference row
+    col_ref: np.ndarray  # per stratum: column code of the reference column
+
+
+def _index(codes: np.ndarray, stratum: np.ndarray, n_levels: int) -> tuple[np.ndarray, ...]:
+    key = stratum * n_levels + codes
+    uniq, level = np.unique(key, return_inverse=True)
+    lev_stratum = uniq // n_levels
+    first = np.searchsorted(lev_stratum, lev_stratum, side="left")
+    slot = np.arange(len(uniq)) - first
+    return level, lev_stratum, slot, uniq % n_levels
+
+
+def _build(data: CellData, base: str, association: str) -> _Model:
+    cells = np.flatnonzero(data.kept)
+    k = data.stratum[cells]
+    _, k = np.unique(k, return_inverse=True)  # drop empty strata
+    n_strata = int(k.max()) + 1
+    row, row_stratum, row_slot, _ = _index(data.row[cells], k, len(data.row_levels))
+    col, col_stratum, col_slot, col_code = _index(data.col[cells], k, len(data.col_levels))
+    col_slot = col_slot - 1  # the first retained column of each stratum is the reference
+    x_assoc = None
+    kind = "none"
+    x_local = None
+    x_global = np.zeros((len(cells), 0))
+    if base == "linear_by_linear":
+        x_assoc = data.row_scores[data.row[cells]] * data.col_scores[data.col[cells]]
+        kind = association if n_strata > 1 else "common"
+        n_r = np.bincount(row_stratum, minlength=n_strata)
+        n_c = np.bincount(col_stratum, minlength=n_strata)
+        rs = data.row_scores[data.row[cells]]
+        cs = data.col_scores[data.col[cells]]
+        spread = np.array([
+            np.ptp(rs[k == s]) > 0 and np.ptp(cs[k == s]) > 0 for s in range(n_strata)
+        ])
+        ok = (n_r >= 2) & (n_c >= 2) & spread
+        if kind == "common" and not ok.any():
+            raise SpecError(
+                "the linear-by-linear term needs two rows and two columns with distinct scores"
+            )
+        if kind in ("heterogeneous", "random") and not ok.all():
+            raise SpecError(
+                f"strata {list(np.flatnonzero(~ok))} have fewer than two rows or columns with "
+                "distinct scores (after dropping empty ones): their association is not estimable"
+            )
+        if kind == "heterogeneous":
+            x_local = x_assoc
+        elif kind == "common":
+            x_global = x_assoc[:, None]
+    common = {
+        "stratum": k, "row": row, "col": col, "row_stratum": row_stratum, "row_slot": row_slot,
+        "col_stratum": col_stratum, "col_slot": col_slot, "n_strata": n_strata,
+    }
+    structure = Structure(**common, x_local=x_local, x_global=x_global, sigma_free=True)
+    glm = Structure(**common, x_local=x_local, x_global=x_global, sigma_free=False)
+    row_first = np.flatnonzero(row_slot == 0)
+    col_ref = col_code[col_slot == -1]
+    return _Model(data, cells, structure, glm, x_assoc, kind, row_first, col_ref)
+
+
+def _start(model: _Model, st: Structure) -> np.ndarray:
+    """Independence fit per stratum (exact for complete tables): GLM starting values."""
+    y = model.data.y[model.cells]
+    r_tot = np.bincount(st.row, y, minlength=st.n_rows)
+    c_tot = np.bincount(st.col, y, minlength=st.n_cols)
+    n_k = np.bincount(st.stratum, y, minlength=st.n_strata)
+    ref = np.flatnonzero(st.col_slot == -1)  # one per stratum, in stratum order
+    ref_tot = np.zeros(st.n_strata)
+    ref_tot[st.col_stratum[ref]] = c_tot[ref]
+    theta = np.log(r_tot) + np.log(ref_tot[st.row_stratum]) - np.log(n_k[st.row_stratum])
+    phi = np.log(c_tot[st.free_col]) - np.log(ref_tot[st.col_stratum[st.free_col]])
+    p = np.concatenate([theta, phi, np.zeros(st.n_local + st.n_lin)])
+    return np.concatenate([p, [0.0]]) if st.sigma_free else p
+
+
+class _Objective:
+    """Sum of per-cell AGQ log-likelihoods as a function of the flat parameter vector."""
+
+    def __init__(self, st: Structure, kernel: CellKernel) -> None:
+        self.st = st
+        self.kernel = kernel
+        self.u: np.ndarray | None = None  # warm start of the cell modes only
+
+    def evaluate(self, p: np.ndarray, order: int) -> State:
+        e, sg = self.st.eps(p)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            terms = self.kernel.evaluate(e, sg, order, start=self.u)
+            value = float(terms.value.sum())
+        if not np.isfinite(value):
+            return State(p, -np.inf, order)
+        self.u = terms.u
+        if order < 2:
+            return State(p, value, order, extra=terms)
+        grad = self.st.gradient(terms.d_e, terms.d_s)
+        return State(p, value, order, grad, terms)
+
+    def factor(self, state: State):  # noqa: ANN201 - internal
+        t = state.extra
+        return factor(self.st.blocks(t.d_ee, t.d_es, t.d_ss))
+
+    def step(self, state: State) -> np.ndarray:
+        f = self.factor(state)
+        return self.st.from_padded(*solve(f, *self.st.to_padded(state.grad)))
+
+
+def _sigma_start(y: np.ndarray, mu: np.ndarray) -> float:
+    """Moment estimate of sigma from the Poisson GLM fit: Var y ~ mu + sigma^2 mu^2."""
+    s2 = float(((y - mu) ** 2 - y).sum() / (mu * mu).sum())
+    return float(np.clip(np.sqrt(max(s2, 0.0)), 0.1, 2.0))
+
+
+# ---------------------------------------------------------------------- public entry point
+def fit_cellwise(
+    counts: object,
+    row_scores: object = None,
+    col_scores: object = None,
+    *,
+    base: str = "independence",
+    n_nodes: int = 15,
+    association: str = "heterogeneous",
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    progress: Callable[[dict], None] | None = None,
+    chunk_size: int = 8192,
+) -> CellwiseFit:
+    """Fit the cell-wise smoothing model (paper eq. 2.5 / 2.6) by marginal ML.
+
+    ``log mu_ij(k) = alpha_k + r_i(k) + c_j(k) [+ beta_(k) s_i t_j] + sigma v_ij(k)``, Poisson
+    counts, ``v ~ N(0, 1)`` iid per cell (Coull & Agresti 2003, Section 2.2 and 5.1).
+
+    Parameters
+    ----------
+    counts : array (I, J) or (I, J, K), or tuple of long arrays
+        A two-way table, a stratified table (strata on the last axis), or a tuple
+        ``(row, col, count)`` / ``(row, col, count, stratum)`` of equal-length arrays of level
+        labels and counts. With long arrays only the listed cells are modelled (list sampling
+        zeros as 0 counts; an unlisted cell is a structural zero).
+    row_scores, col_scores : array, optional
+        Scores of the row / column levels for the linear-by-linear term. Default: the category
+        numbers 1..I for arrays, the level values themselves for numeric long labels.
+    base : {"independence", "linear_by_linear"}
+        Model (2.5) or (2.6).
+    n_nodes : int
+        Adaptive Gauss-Hermite nodes per cell integral (1 = Laplace).
+    association : {"heterogeneous", "common", "random"}
+        Stratified linear-by-linear tables only: ``beta_k`` fixed per stratum, one common beta,
+        or ``beta_k ~ N(beta, sigma_b^2)`` (Laplace over ``(beta_k, v_.k)``; needs n_nodes=1).
+    tol : float
+        Convergence: the Newton decrement ``g' H^-1 g`` (log-likelihood units).
+    max_iter : int
+        Newton iterations per stage.
+    progress : callable, optional
+        Called with a dict (stage, iteration, loglik, decrement, params) every iteration.
+    chunk_size : int
+        Cells per block of quadrature temporaries (memory ~ 10 x chunk x nodes doubles).
+
+    Returns
+    -------
+    CellwiseFit
+    """
+    t0 = time.perf_counter()
+    if base not in BASES:
+        raise SpecError(f"unknown base {base!r}; use one of {BASES}")
+    if association not in ASSOCIATIONS:
+        raise SpecError(f"unknown association {association!r}; use one of {ASSOCIATIONS}")
+    if int(n_nodes) < 1:
+        raise SpecError("n_nodes must be at least 1 (1 = Laplace)")
+    data = prepare(counts, row_scores, col_scores)
+    model = _build(data, base, association)
+    if model.kind == "random":
+        from ._cellwise_random import fit_random
+
+        return fit_random(model, int(n_nodes), tol, max_iter, progress, chunk_size, t0)
+    y = data.y[model.cells]
+    kernel = CellKernel(y, int(n_nodes), chunk_size)
+    history: list[dict] = []
+
+    def log(info: dict) -> None:
+        rec = {k: v for k, v in info.items() if k != "params"}
+        rec["elapsed"] = time.perf_counter() - t0
+        history.append(rec)
+        if progress is not None:
+            progress(dict(info, elapsed=rec["elapsed"]))
+
+    # stage 1: the Poisson GLM (sigma = 0)
+    glm_obj = _Objective(model.glm, kernel)
+    glm = maximise(glm_obj.evaluate, glm_obj.step, _start(model, model.glm), tol=tol,
+                   max_iter=max_iter, progress=log, stage="glm")
+    e0, _ = model.glm.eps(glm.state.params)
+    s0 = _sigma_start(y, np.exp(e0))
+    p0 = np.concatenate([glm.state.params, [s0]])
+    p0[: model.structure.n_theta] -= 0.5 * s0 * s0
+    # stage 2: fixed effects and sigma jointly
+    obj = _Objective(model.structure, kernel)
+    st = model.structure
+    res = maximise(obj.evaluate, obj.step, p0, tol=tol, max_iter=max_iter, progress=log,
+                   stage="mixed", scale_index=(st.n_params - 1,))
+    sigma = abs(float(res.state.params[-1]))
+    boundary = sigma < XTOL_ZERO and glm.state.value >= res.state.value - FTOL_ZERO
+    if not boundary and glm.state.value > res.state.value + FTOL_ZERO:
+        warnings.warn(
+            f"the mixed fit stopped at sigma = {sigma:.4g} with a log-likelihood below the "
+            "Poisson GLM's; reporting sigma = 0", BoundaryWarning, stacklevel=2)
+        boundary = True
+    converged = glm.converged and res.converged
+    if not converged:
+        warnings.warn(f"Newton iterations stopped: {res.message if glm.converged else glm.message}",
+                      ConvergenceWarning, stacklevel=2)
+    if boundary:
+        final_obj, final, sigma = glm_obj, glm.state, 0.0
+        p_full = np.concatenate([glm.state.params, [0.0]])
+    else:
+        final_obj, final = obj, res.state
+        p_full = final.params.copy()
+        p_full[-1] = sigma
+    # standard errors from the observed information of the AGQ approximation
+    f = final_obj.factor(final)
+    var_l, cov_g = local_global_covariance(f)
+    if f.shift:
+        warnings.warn("the information matrix is not positive definite at the estimate; "
+                      "standard errors are not available", ConvergenceWarning, stacklevel=2)
+        var_l = np.full_like(var_l, np.nan)
+        cov_g = np.full_like(cov_g, np.nan)
+    sigma_se = float(np.sqrt(cov_g[-1, -1])) if not boundary else float("nan")
+    beta = beta_se = None
+    if model.kind == "common":
+        beta, beta_se = float(p_full[st.n_theta + st.n_phi]), float(np.sqrt(cov_g[0, 0]))
+    elif model.kind == "heterogeneous":
+        a = st.n_theta + st.n_phi
+        beta, beta_se = p_full[a : a + st.n_local].copy(), np.sqrt(var_l)
+    e, _ = st.eps(p_full)
+    post = kernel.posterior(e, sigma)
+    out = _result(model, p_full, post, e, beta, beta_se, sigma, sigma_se)
+    return CellwiseFit(
+        base=base,
+        association=None if model.kind in ("none",) or not data.stratified else model.kind,
+        n_nodes=int(n_nodes),
+        **out,
+        loglik=final.value,
+        loglik_sigma0=glm.state.value,
+        converged=converged,
+        boundary=boundary,
+        n_iter=glm.n_iter + res.n_iter,
+        n_evaluations=glm.n_evaluations + res.n_evaluations,
+        message=res.message,
+        elapsed=time.perf_counter() - t0,
+        history=history,
+    )
+
+
+def _effects(model: _Model, p: np.ndarray) -> dict:
+    """Map internal parameters to alpha, row and column effects per stratum."""
+    data, st = model.data, model.structure
+    nI, nJ = len(data.row_levels), len(data.col_levels)
+    strata = np.unique(data.stratum[model.cells])
+    theta, phi = p[: st.n_theta], p[st.n_theta : st.n_theta + st.n_phi]
+    rows = np.full((nI, len(data.stratum_levels)), -np.inf)
+    cols = np.full((nJ, len(data.stratum_levels)), -np.inf)
+    alpha = np.full(len(data.stratum_levels), np.nan)
+    # global row level -> row code
+    row_code = np.empty(st.n_rows, dtype=np.intp)
+    row_code[st.row] = data.row[model.cells]
+    col_code = np.empty(st.n_cols, dtype=np.intp)
+    col_code[st.col] = data.col[model.cells]
+    phi_full = np.zeros(st.n_cols)
+    phi_full[st.free_col] = phi
+    a = theta[model.row_first]
+    alpha[strata] = a
+    rows[row_code, strata[st.row_stratum]] = theta - a[st.row_stratum]
+    cols[col_code, strata[st.col_stratum]] = phi_full
+    if not data.stratified:
+        return {"alpha": float(alpha[0]), "row_effects": rows[:, 0], "col_effects": cols[:, 0]}
+    return {"alpha": alpha, "row_effects": rows, "col_effects": cols}
+
+
+def _result(
+    model: _Model,
+    p: np.ndarray,
+    post: dict[str, np.ndarray],
+    e: np.ndarray,
+    beta: float | np.ndarray | None,
+    beta_se: float | np.ndarray | None,
+    sigma: float,
+    sigma_se: float,
+) -> dict:
+    data = model.data
+    n_all = len(data.y)
+
+    def table(v: np.ndarray, fill: float = np.nan) -> np.ndarray:
+        full = np.full(n_all, fill)
+        full[model.cells] = v
+        out = data.to_table(np.where(data.kept, full, fill), fill=np.nan)
+        return out
+
+    fitted = table(np.exp(e + post["mode"]), fill=0.0)
+    if model.kind == "heterogeneous" and beta is not None:
+        beta = _per_stratum(model, beta)
+        beta_se = _per_stratum(model, beta_se)
+    return dict(
+        row_levels=data.row_levels,
+        col_levels=data.col_levels,
+        stratum_levels=data.stratum_levels if data.stratified else None,
+        row_scores=data.row_scores,
+        col_scores=data.col_scores,
+        **_effects(model, p),
+        beta=beta,
+        beta_se=beta_se,
+        sigma=sigma,
+        sigma_se=sigma_se,
+        observed=data.to_table(data.y),
+        fitted_counts=fitted,
+        posterior_mode=table(post["mode"]),
+        posterior_mean=table(post["mean"]),
+        posterior_sd=table(post["sd"]),
+    )
+
+
+def _per_stratum(model: _Model, v: np.ndarray) -> np.ndarray:
+    """Per retained stratum values -> one value per stratum level (NaN for dropped strata)."""
+    strata = np.unique(model.data.stratum[model.cells])
+    out = np.full(len(model.data.stratum_levels), np.nan)
+    out[strata] = v
+    return out
