@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from gllmm.links import (
     Binomial,
+    ContinuationRatio,
     Multinomial,
     Poisson,
     cumulative_logit_family,
@@ -21,6 +22,7 @@ def _families():
     yield Poisson(rng.poisson(3, size=6)), rng.normal(size=(6, 2, 1))
     yield Binomial(rng.poisson(3, size=(6, 2))), rng.normal(size=(6, 2, 1))
     yield Multinomial(rng.poisson(3, size=(6, 4))), rng.normal(size=(6, 2, 4))
+    yield ContinuationRatio(rng.poisson(3, size=(6, 4))), rng.normal(size=(6, 2, 3))
     yield (cumulative_logit_family(rng.poisson(3, size=(6, 4))),
            np.sort(rng.normal(size=(6, 2, 3)), axis=-1) * 1.5)
     yield dale_plugin_family(rng.poisson(4, size=(5, 2, 3)) + 1), 0.5 * rng.normal(size=(5, 2, 2))

@@ -4,7 +4,7 @@ Each family turns ``eta = X beta + Z u`` (per block) into the conditional log-li
 derivatives in eta; the paper's ``C log(A mu)`` is closed form in eta for these families.
 """
 
-from ._families import Binomial, Family, Multinomial, Poisson
+from ._families import Binomial, ContinuationRatio, Family, Multinomial, Poisson
 from ._separable import (
     AffineSeparable,
     PlackettJets,
@@ -18,6 +18,7 @@ from ._separable import (
 __all__ = [
     "AffineSeparable",
     "Binomial",
+    "ContinuationRatio",
     "Family",
     "Multinomial",
     "PlackettJets",

@@ -216,3 +216,59 @@ class Multinomial(Family):
 
     def subset(self, blocks: np.ndarray) -> Multinomial:
         return Multinomial(self.y[blocks], self.cells[blocks], coefficient=self.coefficient)
+
+
+@dataclass
+class ContinuationRatio(Family):
+    """Continuation-ratio logits ``logit P(Y = j | Y >= j) = eta_j``, j = 1..K-1.
+
+    The multinomial factorises into binomials: ``l = sum_j [y_j eta_j - r_j log(1 + e^eta_j)]``
+    with ``r_j = sum_{k >= j} y_k`` (Agresti 2002, Section 7.4.3); derivatives are diagonal.
+    """
+
+    y: np.ndarray
+    cells: np.ndarray = field(default=None)  # type: ignore[assignment]
+    name: str = "continuation-ratio"
+    coefficient: bool = True
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=float)
+        self.n_eta = self.y.shape[1] - 1
+        self._at_risk = np.cumsum(self.y[:, ::-1], axis=1)[:, ::-1][:, :-1]
+        if self.cells is None:
+            self.cells = np.arange(self.y.size).reshape(self.y.shape)
+
+    def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
+        s = self.y[:, None, :-1]
+        r = self._at_risk[:, None, :]
+        l = (s * eta - r * np.logaddexp(0.0, eta)).sum(-1)
+        if order == 0:
+            return l, None, None, None
+        p = expit(eta)
+        g = s - r * p
+        if order == 1:
+            return l, g, None, None
+        v = r * p * (1.0 - p)
+        eye = np.eye(self.n_eta)
+        H = -v[..., :, None] * eye
+        T = None
+        if order >= 3:
+            t = -v * (1.0 - 2.0 * p)
+            T = t[..., :, None, None] * (eye[:, :, None] * eye[None, :, :])
+        return l, g, H, T
+
+    def mean(self, eta: np.ndarray) -> np.ndarray:
+        n = self.y.sum(axis=1, keepdims=True)
+        p = expit(eta)
+        surv = np.cumprod(np.concatenate([np.ones_like(p[:, :1]), 1 - p], axis=1), axis=1)
+        probs = np.concatenate([p, np.ones_like(p[:, :1])], axis=1) * surv
+        return n * probs
+
+    def constant(self) -> np.ndarray:
+        if not self.coefficient:
+            return np.zeros(self.y.shape[0])
+        n = self.y.sum(axis=1)
+        return gammaln(n + 1) - gammaln(self.y + 1).sum(axis=1)
+
+    def subset(self, blocks: np.ndarray) -> ContinuationRatio:
+        return ContinuationRatio(self.y[blocks], self.cells[blocks], coefficient=self.coefficient)

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.special import logit
 
 from ..errors import SpecError
-from ..links import Multinomial, cumulative_logit_family
+from ..links import ContinuationRatio, Multinomial, cumulative_logit_family
 from ..spec import Design, block_structure
 from ..spec._formula import model_matrix, parse_formula
 
@@ -53,12 +53,14 @@ def ordinal_mixed(
     covariance: str | None = None,
     individual: bool = True,
 ) -> Design:
-    """Cumulative- or adjacent-categories logit model with random effects.
+    """Ordinal (or nominal) logit models with random effects.
 
     ``link="cumulative"``: ``logit P(Y <= j) = alpha_j + x' beta + z' u``;
     ``link="adjacent"``: ``log(pi_j / pi_{j+1}) = alpha_j + x' beta + z' u``, j = 1..K-1,
     with the sign convention of Hartzel et al. (2001) and the paper (positive beta moves mass
-    to low categories). ``formula`` is ``response ~ covariates + (expr | group)``.
+    to low categories); ``link="continuation"``: ``logit P(Y = j | Y >= j)``;
+    ``link="baseline"``: ``log(pi_j / pi_K) = alpha_j + x' beta_j + z' u_j`` with
+    category-specific effects. ``formula`` is ``response ~ covariates + (expr | group)``.
 
     Parameters
     ----------
@@ -116,7 +118,37 @@ def ordinal_mixed(
         props = (y.sum(0) + 0.5) / (y.sum() + 0.5 * k)
         notes["start"] = np.r_[np.log(props[:-1] / props[1:]), np.zeros(X0.shape[1])]
         notes["title"] = "Adjacent-categories logit model with random effects"
+    elif link == "continuation":
+        X = np.zeros((nb, J, p))
+        X[:, np.arange(J), np.arange(J)] = 1.0
+        X[:, :, J:] = X0[:, None, :]
+        Z = np.repeat(Zt[:, None, :], J, axis=1)
+        fam = ContinuationRatio(y, rows, coefficient=not individual)
+        at_risk = np.cumsum(y.sum(0)[::-1])[::-1][:-1]
+        cond = np.clip(y.sum(0)[:-1] / at_risk, 1e-3, 1 - 1e-3)
+        notes["start"] = np.r_[logit(cond), np.zeros(X0.shape[1])]
+        notes["title"] = "Continuation-ratio logit model with random effects"
+    elif link == "baseline":
+        # log(pi_j / pi_K) = alpha_j + x' beta_j + z' u_j: category-specific effects
+        names_x = [f"{n}[{levels[j]}]" for j in range(J) for n in xn]
+        X = np.zeros((nb, k, J + J * X0.shape[1]))
+        Z = np.zeros((nb, k, J * q))
+        for j in range(J):
+            X[:, j, j] = 1.0
+            X[:, j, J + j * X0.shape[1]: J + (j + 1) * X0.shape[1]] = X0
+            Z[:, j, j * q:(j + 1) * q] = Zt
+        fam = Multinomial(y, rows, coefficient=not individual)
+        props = (y.sum(0) + 0.5) / (y.sum() + 0.5 * k)
+        notes["start"] = np.r_[np.log(props[:-1] / props[-1]), np.zeros(J * X0.shape[1])]
+        notes["title"] = "Baseline-category logit model with random effects"
+        zn_all = tuple(f"{z}[{levels[j]}]" for j in range(J) for z in zn)
+        cov = block_structure([(group, zn_all, kind if J * q > 1 else "identity",
+                                [np.arange(J * q)])], J * q)
+        return Design(fam, X, Z, np.zeros(X.shape[:2]), cluster, cov,
+                      alpha_names + tuple(names_x), tuple(labels),
+                      tuple(f"{group}:{z}" for z in zn_all), notes)
     else:
-        raise SpecError(f"unknown link {link!r}; use 'cumulative' or 'adjacent'")
+        raise SpecError(f"unknown link {link!r}; use 'cumulative', 'adjacent', "
+                        "'continuation' or 'baseline'")
     return Design(fam, X, Z, np.zeros(X.shape[:2]), cluster, cov, alpha_names + xn,
                   tuple(labels), tuple(f"{group}:{z}" for z in zn), notes)
