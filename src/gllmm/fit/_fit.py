@@ -134,11 +134,14 @@ def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
 
 
 def fit(
-    design: Design,
+    design: Design | str,
     method: str = "agq",
     n_nodes: int | None = None,
     start: np.ndarray | None = None,
     objective_only: bool = False,
+    *,
+    data: Any = None,
+    family: str = "poisson",
     **options: Any,
 ) -> FitResult | Any:
     """Fit a GLLMM (or GLLM when the design has no random effects) by maximum likelihood.
@@ -148,11 +151,21 @@ def fit(
 
     Parameters
     ----------
-    design : Design
+    design : Design or str
+        A design from ``build_design`` / ``gllmm.models``, or an lme4-style formula, in which
+        case ``data`` (and ``family``) are passed to ``build_design``.
     method : {"agq", "laplace"}
     n_nodes : int, optional
         Nodes per dimension for AGQ (default 15).
+
+    Examples
+    --------
+    >>> res = fit("count ~ C(row) + C(col) + (1 | cell)", data=df, n_nodes=15)  # doctest: +SKIP
     """
+    if isinstance(design, str):
+        from ..spec import build_design
+
+        design = build_design(data, design, family=family)
     check_full_rank(design)
     if design.n_random == 0 and not objective_only:
         return _fit_gllm(design, start)
