@@ -1,0 +1,162 @@
+"""Reading the command's input tables and preparing columns (levels, scores, cell numbers).
+
+Every failure raises :class:`CliError` with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import GllmmError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TSV_SUFFIXES = (".tsv", ".tab")
+
+
+class CliError(GllmmError):
+    """An input problem the user can fix (exit code 2)."""
+
+
+def read_data(path: str) -> pd.DataFrame:
+    """Read a CSV (``.csv``, any other suffix), TSV (``.tsv``) or Parquet (``.parquet``) file.
+
+    Parquet needs ``pyarrow`` (or ``fastparquet``); without either the error says how to get it.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"no such file: {path} (check the path; the working directory is "
+                       f"{os.getcwd()})")
+    if p.is_dir():
+        raise CliError(f"cannot read {path}: it is a directory; give a CSV or Parquet file")
+    if not os.access(p, os.R_OK):
+        raise CliError(f"cannot read {path}: permission denied")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            _require_parquet_engine(path)
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, sep="\t" if suffix in TSV_SUFFIXES else ",")
+    except CliError:
+        raise
+    except pd.errors.EmptyDataError as exc:
+        raise CliError(f"cannot read {path}: the file is empty; it needs a header line "
+                       "with the column names and one line per cell") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"cannot read {path}: it is not a text (CSV) file; CSV must be UTF-8 "
+                       "text, Parquet files need the suffix .parquet") from exc
+    except Exception as exc:  # parser and Arrow errors carry their own detail
+        kind = "Parquet" if suffix in PARQUET_SUFFIXES else "CSV"
+        raise CliError(f"cannot read {path} as {kind}: {exc}") from exc
+    if len(df) == 0:
+        raise CliError(f"{path} has a header but no data rows")
+    return df
+
+
+def _require_parquet_engine(path: str) -> None:
+    for module in ("pyarrow", "fastparquet"):
+        try:
+            __import__(module)
+            return
+        except ImportError:
+            continue
+    raise CliError(f"reading Parquet ({path}) needs the pyarrow package: "
+                   "pip install pyarrow (or save the table as CSV)")
+
+
+def require_columns(data: pd.DataFrame, columns: Sequence[str], what: str = "column") -> None:
+    """Raise if a named column is missing, listing the available ones."""
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise CliError(f"unknown {what} {', '.join(repr(c) for c in missing)}; available "
+                       f"columns: {', '.join(map(str, data.columns))}")
+
+
+def require_counts(data: pd.DataFrame, column: str) -> np.ndarray:
+    """The count column as floats: numeric, finite, non-negative."""
+    require_columns(data, [column], "count column")
+    values = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise CliError(f"count column {column!r} has {int(bad.sum())} missing or non-numeric "
+                       f"value(s) (first at data row {int(np.flatnonzero(bad)[0]) + 1})")
+    if (values < 0).any():
+        raise CliError(f"count column {column!r} has negative counts")
+    return values
+
+
+def _split_assignment(text: str, option: str) -> tuple[str, list[str]]:
+    if "=" not in text:
+        raise CliError(f"{option} expects COLUMN=v1,v2,...; got {text!r}")
+    col, _, values = text.partition("=")
+    items = [v.strip() for v in values.split(",") if v.strip()]
+    if not col.strip() or not items:
+        raise CliError(f"{option} expects COLUMN=v1,v2,...; got {text!r}")
+    return col.strip(), items
+
+
+def apply_levels(data: pd.DataFrame, specs: Sequence[str] | None) -> pd.DataFrame:
+    """``--levels COL=a,b,c``: make COL an ordered categorical with that level order."""
+    for spec in specs or ():
+        col, levels = _split_assignment(spec, "--levels")
+        require_columns(data, [col])
+        observed = {str(v) for v in pd.unique(data[col])}
+        unknown = observed - set(levels)
+        if unknown:
+            raise CliError(f"--levels {col}: values {sorted(unknown)} of column {col!r} are not "
+                           f"among the listed levels {levels}")
+        data[col] = pd.Categorical(data[col].astype(str), levels, ordered=True)
+    return data
+
+
+def apply_scores(data: pd.DataFrame, specs: Sequence[str] | None) -> dict[str, list[float]]:
+    """``--scores COL=s1,s2,...``: add a numeric column ``COL_score`` with the levels' scores.
+
+    Levels are taken in their order (``--levels``, else sorted); the scores are returned so
+    that summaries print them.
+    """
+    used: dict[str, list[float]] = {}
+    for spec in specs or ():
+        col, raw = _split_assignment(spec, "--scores")
+        require_columns(data, [col])
+        try:
+            scores = [float(v) for v in raw]
+        except ValueError as exc:
+            raise CliError(f"--scores {col}: scores must be numbers; got {raw}") from exc
+        series = data[col]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            levels: list[Any] = list(series.cat.categories)
+        else:
+            levels = sorted(pd.unique(series), key=_sort_key)
+        if len(levels) != len(scores):
+            raise CliError(f"--scores {col}: {len(scores)} scores for {len(levels)} levels "
+                           f"{[str(v) for v in levels]}")
+        data[f"{col}_score"] = series.map(dict(zip(levels, scores, strict=True))).astype(float)
+        used[col] = scores
+    return used
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, (int, float, np.number)) else (1, str(value))
+
+
+def check_formula(formula: str) -> None:
+    """Cheap checks that give a clearer message than the model-matrix layer."""
+    if formula.count("~") != 1:
+        raise CliError(f"bad formula {formula!r}: it needs exactly one '~', as in "
+                       "'count ~ C(row) + C(col) + (1 | cell)'")
+    if formula.count("(") != formula.count(")"):
+        raise CliError(f"bad formula {formula!r}: unbalanced parentheses")
+    lhs, _, rhs = formula.partition("~")
+    if not lhs.strip():
+        raise CliError(f"bad formula {formula!r}: the response (count column) is missing "
+                       "on the left of '~'")
+    if not rhs.strip():
+        raise CliError(f"bad formula {formula!r}: no terms on the right of '~' (use '1' "
+                       "for an intercept only)")

@@ -1,0 +1,146 @@
+"""Building designs and running fits for the command, with optional tqdm progress bars.
+
+The fit follows the library's visible pipeline (``fit(..., objective_only=True)`` ->
+``optimize`` -> ``make_result``) so that a progress bar can count likelihood evaluations
+without the library knowing about it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BoundaryWarning, ConvergenceWarning
+from ._io import CliError, apply_levels, apply_scores, check_formula, require_columns
+
+FAMILIES = ("poisson", "binomial", "multinomial")
+LINKS = ("cumulative", "adjacent", "continuation", "baseline")
+METHODS = ("agq", "laplace", "mcem", "pql")
+#: methods fitted by their own function (module, name), imported when asked for
+ALTERNATIVE_FITS = {"mcem": ("gllmm.fit._mcem", "fit_mcem"), "pql": ("gllmm.fit._pql", "fit_pql")}
+
+
+class _CountingObjective:
+    """Delegates to an objective and ticks a progress bar at each likelihood evaluation."""
+
+    def __init__(self, objective: Any, bar: Any) -> None:
+        self._objective = objective
+        self._bar = bar
+
+    def value_and_gradient(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._objective.value_and_gradient(*args, **kwargs)
+        self._bar.update(1)
+        value = out[0] if isinstance(out, tuple) else out
+        try:
+            self._bar.set_postfix_str(f"loglik {float(value):.4f}", refresh=False)
+        except (TypeError, ValueError):
+            pass
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objective, name)
+
+
+def build_model(data: pd.DataFrame, args: argparse.Namespace) -> Any:
+    """The Design of ``gllmm fit`` / ``gllmm report`` from the parsed arguments."""
+    from .. import models
+    from ..spec import build_design
+
+    check_formula(args.formula)
+    apply_levels(data, args.levels)
+    scores = apply_scores(data, args.scores)
+    if args.add_cell and "cell" not in data.columns:
+        data["cell"] = np.arange(len(data))
+    family = args.family.lower()
+    if family == "multinomial":
+        require_columns(data, [args.count], "count column")
+        return models.ordinal_mixed(data, args.formula, count=args.count, link=args.link,
+                                    covariance=args.covariance)
+    return build_design(data, args.formula, family=family, covariance=args.covariance,
+                        scores=scores or None, title=" ".join(args.formula.split()))
+
+
+def run_fit(design: Any, method: str, n_nodes: int, *, progress: bool = False,
+            seed: int | None = None) -> Any:
+    """Fit ``design``; warnings are printed to stderr as ``warning: ...`` lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = _fit(design, method, n_nodes, progress, seed)
+    seen = set()
+    for w in caught:
+        text = str(w.message)
+        if text not in seen:
+            seen.add(text)
+            print(f"warning: {text}", file=sys.stderr)
+    return res
+
+
+def _fit(design: Any, method: str, n_nodes: int, progress: bool, seed: int | None) -> Any:
+    from ..fit import fit, make_result, optimize
+
+    if method in ALTERNATIVE_FITS:
+        if design.n_random == 0:
+            return fit(design)  # no random effects: the GLM, whatever the method
+        module, name = ALTERNATIVE_FITS[method]
+        try:
+            function = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise CliError(f"--method {method} is not available in this installation "
+                           f"({exc}); use --method agq or laplace") from exc
+        return function(design, seed=seed) if method == "mcem" else function(design)
+    if not progress or design.n_random == 0:
+        return fit(design, method=method, n_nodes=n_nodes)
+    from tqdm.auto import tqdm
+
+    objective = fit(design, method=method, n_nodes=n_nodes, objective_only=True)
+    with tqdm(desc=f"{method} fit", unit=" evaluations", leave=False) as bar:
+        counted = _CountingObjective(objective, bar)
+        opt = optimize(counted, design)
+        res = make_result(design, counted, opt)
+    if not opt.converged:
+        warnings.warn(f"optimisation did not converge ({opt.return_code}); estimates may be "
+                      "inaccurate", ConvergenceWarning, stacklevel=2)
+    if opt.boundary:
+        warnings.warn("variance estimated as zero (boundary fit) for " + ", ".join(opt.boundary)
+                      + ": the data show no extra variation for that term", BoundaryWarning,
+                      stacklevel=2)
+    return res
+
+
+def resolve_method(args: argparse.Namespace) -> tuple[str, int]:
+    """(method, nodes): ``--nagq 1`` means Laplace, ``--method laplace`` means one node."""
+    method = args.method
+    if method == "laplace" or (method == "agq" and args.nagq == 1):
+        return "laplace", 1
+    return method, args.nagq
+
+
+def positive_int(text: str) -> int:
+    """argparse type of ``--nagq``: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an integer; give the number of quadrature nodes per dimension "
+            "(1 = Laplace, 15 is the paper's choice)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value} nodes: must be at least 1 (1 = Laplace, 15 is the paper's choice)")
+    return value
+
+
+def parse_scores(text: str | None, option: str) -> list[float] | None:
+    """``1,2,3`` -> [1.0, 2.0, 3.0]."""
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"{option} expects comma-separated numbers such as 1,2,3; got "
+                       f"{text!r}") from None
