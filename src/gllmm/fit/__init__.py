@@ -8,10 +8,12 @@ from ._constrained_builders import (
     marginal_homogeneity_model,
 )
 from ._constrained_result import ConstrainedFit, ConvergenceInfo, HypothesisTest
-from ._fit import OBJECTIVES, default_start, fit, make_objective, make_result, optimize
-from ._inference import check_nodes, profile_interval
+from ._fit import FITTERS, OBJECTIVES, default_start, fit, make_objective, make_result, optimize
 from ._glm import aliased_columns, check_full_rank, fit_glm
+from ._inference import check_nodes, profile_interval
+from ._mcem import fit_mcem
 from ._optimize import OptSummary, maximize
+from ._pql import fit_pql
 
 __all__ = [
     "SAMPLING_SCHEMES",
@@ -23,7 +25,10 @@ __all__ = [
     "marginal_cumulative_logit_model",
     "marginal_homogeneity_association_model",
     "marginal_homogeneity_model",
+    "FITTERS",
     "OBJECTIVES",
+    "fit_mcem",
+    "fit_pql",
     "OptSummary",
     "aliased_columns",
     "check_full_rank",

@@ -32,6 +32,22 @@ def _agq(design: Design, n_nodes: int | None) -> MarginalLikelihood:
 OBJECTIVES: dict[str, Callable[[Design, int | None], Any]] = {"laplace": _laplace, "agq": _agq}
 
 
+def _mcem(design: Design, **kw: Any) -> FitResult:
+    from ._mcem import fit_mcem
+
+    return fit_mcem(design, **kw)
+
+
+def _pql(design: Design, **kw: Any) -> FitResult:
+    from ._pql import fit_pql
+
+    return fit_pql(design, **kw)
+
+
+# whole fitting algorithms (not a likelihood handed to an optimiser)
+FITTERS: dict[str, Callable[..., FitResult]] = {"mcem": _mcem, "pql": _pql}
+
+
 def make_objective(design: Design, method: str = "agq", n_nodes: int | None = None) -> Any:
     """The marginal log-likelihood of ``design`` as a callable of one flat parameter vector.
 
@@ -42,7 +58,8 @@ def make_objective(design: Design, method: str = "agq", n_nodes: int | None = No
     """
     key = method.lower()
     if key not in OBJECTIVES:
-        raise FitError(f"unknown method {method!r}; valid methods: {', '.join(sorted(OBJECTIVES))}")
+        valid = sorted(OBJECTIVES) + sorted(FITTERS)
+        raise FitError(f"unknown method {method!r}; valid methods: {', '.join(valid)}")
     return OBJECTIVES[key](design, n_nodes)
 
 
@@ -169,6 +186,8 @@ def fit(
     check_full_rank(design)
     if design.n_random == 0 and not objective_only:
         return _fit_gllm(design, start)
+    if method.lower() in FITTERS and not objective_only:
+        return FITTERS[method.lower()](design, **options)
     objective = make_objective(design, method, n_nodes)
     objective.method_name = method.lower()
     if objective_only:

@@ -31,6 +31,8 @@ class GlmFit:
 
 def check_full_rank(design: Design) -> None:
     """Raise SpecError naming the aliased fixed-effect columns of a rank-deficient X."""
+    if design.n_fixed == 0:
+        return
     flat = design.X.reshape(-1, design.n_fixed)
     bad = aliased_columns(flat, list(design.fixed_names))
     if bad:

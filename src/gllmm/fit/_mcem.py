@@ -21,12 +21,27 @@ Monte Carlo sample size (Booth & Hobert 1999, Section 2.3). The M-step estimate 
 approximately normal around the exact EM update with covariance ``Q''^{-1} V Q''^{-1}``, ``V``
 the importance-sampling variance of ``Q'`` (delta method for the ratio estimator,
 ``V = sum_c sum_l w_cl^2 (s_cl - s_bar_c)(s_cl - s_bar_c)'``). If the previous value lies inside
-the ``1 - alpha`` confidence ellipsoid around ``x_new`` the step was swamped by Monte Carlo error
-and ``m`` grows to ``m + m / growth`` (defaults alpha = 0.25, growth = 3, as Booth & Hobert).
+the ``1 - alpha`` (alpha = 0.25) confidence ellipsoid around ``x_new`` the step was swamped by
+Monte Carlo error and ``m`` grows to ``m (1 + growth)``. Booth & Hobert treat the previous value
+as fixed; here both iterates are Monte Carlo estimates, so the ellipsoid uses the sum of their
+covariances: with a fast EM (below) the change between iterates is mostly the previous
+iterate's own noise, and the one-sided ellipsoid would then never call the step swamped.
+Booth & Hobert's ``m <- m + m / 3`` is ``growth = 1/3``; the default doubles ``m``.
 
-Stopping rule (Booth & Hobert 1999, eq. 2.5):
-``max_i |x_i^(r+1) - x_i^(r)| / (|x_i^(r)| + delta1) < delta2`` at ``n_consecutive`` (3)
-successive iterations; defaults delta1 = 0.001, delta2 = 0.002.
+Parameter expansion (PX-EM, Liu, Rubin & Wu 1998; see ``_Expansion``) removes the slow EM
+directions where beta trades off with the mean of v (a random slope and its fixed effect, the
+odds-ratio models' ``beta`` and ``mean(u)``) and theta with the scale of v: on a 3 x 3 model
+(2.1) with cumulative coding, plain EM stopped 0.17 SE from the MLE after 46 iterations, the
+expanded one is within 0.05 SE after 6 (docs/methods/mcem_pql.md).
+
+Stopping rules, each required at ``n_consecutive`` (3) successive iterations:
+
+- ``stopping="se"`` (default): ``max_i |x_i^(r+1) - x_i^(r)| / se_i < se_tol`` (0.02), ``se_i``
+  from the complete-data information ``-Q''`` (smaller than the observed-data SE, so the rule is
+  conservative); invariant to the scale of each parameter;
+- ``stopping="relative"`` (Booth & Hobert 1999, eq. 2.5):
+  ``max_i |x_i^(r+1) - x_i^(r)| / (|x_i^(r)| + delta1) < delta2`` (0.001, 0.002); parameters
+  near zero then demand very large Monte Carlo samples.
 
 After convergence one large importance sample (``final_samples`` per cluster) at the estimate
 gives the log-likelihood ``sum_c log mean_l exp(h_c - log t) + constant`` on the full scale (the
@@ -44,6 +59,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from scipy.linalg import null_space
 from scipy.special import gammaln, logsumexp
 
 from ..errors import BoundaryWarning, ConvergenceWarning, FitError
@@ -68,6 +84,12 @@ class _Sampler:
         self.starts = design.starts()
         self.one_per_cluster = design.X.shape[0] == design.n_clusters
         self.constant = float(design.family.constant().sum())
+        bounds = np.r_[self.starts, design.X.shape[0]]
+        self.cluster_columns = []
+        for c in range(design.n_clusters):
+            blocks = np.arange(bounds[c], bounds[c + 1])
+            cols = np.flatnonzero(np.any(design.X[blocks] != 0, axis=(0, 1)))
+            self.cluster_columns.append((blocks, cols))
 
     def csum(self, a: np.ndarray) -> np.ndarray:
         return a if self.one_per_cluster else np.add.reduceat(a, self.starts, axis=0)
@@ -90,6 +112,18 @@ class _Sampler:
         log_w = h - log_t
         lse = logsumexp(log_w, axis=1, keepdims=True)
         return {"v": v, "log_w": log_w, "w": np.exp(log_w - lse), "info": info}
+
+    def cluster_scores(self, g: np.ndarray) -> np.ndarray:
+        """Fixed-effects scores per cluster and sample, ``sum_b X_b' g_b`` (C, m, p).
+
+        Each cluster only touches a few columns of X (its own nuisance effects and the shared
+        ones), so the products run over those columns only.
+        """
+        d = self.design
+        out = np.zeros((d.n_clusters, g.shape[1], d.n_fixed))
+        for c, (blocks, cols) in enumerate(self.cluster_columns):
+            out[c][:, cols] = np.einsum("bnj,bjp->np", g[blocks], d.X[blocks][:, :, cols])
+        return out
 
     def eta(self, params: np.ndarray, v: np.ndarray) -> np.ndarray:
         d = self.design
@@ -138,26 +172,33 @@ class _Sampler:
         eta = self.eta(params, v)
         l, g, H, _ = d.family.derivatives(eta, order)
         wb = w[d.cluster]  # (B, m)
+        # draws with zero weight (e.g. Dale odds ratios giving a negative cell) drop out
+        dead = wb == 0
+        l = np.where(dead, 0.0, l)
+        if order >= 1:
+            g = np.where(dead[..., None], 0.0, g)
+        if order >= 2:
+            H = np.where(dead[..., None, None], 0.0, H)
         val = float(np.sum(wb * l))
         if order == 0 or not np.isfinite(val):
             return val, None, None, None
         v_b = v[d.cluster]
         At = np.einsum("bjrk,bnr->bnjk", self.dM, v_b)  # (B, m, J, m_theta)
         gw = g * wb[..., None]
-        grad = np.r_[np.einsum("bnj,bjp->p", gw, d.X), np.einsum("bnj,bnjk->k", gw, At)]
+        grad = np.r_[np.einsum("bj,bjp->p", gw.sum(axis=1), d.X),
+                     np.einsum("bnj,bnjk->k", gw, At)]
         hess = None
         if order >= 2:
             Hw = H * wb[..., None, None]
-            HX = np.einsum("bjk,bkp->bjp", Hw.sum(axis=1), d.X)
-            xx = np.einsum("bjp,bjr->pr", d.X, HX)
+            xx = np.einsum("bjp,bjr->pr", d.X, np.einsum("bjk,bkr->bjr", Hw.sum(axis=1), d.X))
             HA = np.einsum("bnjk,bnkt->bnjt", Hw, At)
-            xt = np.einsum("bjp,bnjt->pt", d.X, HA)
+            xt = np.einsum("bjp,bjt->pt", d.X, HA.sum(axis=1))
             tt = np.einsum("bnjs,bnjt->st", At, HA)
             hess = np.block([[xx, xt], [xt.T, tt]])
         s = None
         if scores:
-            s = self.csum(np.concatenate([np.einsum("bnj,bjp->bnp", g, d.X),
-                                          np.einsum("bnj,bnjk->bnk", g, At)], axis=2))
+            s = np.concatenate([self.cluster_scores(g), self.csum(
+                np.einsum("bnj,bnjk->bnk", g, At))], axis=2)
         return val, grad, hess, s
 
 
@@ -174,12 +215,14 @@ def _m_step(sampler: _Sampler, x0: np.ndarray, v: np.ndarray, w: np.ndarray,
         Hf = -hess[np.ix_(free, free)]
         gf = grad[free]
         lam = 0.0
-        for _try in range(30):
+        for _try in range(60):  # Levenberg damping where Q is not concave (e.g. Dale)
             try:
                 c = np.linalg.cholesky(Hf + lam * np.eye(len(gf)))
                 break
             except np.linalg.LinAlgError:
                 lam = max(2 * lam, 1e-8 * max(1.0, np.abs(np.diag(Hf)).max()))
+        else:
+            break
         step_f = np.linalg.solve(c.T, np.linalg.solve(c, gf))
         step = np.zeros_like(x)
         step[free] = step_f
@@ -207,15 +250,16 @@ class _Expansion:
     v over clusters, restricted to directions where ``Z Lambda mu`` is a fixed-effects shift, so
     that it reduces to ``beta += delta`` with ``X delta = Z Lambda mu``) and, when every template
     of Lambda is diagonal with disjoint support, ``Psi_hat`` (the weighted second moment about
-    mu_hat per template, reducing to ``theta_k *= sqrt(psi_k)``). At the MLE ``mu_hat = 0`` and
-    ``Psi_hat = I``, so the fixed points are those of plain EM; the expansion removes the slow
-    EM directions where beta and the mean of v (or theta and the scale of v) trade off.
+    mu_hat per template, reducing to ``theta_k *= sqrt(psi_k)``); mu then Psi is a conditional
+    maximisation (PX-ECM). At the MLE ``mu_hat = 0`` and ``Psi_hat = I``, so the fixed points are
+    those of plain EM; the expansion removes the slow EM directions where beta and the mean of v
+    (or theta and the scale of v) trade off.
     """
 
     def __init__(self, design: Design) -> None:
         self.design = design
         p = design.n_fixed
-        self.Xf = design.X.reshape(-1, p)
+        self.Xf = design.X.reshape(design.X.shape[0] * design.X.shape[1], p)
         self.Qx = np.linalg.qr(self.Xf)[0] if p else np.zeros((self.Xf.shape[0], 0))
         tm = design.covariance.templates
         diag = all(np.allclose(t, np.diag(np.diag(t))) for t in tm)
@@ -223,8 +267,7 @@ class _Expansion:
         self.supports = support if diag and np.all(support.sum(axis=0) <= 1) else None
 
     def reduce(self, x: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
-        from scipy.linalg import null_space
-
+        """Expanded M-step for (mu, Psi) given the weighted sample, then the reduction."""
         d = self.design
         p, q, n_c = d.n_fixed, d.n_random, d.n_clusters
         x = x.copy()
@@ -249,31 +292,50 @@ def _louis(sampler: _Sampler, x: np.ndarray, v: np.ndarray, w: np.ndarray) -> np
     """Observed information by Louis' formula from a weighted sample of v."""
     _, _, hess, s = sampler.q_function(x, v, w, scores=True)
     sbar = np.einsum("cn,cnp->cp", w, s)
-    second = np.einsum("cn,cnp,cnr->pr", w, s, s) - np.einsum("cp,cr->pr", sbar, sbar)
+    ws = s * np.sqrt(w)[..., None]
+    second = np.einsum("cnp,cnr->pr", ws, ws) - np.einsum("cp,cr->pr", sbar, sbar)
     return -hess - second
 
 
-def _ellipsoid(hess: np.ndarray, V: np.ndarray, diff: np.ndarray, free: np.ndarray,
-               alpha: float) -> tuple[float, bool, np.ndarray]:
-    """Is ``diff`` inside the ``1 - alpha`` Monte Carlo confidence ellipsoid of the M-step?
+def _mc_covariance(hess: np.ndarray, s: np.ndarray, w: np.ndarray,
+                   free: np.ndarray) -> np.ndarray:
+    """Monte Carlo covariance ``H^{-1} V H^{-1}`` of the M-step estimate (NaN off ``free``).
 
-    Covariance ``H^{-1} V H^{-1}`` (Booth & Hobert 1999, Section 2.3); a generalised inverse and
-    its rank as degrees of freedom, since some score combinations have no Monte Carlo error
-    (e.g. cells no random effect touches).
+    ``V = sum_c sum_l w_cl^2 (s_cl - s_bar_c)(s_cl - s_bar_c)'``: the variance of the
+    self-normalised importance estimate of the score (delta method for a ratio), clusters
+    independent.
     """
-    full = np.full((len(diff), len(diff)), np.nan)
+    sbar = np.einsum("cn,cnp->cp", w, s)
+    wd = (s - sbar[:, None, :]) * w[..., None]
+    V = np.einsum("cnp,cnr->pr", wd, wd)
+    full = np.full(hess.shape, np.nan)
     try:
         hinv = np.linalg.inv(-hess[np.ix_(free, free)])
     except np.linalg.LinAlgError:
-        return float("nan"), True, full
+        return full
     cov = hinv @ V[np.ix_(free, free)] @ hinv
-    cov = (cov + cov.T) / 2
-    full[np.ix_(free, free)] = cov
-    rank = np.linalg.matrix_rank(cov, tol=1e-10 * max(np.abs(np.diag(cov)).max(), 1e-300))
+    full[np.ix_(free, free)] = (cov + cov.T) / 2
+    return full
+
+
+def _swamped(cov: np.ndarray, diff: np.ndarray, free: np.ndarray,
+             alpha: float) -> tuple[float, bool]:
+    """Is ``diff`` inside the ``1 - alpha`` Monte Carlo confidence ellipsoid ``cov``?
+
+    A generalised inverse with its rank as degrees of freedom, since some score combinations
+    have no Monte Carlo error (e.g. cells that no random effect touches).
+    """
+    sub = cov[np.ix_(free, free)]
+    if not np.all(np.isfinite(sub)):
+        return float("nan"), True
+    u, sv, _ = np.linalg.svd(sub)
+    keep = sv > 1e-10 * max(sv.max(initial=0.0), 1e-300)
+    rank = int(keep.sum())
     if rank == 0:
-        return float("nan"), False, full
-    stat = float(diff[free] @ np.linalg.pinv(cov, rcond=1e-10, hermitian=True) @ diff[free])
-    return stat, stat < stats.chi2.ppf(1 - alpha, rank), full
+        return float("nan"), False
+    proj = u[:, keep].T @ diff[free]
+    stat = float(np.sum(proj**2 / sv[keep]))
+    return stat, bool(stat < stats.chi2.ppf(1 - alpha, rank))
 
 
 def fit_mcem(
@@ -281,10 +343,12 @@ def fit_mcem(
     seed: int | np.random.Generator | None = None,
     start: np.ndarray | None = None,
     *,
-    n_samples: int = 200,
+    n_samples: int = 500,
     df: float = 10.0,
     alpha: float = 0.25,
-    growth: float = 3.0,
+    growth: float = 1.0,
+    stopping: str = "se",
+    se_tol: float = 0.02,
     delta1: float = 0.001,
     delta2: float = 0.002,
     n_consecutive: int = 3,
@@ -298,7 +362,7 @@ def fit_mcem(
 ) -> FitResult:
     """Fit a GLLMM by Monte Carlo EM with importance sampling (Booth & Hobert 1999).
 
-    See the module docstring for the E-step, M-step, sample-size rule and stopping rule.
+    See the module docstring for the E-step, M-step, sample-size rule and stopping rules.
 
     Parameters
     ----------
@@ -313,10 +377,14 @@ def fit_mcem(
     df : float
         Degrees of freedom of the multivariate t proposal.
     alpha, growth : float
-        Sample-size rule: grow ``m`` by ``m / growth`` when the previous estimate lies in the
-        ``1 - alpha`` confidence ellipsoid of the new one.
-    delta1, delta2, n_consecutive : float, float, int
-        Stopping rule (see module docstring).
+        Sample-size rule: ``m <- m (1 + growth)`` when the change is inside the ``1 - alpha``
+        Monte Carlo confidence ellipsoid (Booth & Hobert's ``m + m / k`` is ``growth = 1/k``).
+    stopping : {"se", "relative"}
+        ``se``: every change below ``se_tol`` complete-data standard errors;
+        ``relative``: Booth & Hobert's rule with ``delta1``, ``delta2``. Either must hold at
+        ``n_consecutive`` successive iterations.
+    max_iter, max_samples : int
+        Limits on EM iterations and on the per-cluster Monte Carlo sample size.
     final_samples : int
         Importance sample size per cluster for the final log-likelihood, information and
         posterior summaries.
@@ -329,23 +397,28 @@ def fit_mcem(
     Returns
     -------
     FitResult
-        ``method == "mcem"``; ``extra`` holds ``loglik_method``, ``loglik_mc_se`` (importance),
-        ``n_samples`` (final E-step size), ``mc_se`` (Monte Carlo SE of the last M-step
-        estimate, from the sandwich of the sample-size rule; NaN on the boundary) and ``ess`` (effective sample size of the last
-        E-step, smallest over clusters). ``opt.log`` has one entry per EM iteration.
+        ``method == "mcem"``; ``extra`` holds ``loglik_method``, ``loglik_importance`` and its
+        ``loglik_mc_se``, ``mc_se`` (Monte Carlo SE of the last M-step estimate, from the
+        sandwich of the sample-size rule; NaN on the boundary), ``n_samples`` (last E-step
+        size), ``ess`` (effective size of the final sample, smallest over clusters) and
+        ``stopping``. ``opt.log`` has one entry per EM iteration.
 
     References
     ----------
-    Booth, J. G. and Hobert, J. P. (1999), JRSS B 61, 265-285. Coull & Agresti (2003), Section
-    3.3. Louis, T. A. (1982), JRSS B 44, 226-233.
+    Booth, J. G. and Hobert, J. P. (1999), JRSS B 61, 265-285. Liu, C., Rubin, D. B. and Wu,
+    Y. N. (1998), Biometrika 85, 755-770. Louis, T. A. (1982), JRSS B 44, 226-233. Coull &
+    Agresti (2003), Section 3.3.
     """
     if design.n_random == 0:
         raise FitError("the design has no random effects: fit it by ML with gllmm.fit")
+    if stopping not in ("relative", "se"):
+        raise FitError(f"unknown stopping {stopping!r}; use 'se' or 'relative'")
     if loglik not in ("importance", "laplace", "agq"):
         raise FitError(f"unknown loglik {loglik!r}; use 'importance', 'laplace' or 'agq'")
     from ._fit import default_start  # local: _fit may register this module
 
-    check_full_rank(design)
+    if design.n_fixed:  # (check_full_rank cannot reshape an X without columns)
+        check_full_rank(design)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     t0 = time.perf_counter()
     sampler = _Sampler(design)
@@ -353,50 +426,46 @@ def fit_mcem(
     x0 = default_start(design) if start is None else np.asarray(start, dtype=float).copy()
     x = x0.copy()
     lower = np.r_[np.full(design.n_fixed, -np.inf), design.covariance.lower]
-    n_par = len(x)
+    tol = delta2 if stopping == "relative" else se_tol
     m = int(n_samples)
+    prev_cov: np.ndarray | None = None
+    mc_cov = np.full((len(x), len(x)), np.nan)
     log: list[dict[str, Any]] = []
-    small = 0
-    converged = False
-    it = 0
+    small, converged, it = 0, False, 0
     for it in range(1, max_iter + 1):
         draw = sampler.draw(x, m, df, rng)
         w = draw["w"]
         new = _m_step(sampler, x, draw["v"], w, lower)
-        # Monte Carlo error of the M-step estimate (sandwich), free parameters only
         _, _, hess, s = sampler.q_function(new, draw["v"], w, scores=True)
         if expansion is not None:
             new = expansion.reduce(new, draw["v"], w)
-        sbar = np.einsum("cn,cnp->cp", w, s)
-        dev = s - sbar[:, None, :]
-        V = np.einsum("cn,cnp,cnr->pr", w**2, dev, dev)
         free = ~(np.isfinite(lower) & (new <= lower + 1e-12))
-        stat, swamped, mc_cov = _ellipsoid(hess, V, x - new, free, alpha)
-        rel = np.max(np.abs(new - x) / (np.abs(x) + delta1))
-        ess = float(np.min(1.0 / np.sum(w**2, axis=1)))
+        mc_cov = _mc_covariance(hess, s, w, free)
+        # both iterates carry Monte Carlo error: compare with the sum of their covariances
+        both = mc_cov if prev_cov is None else mc_cov + np.nan_to_num(prev_cov)
+        stat, swamped = _swamped(both, x - new, free, alpha)
+        prev_cov = mc_cov
+        if stopping == "relative":
+            change = float(np.max(np.abs(new - x) / (np.abs(x) + delta1)))
+        else:
+            se = np.sqrt(np.maximum(np.diag(np.linalg.pinv(-hess[np.ix_(free, free)])), 1e-300))
+            change = float(np.max(np.abs(new - x)[free] / se, initial=0.0))
         if keep_log:
             log.append({"stage": "mcem", "iteration": it, "n_samples": m, "params": new.copy(),
-                        "max_relative_change": float(rel), "ellipsoid_statistic": stat,
-                        "ess": ess})
+                        "change": change, "ellipsoid_statistic": stat,
+                        "ess": float(np.min(1.0 / np.sum(w**2, axis=1)))})
         x = new
-        small = small + 1 if rel < delta2 else 0
+        small = small + 1 if change < tol else 0
         if small >= n_consecutive:
             converged = True
             break
         if swamped:
-            m = min(int(np.ceil(m + m / growth)), max_samples)
+            m = min(int(np.ceil(m * (1.0 + growth))), max_samples)
     t_em = time.perf_counter() - t0
 
-    # final large importance sample at the estimate
     t1 = time.perf_counter()
     final = sampler.draw(x, int(final_samples), df, rng)
-    log_w = final["log_w"]
-    lse = logsumexp(log_w, axis=1)
-    ll_is = float(np.sum(lse - np.log(final_samples))) + sampler.constant
-    wn = final["w"]
-    rel_se = np.sqrt(np.maximum(final_samples * np.sum(wn**2, axis=1) - 1.0, 0.0)
-                     / final_samples)
-    ll_se = float(np.sqrt(np.sum(rel_se**2)))
+    ll_is, ll_se = _importance_loglik(sampler, final)
     if loglik == "importance":
         value, method = ll_is, f"importance sampling ({final_samples} draws per cluster)"
     else:
@@ -404,29 +473,19 @@ def fit_mcem(
         value = MarginalLikelihood(design, nodes).value_and_gradient(x, gradient=False)[0]
         method = "laplace" if nodes == 1 else f"agq ({nodes} nodes per dimension)"
     names = design.param_names
-    boundary = tuple(names[k] for k in range(n_par)
+    boundary = tuple(names[k] for k in range(len(x))
                      if np.isfinite(lower[k]) and x[k] <= lower[k] + 1e-12)
-    free_idx = np.array([k for k in range(n_par) if names[k] not in boundary], dtype=int)
-    info = _louis(sampler, x, final["v"], wn)
-    cov = np.full((n_par, n_par), np.nan)
-    try:
-        sub = np.linalg.inv(info[np.ix_(free_idx, free_idx)])
-        if np.any(np.diag(sub) < 0):
-            raise np.linalg.LinAlgError
-        cov[np.ix_(free_idx, free_idx)] = sub
-    except np.linalg.LinAlgError:
-        warnings.warn("Louis information is singular; standard errors are unavailable",
-                      ConvergenceWarning, stacklevel=2)
-    posterior = _posterior(sampler, x, final)
-    timings = {"em": t_em, "final": time.perf_counter() - t1}
+    cov = _covariance(_louis(sampler, x, final["v"], final["w"]),
+                      [k for k in range(len(x)) if names[k] not in boundary])
     opt = OptSummary(
         method="mcem", optimizer="MCEM (t importance sampling, projected Newton M-step)",
-        n_nodes=0, initial=x0, final=x, initial_loglik=float("nan"), final_loglik=value, n_evaluations=it,
-        n_iterations=it, return_code="converged" if converged else "iteration limit",
-        converged=converged,
-        tolerances={"delta1": delta1, "delta2": delta2, "n_consecutive": n_consecutive,
-                    "alpha": alpha, "growth": growth, "df": df},
-        log=log, timings=timings, boundary=boundary,
+        n_nodes=0, initial=x0, final=x, initial_loglik=float("nan"), final_loglik=value,
+        n_evaluations=it, n_iterations=it,
+        return_code="converged" if converged else "iteration limit", converged=converged,
+        tolerances={"se_tol": se_tol, "delta1": delta1, "delta2": delta2,
+                    "n_consecutive": n_consecutive, "alpha": alpha, "growth": growth,
+                    "df": df},
+        log=log, timings={"em": t_em, "final": time.perf_counter() - t1}, boundary=boundary,
     )
     if not converged:
         warnings.warn(f"MCEM stopped after {max_iter} iterations without meeting the stopping "
@@ -434,11 +493,39 @@ def fit_mcem(
     if boundary:
         warnings.warn("variance estimated as zero (boundary fit) for " + ", ".join(boundary),
                       BoundaryWarning, stacklevel=2)
-    extra = {"mc_se": np.sqrt(np.maximum(np.diag(mc_cov), 0.0)), "loglik_method": method, "loglik_importance": ll_is, "loglik_mc_se": ll_se,
-             "n_samples": m, "ess": float(np.min(1.0 / np.sum(wn**2, axis=1))), "seed": seed
-             if not isinstance(seed, np.random.Generator) else None}
+    extra = {"loglik_method": method, "loglik_importance": ll_is, "loglik_mc_se": ll_se,
+             "mc_se": np.sqrt(np.maximum(np.diag(mc_cov), 0.0)), "n_samples": m,
+             "ess": float(np.min(1.0 / np.sum(final["w"] ** 2, axis=1))), "stopping": stopping,
+             "seed": None if isinstance(seed, np.random.Generator) else seed}
     return FitResult(design=design, params=x, cov=cov, loglik=value, opt=opt,
-                     posterior=posterior, extra=extra)
+                     posterior=_posterior(sampler, x, final), extra=extra)
+
+
+def _importance_loglik(sampler: _Sampler, draw: dict) -> tuple[float, float]:
+    """Importance-sampling log-likelihood (full scale) and its Monte Carlo SE (delta method).
+
+    ``log L_c = log mean_l exp(log_w_cl)``; the relative variance of the mean weight is
+    ``n sum_l wn_l^2 - 1`` over n with ``wn`` the normalised weights.
+    """
+    n = draw["log_w"].shape[1]
+    value = float(np.sum(logsumexp(draw["log_w"], axis=1) - np.log(n))) + sampler.constant
+    rel_var = np.maximum(n * np.sum(draw["w"] ** 2, axis=1) - 1.0, 0.0) / n
+    return value, float(np.sqrt(np.sum(rel_var)))
+
+
+def _covariance(info: np.ndarray, free: list[int]) -> np.ndarray:
+    """Inverse information over the free parameters (NaN elsewhere)."""
+    n = info.shape[0]
+    cov = np.full((n, n), np.nan)
+    try:
+        sub = np.linalg.inv(info[np.ix_(free, free)])
+        if np.any(np.diag(sub) < 0):
+            raise np.linalg.LinAlgError
+        cov[np.ix_(free, free)] = sub
+    except np.linalg.LinAlgError:
+        warnings.warn("Louis information is singular; standard errors are unavailable",
+                      ConvergenceWarning, stacklevel=3)
+    return cov
 
 
 def _posterior(sampler: _Sampler, x: np.ndarray, draw: dict) -> dict[str, np.ndarray]:

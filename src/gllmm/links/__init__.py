@@ -4,6 +4,7 @@ Each family turns ``eta = X beta + Z u`` (per block) into the conditional log-li
 derivatives in eta; the paper's ``C log(A mu)`` is closed form in eta for these families.
 """
 
+from ._dale_full import DaleFull, dale_full_family, plackett_partials
 from ._families import Binomial, ContinuationRatio, Family, Multinomial, Poisson
 from ._separable import (
     AffineSeparable,
@@ -16,6 +17,9 @@ from ._separable import (
 )
 
 __all__ = [
+    "DaleFull",
+    "dale_full_family",
+    "plackett_partials",
     "AffineSeparable",
     "Binomial",
     "ContinuationRatio",

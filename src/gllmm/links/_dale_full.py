@@ -174,7 +174,7 @@ class DaleFull(Family):
 
     # ------------------------------------------------------------------ grid values
     def _grid_jets(self, eta: np.ndarray, order: int) -> tuple[np.ndarray | None, ...]:
-        """G and its derivatives in eta: (..., M), (..., M, J), (..., M, J, J), (..., M, J, J, J)."""
+        """G and its derivatives in eta, shapes (..., M), (..., M, J), ..., (..., M, J, J, J)."""
         ni, nj = self.shape
         nr, nc = ni - 1, nj - 1
         m = self.n_eta

@@ -27,6 +27,12 @@ def format_summary(res: FitResult) -> str:
     lines.append(f"Log-likelihood: {res.loglik:.4f}   AIC: {res.aic:.2f}   BIC: {res.bic:.2f}")
     lines.append(f"Observations: {res.n_obs:g}   Blocks: {d.X.shape[0]}   "
                  f"Clusters: {d.n_clusters if d.n_random else '-'}")
+    for key, label in (("marginals", "Marginals"), ("coding", "Random-effect coding"),
+                       ("sampling", "Sampling")):
+        if d.notes.get(key):
+            lines.append(f"{label}: {d.notes[key]}")
+    if res.extra.get("loglik_method"):
+        lines.append(f"Log-likelihood evaluated by: {res.extra['loglik_method']}")
     scores = d.notes.get("scores")
     if scores:
         lines.append("Scores: " + "; ".join(f"{k} = {[round(float(x), 4) for x in v]}"
