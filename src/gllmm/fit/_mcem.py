@@ -530,19 +530,8 @@ def _covariance(info: np.ndarray, free: list[int]) -> np.ndarray:
 
 def _posterior(sampler: _Sampler, x: np.ndarray, draw: dict) -> dict[str, np.ndarray]:
     """Posterior modes (Laplace) and importance-sampling means and SDs of ``u = Lambda v``."""
+    from ..integrate._agq import posterior_summary
+
     d = sampler.design
     lam = np.tensordot(x[d.n_fixed:], sampler.templates, axes=1)
-    info = draw["info"]
-    u = np.einsum("qr,cnr->cnq", lam, draw["v"])
-    w = draw["w"]
-    mean = np.einsum("cn,cnq->cq", w, u)
-    var = np.einsum("cn,cnq->cq", w, (u - mean[:, None]) ** 2)
-    kinv = np.linalg.inv(info.chol @ np.swapaxes(info.chol, -1, -2))
-    mode_cov = np.einsum("qr,crs,ts->cqt", lam, kinv, lam)
-    return {
-        "mode": info.v @ lam.T,
-        "mean": mean,
-        "sd": np.sqrt(np.maximum(var, 0.0)),
-        "mode_sd": np.sqrt(np.maximum(np.diagonal(mode_cov, axis1=1, axis2=2), 0.0)),
-        "eta_mode": info.eta,
-    }
+    return posterior_summary(lam, draw["v"], draw["w"], draw["info"])

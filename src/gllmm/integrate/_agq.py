@@ -270,16 +270,25 @@ class MarginalLikelihood:
         l_n = d.family.derivatives(eta_n, 0)[0]
         s = self.log_weights + self._csum(l_n) - 0.5 * (v_nodes**2).sum(-1) + self.half_z2
         rho = np.exp(s - logsumexp(s, axis=1, keepdims=True))
-        u_nodes = np.einsum("qr,cnr->cnq", lam, v_nodes)
-        mean = np.einsum("cn,cnq->cq", rho, u_nodes)
-        var = np.einsum("cn,cnq->cq", rho, (u_nodes - mean[:, None]) ** 2)
-        # curvature-based SD of the mode: Lambda K^{-1} Lambda'
-        kinv = np.linalg.inv(info.chol @ np.swapaxes(info.chol, -1, -2))
-        mode_cov = np.einsum("qr,crs,ts->cqt", lam, kinv, lam)
-        return {
-            "mode": info.v @ lam.T,
-            "mean": mean,
-            "sd": np.sqrt(np.maximum(var, 0.0)),
-            "mode_sd": np.sqrt(np.maximum(np.diagonal(mode_cov, axis1=1, axis2=2), 0.0)),
-            "eta_mode": info.eta,
-        }
+        return posterior_summary(lam, v_nodes, rho, info)
+
+
+def posterior_summary(lam: np.ndarray, v_nodes: np.ndarray, weights: np.ndarray,
+                      info: ModeInfo) -> dict[str, np.ndarray]:
+    """Posterior modes, weighted means and SDs of ``u = Lambda v`` per cluster.
+
+    ``v_nodes`` (C, N, q) are quadrature nodes or importance draws with normalised ``weights``
+    (C, N); the SD of the mode is from the curvature, ``Lambda K^{-1} Lambda'``.
+    """
+    u_nodes = np.einsum("qr,cnr->cnq", lam, v_nodes)
+    mean = np.einsum("cn,cnq->cq", weights, u_nodes)
+    var = np.einsum("cn,cnq->cq", weights, (u_nodes - mean[:, None]) ** 2)
+    kinv = np.linalg.inv(info.chol @ np.swapaxes(info.chol, -1, -2))
+    mode_cov = np.einsum("qr,crs,ts->cqt", lam, kinv, lam)
+    return {
+        "mode": info.v @ lam.T,
+        "mean": mean,
+        "sd": np.sqrt(np.maximum(var, 0.0)),
+        "mode_sd": np.sqrt(np.maximum(np.diagonal(mode_cov, axis1=1, axis2=2), 0.0)),
+        "eta_mode": info.eta,
+    }

@@ -32,10 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gammaln
 
-from ._families import Derivs, Family
-from ._separable import logistic_jets, plackett
+from ._families import Derivs, Family, multinomial_constant
+from ._separable import logistic_jets, plackett, second_differences
 
 # r_0 = F, r_1 = 1 - a - b + F, r_2 = a - F, r_3 = b - F in the variables w = (F, lp, a, b)
 _COEF = np.array([[1.0, 0.0, 0.0, 0.0],
@@ -141,11 +140,7 @@ class DaleFull(Family):
     def _build_grid(self) -> None:
         ni, nj = self.shape
         nr, nc = ni - 1, nj - 1
-        k = ni * nj
         m = self.n_eta  # G = (a_1..a_{I-1}, b_1..b_{J-1}, F_11..F_{I-1,J-1})
-        D = np.zeros((k, m))
-        c = np.zeros(k)
-
         def grid(i: int, j: int) -> tuple[int | None, float]:
             if i < 0 or j < 0:
                 return None, 0.0
@@ -157,14 +152,8 @@ class DaleFull(Family):
                 return i, 0.0
             return nr + nc + i * nc + j, 0.0
 
-        for i in range(ni):
-            for j in range(nj):
-                cell = i * nj + j
-                for di, dj, sign in ((0, 0, 1), (-1, 0, -1), (0, -1, -1), (-1, -1, 1)):
-                    e, const = grid(i + di, j + dj)
-                    if e is not None:
-                        D[cell, e] += sign
-                    c[cell] += sign * const
+        D, consts = second_differences(ni, nj, grid, m)
+        c = np.asarray(consts, dtype=float)
         self.D, self.c = D, c
         ii, jj = np.meshgrid(np.arange(nr), np.arange(nc), indexing="ij")
         # eta indices (lp, x, y) of each inner F
@@ -257,10 +246,7 @@ class DaleFull(Family):
         return n * self.probabilities(eta)
 
     def constant(self) -> np.ndarray:
-        if not self.coefficient:
-            return np.zeros(self.y.shape[0])
-        n = self.y.sum(axis=1)
-        return gammaln(n + 1) - gammaln(self.y + 1).sum(axis=1)
+        return multinomial_constant(self.y, self.coefficient)
 
     def subset(self, blocks: np.ndarray) -> DaleFull:
         return DaleFull(self.y[blocks], self.shape, self.cells[blocks], self.name,

@@ -63,6 +63,14 @@ class Family(ABC):
         raise NotImplementedError(f"{self.name} does not support subsetting")
 
 
+def multinomial_constant(y: np.ndarray, coefficient: bool = True) -> np.ndarray:
+    """``log(n! / prod y!)`` per block, or zeros for individual-response log-likelihoods."""
+    if not coefficient:
+        return np.zeros(y.shape[0])
+    n = y.sum(axis=1)
+    return gammaln(n + 1) - gammaln(y + 1).sum(axis=1)
+
+
 def _as_counts(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=float)
     return y if y.ndim == 2 else y[:, None]
@@ -148,8 +156,7 @@ class Binomial(Family):
         return np.concatenate([n * p, n * (1.0 - p)], axis=-1)
 
     def constant(self) -> np.ndarray:
-        n = self.y.sum(axis=1)
-        return gammaln(n + 1) - gammaln(self.y + 1).sum(axis=1)
+        return multinomial_constant(self.y)
 
     def subset(self, blocks: np.ndarray) -> Binomial:
         return Binomial(self.y[blocks], self.cells[blocks])
@@ -209,10 +216,7 @@ class Multinomial(Family):
         return n * np.exp(eta - logsumexp(eta, axis=-1, keepdims=True))
 
     def constant(self) -> np.ndarray:
-        if not self.coefficient:
-            return np.zeros(self.y.shape[0])
-        n = self.y.sum(axis=1)
-        return gammaln(n + 1) - gammaln(self.y + 1).sum(axis=1)
+        return multinomial_constant(self.y, self.coefficient)
 
     def subset(self, blocks: np.ndarray) -> Multinomial:
         return Multinomial(self.y[blocks], self.cells[blocks], coefficient=self.coefficient)
@@ -265,10 +269,7 @@ class ContinuationRatio(Family):
         return n * probs
 
     def constant(self) -> np.ndarray:
-        if not self.coefficient:
-            return np.zeros(self.y.shape[0])
-        n = self.y.sum(axis=1)
-        return gammaln(n + 1) - gammaln(self.y + 1).sum(axis=1)
+        return multinomial_constant(self.y, self.coefficient)
 
     def subset(self, blocks: np.ndarray) -> ContinuationRatio:
         return ContinuationRatio(self.y[blocks], self.cells[blocks], coefficient=self.coefficient)

@@ -25,10 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gammaln
 
 from ..errors import FitError, SpecError
-from ._families import Derivs, Family
+from ._families import Derivs, Family, multinomial_constant
 
 
 def _cumulants(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -219,10 +218,7 @@ class ImplicitMultinomial(Family):
         return self.y.sum(axis=1, keepdims=True) * self.probabilities(eta)
 
     def constant(self) -> np.ndarray:
-        if not self.coefficient:
-            return np.zeros(self.y.shape[0])
-        n = self.y.sum(axis=1)
-        return gammaln(n + 1) - gammaln(self.y + 1).sum(axis=1)
+        return multinomial_constant(self.y, self.coefficient)
 
     def subset(self, blocks: np.ndarray) -> ImplicitMultinomial:
         return ImplicitMultinomial(self.y[blocks], self.C, self.A, self.cells[blocks],

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit, gammaln
+from scipy.special import expit
 
-from ._families import Derivs, Family
+from ._families import Derivs, Family, multinomial_constant
 
 
 def logistic_jets(eta: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -140,10 +140,7 @@ class AffineSeparable(Family):
         return n * self._probs(f0)[:, 0, :]
 
     def constant(self) -> np.ndarray:
-        if not self.coefficient:
-            return np.zeros(self.y.shape[0])
-        n = self.y.sum(axis=1)
-        return gammaln(n + 1) - gammaln(self.y + 1).sum(axis=1)
+        return multinomial_constant(self.y, self.coefficient)
 
     def subset(self, blocks: np.ndarray) -> AffineSeparable:
         jets = self.jets
@@ -187,6 +184,27 @@ class PlackettJets:
         return PlackettJets(self.a[blocks], self.b[blocks])
 
 
+def second_differences(ni: int, nj: int, grid_value, n_eta: int) -> tuple[np.ndarray, object]:
+    """Cell probabilities as second differences of the joint cdf on an I x J grid.
+
+    ``pi_ij = F_ij - F_{i-1,j} - F_{i,j-1} + F_{i-1,j-1}``; ``grid_value(i, j)`` gives
+    ``(index into eta or None, constant part)`` of ``F_ij`` (zero on the leading edges).
+    Returns ``D`` (I J, n_eta) and the summed constants (scalar or array per cell).
+    """
+    D = np.zeros((ni * nj, n_eta))
+    consts: list = []
+    for i in range(ni):
+        for j in range(nj):
+            total: object = 0.0
+            for di, dj, sign in ((0, 0, 1), (-1, 0, -1), (0, -1, -1), (-1, -1, 1)):
+                e, const = grid_value(i + di, j + dj)
+                if e is not None:
+                    D[i * nj + j, e] += sign
+                total = total + sign * const
+            consts.append(total)
+    return D, consts
+
+
 def dale_plugin_family(
     tables: np.ndarray, cells: np.ndarray | None = None
 ) -> AffineSeparable:
@@ -211,8 +229,6 @@ def dale_plugin_family(
     # F on the (I+1) x (J+1) grid with zeros on the leading edges; inner cells are f(eta)
     n_eta = (ni - 1) * (nj - 1)
     k = ni * nj
-    D = np.zeros((k, n_eta))
-    c = np.zeros((nb, k))
     a = np.repeat(row_cdf[:, :-1], nj - 1, axis=1)
     b = np.tile(col_cdf[:, :-1], (1, ni - 1))
 
@@ -228,12 +244,6 @@ def dale_plugin_family(
             return None, row_cdf[:, i]
         return i * (nj - 1) + j, np.zeros(nb)
 
-    for i in range(ni):
-        for j in range(nj):
-            cell = i * nj + j
-            for di, dj, sign in ((0, 0, 1), (-1, 0, -1), (0, -1, -1), (-1, -1, 1)):
-                e, const = grid_value(i + di, j + dj)
-                if e is not None:
-                    D[cell, e] += sign
-                c[:, cell] += sign * const
+    D, consts = second_differences(ni, nj, grid_value, n_eta)
+    c = np.column_stack([np.broadcast_to(v, (nb,)) for v in consts])
     return AffineSeparable(tables.reshape(nb, k), D, c, PlackettJets(a, b), cells, "dale-plugin")
