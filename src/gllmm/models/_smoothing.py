@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..spec import Design, build_design
+from ..links import Poisson
+from ..spec import Design, build_design, scalar_structure
 
 
 def cellwise_smoothing(
@@ -29,18 +30,38 @@ def cellwise_smoothing(
     df["_cell"] = np.arange(len(df))
     rs = _scores(df[row], row_scores)
     cs = _scores(df[col], col_scores)
-    df["_rs"] = df[row].map(rs)
-    df["_cs"] = df[col].map(cs)
-    fixed = f"C({row}) + C({col})"
-    if base in ("linear_by_linear", "uniform", "lxl"):
-        fixed += " + I(_rs * _cs)"
-    elif base != "independence":
+    df["_rs"] = df[row].map(rs).astype(float)
+    df["_cs"] = df[col].map(cs).astype(float)
+    if base not in ("independence", "linear_by_linear", "uniform", "lxl"):
         raise ValueError("base must be 'independence' or 'linear_by_linear'")
-    d = build_design(df, f"{count} ~ {fixed} + (1 | _cell)",
-                     title=f"Cell-wise smoothing, {base} base (Coull & Agresti eq. "
-                     f"{'2.5' if base == 'independence' else '2.6'})",
-                     scores={row: list(rs.values), col: list(cs.values)})
-    return d
+    lxl = base != "independence"
+    # treatment-coded dummies built directly (same columns and names as the formula
+    # ``count ~ C(row) + C(col) [+ I(_rs * _cs)]``): formulaic's generality costs more than
+    # the fit on small tables
+    y = pd.to_numeric(df[count], errors="coerce").to_numpy(dtype=float)
+    if len(df) == 0 or not np.all(np.isfinite(y)) or np.any(y < 0) or np.any(y != np.round(y)):
+        return build_design(df, f"{count} ~ C({row}) + C({col})"
+                            + (" + I(_rs * _cs)" if lxl else "") + " + (1 | _cell)")
+    cols = [np.ones(len(df))]
+    names = ["Intercept"]
+    for fac, levels in ((row, rs.index), (col, cs.index)):
+        codes = pd.Categorical(df[fac], categories=levels).codes
+        for k, lev in enumerate(levels[1:], start=1):
+            cols.append((codes == k).astype(float))
+            names.append(f"C({fac})[T.{lev}]")
+    if lxl:
+        cols.append(df["_rs"].to_numpy() * df["_cs"].to_numpy())
+        names.append("I(_rs * _cs)")
+    n = len(df)
+    X = np.column_stack(cols)[:, None, :]
+    title = (f"Cell-wise smoothing, {'linear_by_linear' if lxl else 'independence'} base "
+             f"(Coull & Agresti eq. {'2.6' if lxl else '2.5'})")
+    notes = {"data": df, "formula": f"{count} ~ C({row}) + C({col})"
+             + (" + I(_rs * _cs)" if lxl else "") + " + (1 | _cell)", "title": title,
+             "scores": {row: np.asarray(rs.values, float), col: np.asarray(cs.values, float)}}
+    return Design(Poisson(y, np.arange(n)[:, None]), X, np.ones((n, 1, 1)), np.zeros((n, 1)),
+                  np.arange(n), scalar_structure("_cell"), tuple(names),
+                  tuple(range(n)), ("_cell:Intercept",), notes)
 
 
 def _scores(values: pd.Series, given: Any) -> pd.Series:
