@@ -4,6 +4,7 @@ The local linear likelihood smoother (Simonoff 1998) and the penalized-likelihoo
 the paper's eq. (2.2) (Simonoff 1983).
 """
 
+from ._cellwise import CellwiseFit, fit_cellwise
 from ._local import (
     CRITERIA,
     KERNELS,
@@ -14,6 +15,8 @@ from ._local import (
 from ._penalized import PenalizedFit, penalized_objective, penalized_smoother
 
 __all__ = [
+    "CellwiseFit",
+    "fit_cellwise",
     "CRITERIA",
     "KERNELS",
     "LocalLikelihoodFit",

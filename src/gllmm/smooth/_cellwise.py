@@ -38,6 +38,7 @@ from ..errors import BoundaryWarning, ConvergenceWarning, SpecError
 from ._cellwise_data import CellData, prepare
 from ._cellwise_kernel import CellKernel
 from ._cellwise_newton import (
+    Factor,
     State,
     Structure,
     factor,
@@ -82,7 +83,10 @@ class CellwiseFit:
     boundary : bool
         sigma (or sigma_beta) was estimated at 0.
     posterior_mode, posterior_mean, posterior_sd : ndarray (table shape)
-        Empirical Bayes summaries of the cell effects ``u = sigma v``.
+        Empirical Bayes summaries of the cell effects ``u = sigma v``: modes by 1-D Newton,
+        means and SDs by the adaptive rule of the fit (with one node, Laplace: the mean is the
+        mode and the SD the curvature SD ``|sigma| / sqrt(1 + sigma^2 mu)``; for the random
+        association model, from the joint curvature).
     fitted_counts : ndarray (table shape)
         ``exp(x'beta + u_mode)``: the smoothed counts of the paper's Table 2.
     """
@@ -147,7 +151,8 @@ class CellwiseFit:
             return np.where(fit_total > 0, f * total / fit_total, 0.0)
 
     def probabilities(self, normalised: bool = True) -> np.ndarray:
-        """Smoothed cell probabilities: fitted counts over their sum (or over n if not normalised)."""
+        """Smoothed cell probabilities: fitted counts over their sum (or over n if not
+        normalised, then they need not sum to one)."""
         f = self.fitted_counts
         denom = f.sum() if normalised else np.nansum(self.observed)
         return f / denom
@@ -169,10 +174,10 @@ class CellwiseFit:
                 lines.append(f"  beta{tag} = {b[k]:.4f} (SE {se[k]:.4f})")
         if self.sigma_beta is not None:
             lines.append(f"  sd(beta) = {self.sigma_beta:.4f} (SE {self.sigma_beta_se:.4f})")
-        lines.append(
-            f"  scores: rows {list(np.round(self.row_scores, 4))}, "
-            f"columns {list(np.round(self.col_scores, 4))}"
-        )
+        def fmt(v: np.ndarray) -> str:
+            return ", ".join(f"{x:g}" for x in v)
+
+        lines.append(f"  scores: rows ({fmt(self.row_scores)}), columns ({fmt(self.col_scores)})")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -226,11 +231,13 @@ def _build(data: CellData, base: str, association: str) -> _Model:
         kind = association if n_strata > 1 else "common"
         n_r = np.bincount(row_stratum, minlength=n_strata)
         n_c = np.bincount(col_stratum, minlength=n_strata)
-        rs = data.row_scores[data.row[cells]]
-        cs = data.col_scores[data.col[cells]]
-        spread = np.array([
-            np.ptp(rs[k == s]) > 0 and np.ptp(cs[k == s]) > 0 for s in range(n_strata)
-        ])
+        spread = np.ones(n_strata, dtype=bool)
+        for sc in (data.row_scores[data.row[cells]], data.col_scores[data.col[cells]]):
+            lo = np.full(n_strata, np.inf)
+            hi = np.full(n_strata, -np.inf)
+            np.minimum.at(lo, k, sc)
+            np.maximum.at(hi, k, sc)
+            spread &= hi > lo
         ok = (n_r >= 2) & (n_c >= 2) & spread
         if kind == "common" and not ok.any():
             raise SpecError(
@@ -292,7 +299,7 @@ class _Objective:
         grad = self.st.gradient(terms.d_e, terms.d_s)
         return State(p, value, order, grad, terms)
 
-    def factor(self, state: State):  # noqa: ANN201 - internal
+    def factor(self, state: State) -> Factor:
         t = state.extra
         return factor(self.st.blocks(t.d_ee, t.d_es, t.d_ss))
 
@@ -414,7 +421,7 @@ def fit_cellwise(
     # standard errors from the observed information of the AGQ approximation
     f = final_obj.factor(final)
     var_l, cov_g = local_global_covariance(f)
-    if f.shift:
+    if f.modified:
         warnings.warn("the information matrix is not positive definite at the estimate; "
                       "standard errors are not available", ConvergenceWarning, stacklevel=2)
         var_l = np.full_like(var_l, np.nan)

@@ -134,24 +134,43 @@ def prepare(
     return data
 
 
+def _listing(items: list[str], limit: int = 8) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
 def _drop_empty(data: CellData) -> None:
     K = len(data.stratum_levels)
     nI, nJ = len(data.row_levels), len(data.col_levels)
     r_tot = np.bincount(data.stratum * nI + data.row, data.y, minlength=K * nI)
     c_tot = np.bincount(data.stratum * nJ + data.col, data.y, minlength=K * nJ)
+    k_tot = np.bincount(data.stratum, data.y, minlength=K)
     kept = (r_tot[data.stratum * nI + data.row] > 0) & (c_tot[data.stratum * nJ + data.col] > 0)
     if not kept.any():
         raise TableError("the table has no positive counts")
     if not kept.all():
-        where = " within some strata" if data.stratified else ""
-        empty_r = sorted({data.row_levels[i] for i in data.row[r_tot[
-            data.stratum * nI + data.row] == 0]}, key=str)
-        empty_c = sorted({data.col_levels[j] for j in data.col[c_tot[
-            data.stratum * nJ + data.col] == 0]}, key=str)
+        present = np.zeros(K, dtype=bool)
+        present[data.stratum] = True
+        parts = []
+        empty_k = np.flatnonzero(present & (k_tot == 0))
+        if empty_k.size:
+            parts.append("strata " + _listing([str(data.stratum_levels[k]) for k in empty_k]))
+        for name, tot, levels, n in (("rows", r_tot, data.row_levels, nI),
+                                     ("columns", c_tot, data.col_levels, nJ)):
+            seen = np.zeros(K * n, dtype=bool)
+            seen[data.stratum * n + (data.row if name == "rows" else data.col)] = True
+            idx = np.flatnonzero(seen & (tot == 0) & (k_tot[np.arange(K * n) // n] > 0))
+            if idx.size:
+                labels = [
+                    f"{levels[i % n]}"
+                    + (f" (stratum {data.stratum_levels[i // n]})" if data.stratified else "")
+                    for i in idx
+                ]
+                parts.append(name + " " + _listing(labels))
         warnings.warn(
-            f"rows {list(empty_r)} and columns {list(empty_c)} have no counts{where}: their "
-            "effects are -inf (no ML estimate); their cells are dropped and fitted as 0",
+            f"{'; '.join(parts)} have no counts: their effects are -inf (no ML estimate); "
+            "their cells are left out of the fit and fitted as 0",
             InfiniteEstimateWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     data.kept = kept

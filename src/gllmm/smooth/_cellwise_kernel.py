@@ -78,8 +78,11 @@ def cell_modes(
             log_y = np.log(y)
     ub = np.where(log_y > e, np.minimum(s2 * y, log_y - e), 0.0)
     u = ub if start is None else np.minimum(start, ub)
-    # steps on all cells while many move (the first one: a warm start left of the root lands
-    # right of it, below ub), then on the cells still moving
+    # Newton converges quadratically, so a cell whose step is below 1e-9 of its scale
+    # (|u| + sigma^2 (y + 1)) is left with an error ~1e-18 after that step and stops.
+    # Steps go on all cells while many move (the first: a warm start left of the root lands
+    # right of it, below ub), then on the cells still moving.
+    scale = 1e-9 * s2 * (y + 1.0)
     n = len(u)
     for it in range(max_iter):
         m = s2 * np.exp(e + u)
@@ -87,9 +90,8 @@ def cell_modes(
         u = u - step
         if it == 0:
             u = np.minimum(u, ub)
-        moving = np.abs(step) > 1e-14 * np.abs(u) + 1e-300
-        n_moving = int(np.count_nonzero(moving))
-        if n_moving < 0.1 * n:
+        moving = np.abs(step) > 1e-9 * np.abs(u) + scale
+        if np.count_nonzero(moving) < 0.1 * n:
             break
     idx = np.flatnonzero(moving)
     for _ in range(max_iter):
@@ -100,7 +102,7 @@ def cell_modes(
         step = (uu + m - s2 * y[idx]) / (1.0 + m)
         new = uu - step
         u[idx] = new
-        idx = idx[np.abs(step) > 1e-14 * np.abs(new) + 1e-300]
+        idx = idx[np.abs(step) > 1e-9 * np.abs(new) + scale[idx]]
     return u
 
 
@@ -337,5 +339,6 @@ class CellKernel:
             sl = slice(lo, min(lo + self.chunk_size, len(y)))
             _, m, _, _ = self._moments(y[sl], mh[sl], t[sl], 1)
             mean[sl] = u[sl] + t[sl] * m[:, 1]
-            sd[sl] = np.abs(t[sl]) * np.sqrt(np.maximum(m[:, 2] - m[:, 1] ** 2, 0.0))
+            var = m[:, 2] - m[:, 1] ** 2 if self.n_nodes > 1 else 1.0
+            sd[sl] = np.abs(t[sl]) * np.sqrt(np.maximum(var, 0.0))
         return {"mode": u, "mean": mean, "sd": sd, "mode_sd": np.abs(t)}

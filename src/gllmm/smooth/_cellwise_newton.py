@@ -19,9 +19,9 @@ coefficients, so the negative Hessian ``A`` has the pattern
 small global system T. Nothing of size (cells x cells) or (levels x cells) is formed. Strata
 are padded to common sizes (identity on the padding) so every step is a batched BLAS call.
 
-If T is not positive definite (the likelihood is not concave in sigma far from the optimum) a
-multiple of the identity is added to T only: the eliminated blocks are concave for fixed
-sigma, so the modified step is still an ascent direction (a Levenberg step in sigma).
+If T is not positive definite (the likelihood is not concave in sigma far from the optimum) its
+eigenvalues are replaced by their absolute values: the eliminated blocks are concave for fixed
+sigma, so the modified step is still an ascent direction (modified Newton in sigma).
 """
 
 from __future__ import annotations
@@ -226,8 +226,8 @@ class Factor:
     S: np.ndarray  # per-stratum Schur complements
     X: np.ndarray  # S^-1 SG
     SG: np.ndarray
-    T: np.ndarray  # global Schur complement (possibly shifted)
-    shift: float
+    T: np.ndarray  # global Schur complement (modified if not positive definite)
+    modified: bool  # some block was not positive definite (modified Newton step)
     chol: np.ndarray | None = None  # lower Cholesky factor of S (one stratum only)
 
     def solve_s(self, B: np.ndarray) -> np.ndarray:
@@ -237,17 +237,19 @@ class Factor:
         return np.linalg.solve(self.S, B)
 
 
-def _pd_shift(M: np.ndarray) -> float:
-    """Smallest shift making the symmetric matrix M positive definite (0 if it already is)."""
+def _make_pd(M: np.ndarray) -> tuple[np.ndarray, bool]:
+    """M if it is positive definite, else M with its eigenvalues replaced by their absolute
+    values (floored at 1e-8 of the largest): a well-scaled ascent metric (modified Newton)."""
     if M.shape[0] == 0:
-        return 0.0
+        return M, False
     try:
         np.linalg.cholesky(M)
-        return 0.0
+        return M, False
     except np.linalg.LinAlgError:
-        lam = np.linalg.eigvalsh(M)
-        scale = max(1.0, float(np.abs(np.diag(M)).max()))
-        return float(-lam[0] + 1e-6 * scale)
+        lam, V = np.linalg.eigh(M)
+        mag = np.abs(lam)
+        mag = np.maximum(mag, 1e-8 * max(float(mag.max()), 1e-300))
+        return (V * mag) @ V.T, True
 
 
 def factor(blocks: Blocks) -> Factor:
@@ -257,21 +259,21 @@ def factor(blocks: Blocks) -> Factor:
     Wt = np.swapaxes(W, 1, 2)
     S = blocks.All - Wt @ blocks.Bl
     SG = blocks.AlG - Wt @ blocks.BG
+    modified = False
     try:
         L = np.linalg.cholesky(S)
     except np.linalg.LinAlgError:
         for k in range(S.shape[0]):
-            S[k] += _pd_shift(S[k]) * np.eye(S.shape[1])
+            S[k], mod_k = _make_pd(S[k])
+            modified = modified or mod_k
         L = np.linalg.cholesky(S)
-    f = Factor(blocks, W, S, SG, SG, SG, 0.0, L[0] if S.shape[0] == 1 else None)
+    f = Factor(blocks, W, S, SG, SG, SG, modified, L[0] if S.shape[0] == 1 else None)
     X = f.solve_s(SG) if SG.shape[2] else np.zeros_like(SG)
     T = blocks.AGG - np.einsum("kig,kih->gh", blocks.BG / D[..., None], blocks.BG)
     T = T - np.einsum("kmg,kmh->gh", SG, X)
     T = 0.5 * (T + T.T)
-    shift = _pd_shift(T)
-    if shift:
-        T = T + shift * np.eye(T.shape[0])
-    f.X, f.T, f.shift = X, T, shift
+    T, mod_t = _make_pd(T)
+    f.X, f.T, f.modified = X, T, modified or mod_t
     return f
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, SpecError
 from ._cellwise_kernel import CellKernel, cell_modes
-from ._cellwise_newton import State, Structure, factor, maximise, solve
+from ._cellwise_newton import Factor, State, Structure, factor, maximise, solve
 
 if TYPE_CHECKING:
     from ._cellwise import CellwiseFit, _Model
@@ -172,7 +172,7 @@ class RandomObjective:
         value, grad, extra = self.value_and_gradient(p, gradient=order >= 2)
         return State(p, value, order, grad, extra)
 
-    def factor(self, state: State):  # noqa: ANN201 - internal
+    def factor(self, state: State) -> Factor:
         """Structured approximate negative Hessian with the a_k as bordering auxiliaries."""
         _, _, sb, sg = self.split(state.params)
         a = state.extra[0]
@@ -207,7 +207,7 @@ class RandomObjective:
     def _with_aux(self, g: np.ndarray) -> np.ndarray:
         return np.concatenate([g[: self.n_fixed], np.zeros(self.K), g[self.n_fixed :]])
 
-    def precondition(self, f: object, g: np.ndarray) -> np.ndarray:
+    def precondition(self, f: Factor, g: np.ndarray) -> np.ndarray:
         x = self.st.from_padded(*solve(f, *self.st.to_padded(self._with_aux(g))))
         return np.concatenate([x[: self.n_fixed], x[self.n_fixed + self.K :]])
 
@@ -216,7 +216,7 @@ class RandomObjective:
 
 
 def _pcg_inverse_columns(
-    obj: RandomObjective, p: np.ndarray, f: object, cols: list[int], tol: float = 1e-9
+    obj: RandomObjective, p: np.ndarray, f: Factor, cols: list[int], tol: float = 1e-9
 ) -> np.ndarray:
     """Columns of the inverse observed information by preconditioned CG.
 
