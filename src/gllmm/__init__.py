@@ -6,6 +6,7 @@ for Poisson, multinomial or product-multinomial counts given u. Layers: ``tables
 ``simulate``, ``plot`` and ``cli`` sit on top.
 """
 
+from . import datasets, models, tables
 from .errors import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -15,7 +16,6 @@ from .errors import (
     SpecError,
     TableError,
 )
-from . import datasets, models, tables
 from .fit import fit, make_objective, make_result, optimize
 from .results import FitResult
 from .spec import Design, build_design

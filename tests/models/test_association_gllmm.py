@@ -211,7 +211,7 @@ def test_model_21_design_is_one_cluster():
     assert d.covariance.names == ("sd(odds_ratio)",)
     assert d.fixed_names == ("row[2]", "row[3]", "col[2]", "col[3]", "beta")
     assert d.notes["model"] == "2.1" and d.notes["coding"] == "centred"
-    assert d.notes["scores"]["row"].tolist() == [-1.0, 0.0, 1.0]  # centred coding centres the scores
+    assert d.notes["scores"]["row"].tolist() == [-1.0, 0.0, 1.0]
     d0 = random_association(tab, beta=0)
     assert "beta" not in d0.fixed_names and d0.notes["beta"] == 0.0
     rc = random_association(pd.DataFrame({"r": np.repeat([1, 2, 3], 3), "c": np.tile([1, 2, 3], 3),

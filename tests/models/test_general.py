@@ -53,7 +53,7 @@ def test_implicit_cumulative_equals_closed_form():
     eta = np.sort(rng.normal(size=(5, 2, 3)), axis=-1) + np.array([-1.0, 0.0, 1.0])
     a = ImplicitMultinomial(y, C, np.array(A)).derivatives(eta, 3)
     b = cumulative_logit_family(y).derivatives(eta, 3)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         np.testing.assert_allclose(u, v, rtol=1e-7, atol=1e-8)
 
 

@@ -57,7 +57,7 @@ def minimize_bfgs(
     message = "iteration limit"
     success = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (count reported after the loop)
         pg = projected_gradient(x, g, lower)
         if np.max(np.abs(pg), initial=0.0) < gtol:
             success, message = True, "projected gradient below tolerance"

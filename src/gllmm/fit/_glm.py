@@ -73,7 +73,7 @@ def fit_glm(
         ll = loglik(beta)
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (count reported after the loop)
         eta = (X @ beta + design.offset)[:, None, :]
         _, g, H, _ = fam.derivatives(eta, 2)
         score = np.einsum("bj,bjp->p", g[:, 0], X)

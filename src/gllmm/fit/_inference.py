@@ -86,5 +86,5 @@ def check_nodes(result: FitResult, n_nodes: int | None = None) -> dict[str, Any]
         "n_nodes": q_used, "n_nodes_check": q_new,
         "loglik_change": float(refit.loglik - result.loglik),
         "max_param_change": float(diff.max()),
-        "param_changes": dict(zip(result.names, diff.tolist())),
+        "param_changes": dict(zip(result.names, diff.tolist(), strict=True)),
     }

@@ -56,8 +56,8 @@ def stratified_local_association(
         row_scores if row_scores is not None else np.arange(len(rl), 0, -1), float)
     ss = centred_scores(cl, col_scores) if centre else np.asarray(
         col_scores if col_scores is not None else np.arange(len(cl), 0, -1), float)
-    df["_x"] = df[row].map(dict(zip(rl, xs))).astype(float)
-    df["_s"] = df[col].map(dict(zip(cl, ss))).astype(float)
+    df["_x"] = df[row].map(dict(zip(rl, xs, strict=True))).astype(float)
+    df["_s"] = df[col].map(dict(zip(cl, ss, strict=True))).astype(float)
     df["_xs"] = df["_x"] * df["_s"]
     df[stratum] = df[stratum].astype(str) if not isinstance(
         df[stratum].dtype, pd.CategoricalDtype) else df[stratum]

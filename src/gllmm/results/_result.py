@@ -175,7 +175,8 @@ class FitResult:
             if len(sd) == 1 and len(grp) == 1:
                 out[str(term)] = float(sd[col].iloc[0])
             else:
-                out[str(term)] = {str(c): float(v) for c, v in zip(grp.component, grp[col])}
+                out[str(term)] = {str(c): float(v)
+                                  for c, v in zip(grp.component, grp[col], strict=True)}
         return out
 
     # ------------------------------------------------------------------ predictions

@@ -2,13 +2,21 @@
 
 Model (2.1): ``log theta_ij = beta + u_ij``, ``u_ij ~ N(0, sigma^2)`` independent, for the
 (I-1)(J-1) local log odds ratios of an I x J table, counts multinomial given n (reference note,
-Section 4). In log-linear form
+Section 4). With L the local log odds-ratio contrasts (``L log p = log theta``) and S a right
+inverse of L (``L S = I``), the log-linear form is
 
-    log p_ab = lambda_a + lambda_b + sum_{i < a, j < b} (beta + sigma v_ij) - log(norm),
+    log p = lambda_row + lambda_col + S (beta 1 + sigma v) - log(norm),
 
-so ``eta = X beta + sigma Z v`` with ``Z[(a, b), (i, j)] = 1{i < a, j < b}`` and the beta column
-``sum_ij Z = a b`` (0-based): at sigma = 0 this is the uniform association (L x L) model with
-equally spaced scores, and with beta = 0 it smooths toward independence.
+so ``eta = X beta + sigma Z v`` with ``Z = S`` and the beta column ``S 1``: at sigma = 0 this is
+the uniform association (L x L) model with equally spaced scores, and with beta = 0 it smooths
+toward independence. For fixed effects every S gives the same model (S's differ by row and
+column effects), but random effects in ``S v`` also move the margins, so the fit depends on S:
+
+- ``coding="centred"`` (default): ``S = L'(L L')^{-1}``, orthogonal to the row and column
+  effects (Lang, McDonald & Smith 1999): symmetric in the rows, the columns and their order.
+  It reproduces the published beta = 0 column of Table 1 (docs/simulation.md).
+- ``coding="cumulative"``: ``S[(a, b), (i, j)] = 1{i < a, j < b}``: each odds ratio accumulates
+  into the cells below and right of it, so cell (1, 1) is privileged.
 
 The random effects form one q = (I-1)(J-1)-dimensional vector, so the marginal likelihood is
 the Laplace approximation (the reference note: 625-node AGQ agrees with it to 5e-5 in p_hat):
@@ -46,16 +54,32 @@ FTOL_ZERO = 1e-8
 SIGMA_STARTS = (0.5, 1.5)
 
 
-def association_design(size_rows: int, size_cols: int, free_beta: bool = True
-                       ) -> tuple[np.ndarray, np.ndarray]:
+#: Codings of the odds ratios into log probabilities (see the module docstring).
+CODINGS = ("centred", "cumulative")
+
+
+def local_odds_ratio_contrasts(size_rows: int, size_cols: int) -> np.ndarray:
+    """``L = D_I (x) D_J`` ((I-1)(J-1), I J): ``L log p`` are the local log odds ratios."""
+    return np.kron(np.diff(np.eye(size_rows), axis=0), np.diff(np.eye(size_cols), axis=0))
+
+
+def association_design(size_rows: int, size_cols: int, free_beta: bool = True,
+                       coding: str = "centred") -> tuple[np.ndarray, np.ndarray]:
     """``(X, Z)`` of model (2.1) for an I x J table, cells in C order.
 
     ``X`` (C, I-1 + J-1 [+ 1]): row and column effects (no intercept: multinomial sampling),
-    plus the beta column when ``free_beta``; ``Z`` (C, (I-1)(J-1)).
+    plus the beta column ``S 1`` when ``free_beta``; ``Z = S`` (C, (I-1)(J-1)), see
+    :data:`CODINGS`.
     """
-    rows, cols = np.divmod(np.arange(size_rows * size_cols), size_cols)
-    i, j = np.divmod(np.arange((size_rows - 1) * (size_cols - 1)), size_cols - 1)
-    Z = ((rows[:, None] > i[None, :]) & (cols[:, None] > j[None, :])).astype(float)
+    if coding == "cumulative":
+        rows, cols = np.divmod(np.arange(size_rows * size_cols), size_cols)
+        i, j = np.divmod(np.arange((size_rows - 1) * (size_cols - 1)), size_cols - 1)
+        Z = ((rows[:, None] > i[None, :]) & (cols[:, None] > j[None, :])).astype(float)
+    elif coding == "centred":
+        L = local_odds_ratio_contrasts(size_rows, size_cols)
+        Z = L.T @ np.linalg.inv(L @ L.T)
+    else:
+        raise ValueError(f"unknown coding {coding!r}; valid: {', '.join(CODINGS)}")
     X = design_matrix(size_rows, size_cols, None, intercept=False)
     if free_beta:
         X = np.hstack([X, Z.sum(axis=1, keepdims=True)])
@@ -121,7 +145,19 @@ class AssociationObjective:
         return v, p, h + 0.5 * float(v @ v)  # return the log-likelihood part only
 
     def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        """Laplace log-likelihood and gradient; ``(-inf, 0)`` where they cannot be computed
+        (a trial point far outside the data's range: overflow), so a line search backs off."""
         self.n_evaluations += 1
+        try:
+            with np.errstate(all="ignore"):
+                value, grad = self._value_and_gradient(params)
+        except np.linalg.LinAlgError:
+            value, grad = -np.inf, np.zeros(len(params))
+        if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+            return -np.inf, np.zeros(len(params))
+        return value, grad
+
+    def _value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         y, n, X, Z = self.y, self.n, self.X, self.Z
         beta, sigma = params[:-1], float(params[-1])
         eta0 = X @ beta
@@ -173,6 +209,7 @@ class AssociationFit:
 def fit_association_laplace(
     counts: np.ndarray,
     free_beta: bool = True,
+    coding: str = "centred",
     sigma_starts: tuple[float, ...] = SIGMA_STARTS,
     gtol: float = 1e-9,
 ) -> AssociationFit:
@@ -183,12 +220,14 @@ def fit_association_laplace(
     counts : ndarray (I, J)
     free_beta : bool
         False fixes beta = 0 (smoothing toward independence).
+    coding : {"centred", "cumulative"}
+        Right inverse S of the odds-ratio contrasts (module docstring).
     sigma_starts : tuple of float
         Starting SDs of the interior searches (each from the GLM's fixed effects).
     """
     y = np.asarray(counts, dtype=float)
     size_rows, size_cols = y.shape
-    X, Z = association_design(size_rows, size_cols, free_beta)
+    X, Z = association_design(size_rows, size_cols, free_beta, coding)
     yv = y.ravel()
     glm = poisson_loglinear(yv, np.hstack([np.ones((yv.size, 1)), X]))
     beta0 = glm.beta[1:]

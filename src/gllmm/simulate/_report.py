@@ -88,8 +88,11 @@ def table1(results: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     base = _scenario_frame(spec).set_index("scenario")
     mse = long.pivot(index="scenario", columns="estimator", values="mse")
     se = long.pivot(index="scenario", columns="estimator", values="se")
-    cols = [e for e in spec.estimators if e in mse.columns]
-    wide = base.join(mse[cols]).join(se[cols].add_suffix("_se"))
+    cols = list(spec.estimators)
+    mse = mse.reindex(index=base.index, columns=cols)
+    se = se.reindex(index=base.index, columns=cols)
+    wide = base.join(mse).join(se.add_suffix("_se"))
+    wide.columns.name = None
     return wide.reset_index(drop=True)
 
 

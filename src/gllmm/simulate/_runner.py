@@ -9,16 +9,19 @@ or the order of completion. The main process writes each finished replicate to t
 stored.
 
 Backends: ``serial`` (in this process; ``n_workers=1``), ``processes``
-(:class:`concurrent.futures.ProcessPoolExecutor`, spawn start method) and ``dask`` (a
+(:class:`concurrent.futures.ProcessPoolExecutor`, forkserver or spawn start method) and ``dask`` (a
 ``distributed.Client`` given directly or by scheduler address).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -77,9 +80,44 @@ def _spec_from_json(text: str) -> StudySpec:
     return StudySpec.from_json(text)
 
 
+#: Thread-count variables of the BLAS/OpenMP runtimes. The fits work on matrices of at most a
+#: few dozen rows, where a multi-threaded BLAS only spins: two worker processes with two BLAS
+#: threads each on two cores ran each table twice as slowly as one process (measured).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """Start worker processes with one BLAS thread each (unless the user set the variables)."""
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    for k in THREAD_VARIABLES:
+        os.environ.setdefault(k, "1")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@lru_cache(maxsize=1)
+def _limit_blas_threads() -> bool:
+    """One BLAS thread in this process, through threadpoolctl when it is installed (workers
+    started by the runner get it through the environment anyway)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return False
+    threadpool_limits(1, user_api="blas")
+    return True
+
+
 def _task(spec_json: str, scenario: int, replicate: int,
           estimators: tuple[str, ...]) -> TaskResult:
     """Worker entry point (module level, so it pickles by reference)."""
+    _limit_blas_threads()
     spec = _spec_from_json(spec_json)
     return scenario, replicate, run_replicate(spec, scenario, replicate, estimators)
 
@@ -114,10 +152,24 @@ def _bounded(submit: Callable[[tuple[Any, ...]], Future], tasks: Iterator[tuple[
             fut.cancel()
 
 
-def _processes(tasks: Iterator[tuple[Any, ...]], n_workers: int,
-               mp_context: str) -> Iterator[TaskResult]:
+def _context(mp_context: str | None) -> Any:
+    """The start method: ``forkserver`` (with this package preloaded, so each worker starts
+    from an already-imported process) where available, else ``spawn``. ``fork`` is allowed but
+    not the default: forking a process that runs threads (a Dask client, a GUI) can deadlock."""
+    if mp_context is None:
+        methods = multiprocessing.get_all_start_methods()
+        mp_context = "forkserver" if "forkserver" in methods else "spawn"
     ctx = multiprocessing.get_context(mp_context)
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+    if mp_context == "forkserver":
+        ctx.set_forkserver_preload(["gllmm.simulate"])
+    return ctx
+
+
+def _processes(tasks: Iterator[tuple[Any, ...]], n_workers: int,
+               mp_context: str | None) -> Iterator[TaskResult]:
+    ctx = _context(mp_context)
+    with _single_threaded_children(), \
+            ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
         yield from _bounded(lambda a: pool.submit(_task, *a), tasks, 4 * n_workers)
 
 
@@ -205,7 +257,7 @@ def run_study(
     client: Any = None,
     progress: bool = True,
     overwrite: bool = False,
-    mp_context: str = "spawn",
+    mp_context: str | None = None,
     check_available: bool = True,
 ) -> StudyRun:
     """Run (or resume) ``spec``, checkpointing every finished replicate in ``db``.
@@ -227,8 +279,9 @@ def run_study(
         Show a tqdm progress bar (rate and ETA) on stderr.
     overwrite : bool
         Start ``db`` afresh.
-    mp_context : str
-        Start method of the local worker processes.
+    mp_context : str, optional
+        Start method of the local worker processes (default ``forkserver`` with
+        ``gllmm.simulate`` preloaded where available, else ``spawn``).
     check_available : bool
         Refuse to start when an estimator's implementation cannot be imported here.
 
@@ -248,6 +301,7 @@ def run_study(
     store = CheckpointStore(db, spec, overwrite=overwrite)
     own_client = None
     try:
+        store.check_estimators({e: get_estimator(e).version for e in spec.estimators})
         todo, skipped = _todo(spec, store.completed())
         if client is None and scheduler is not None:
             from distributed import Client
@@ -271,9 +325,11 @@ def run_study(
         computed = 0
         from tqdm.auto import tqdm
 
+        interactive = bool(getattr(sys.stderr, "isatty", lambda: False)())
         with tqdm(total=len(todo), disable=not progress or not todo, unit="rep",
                   desc=f"{spec.name} ({backend}, {workers} worker{'s' * (workers > 1)})",
-                  smoothing=0.05, dynamic_ncols=True) as bar:
+                  smoothing=0.05, dynamic_ncols=True,
+                  mininterval=0.1 if interactive else 10.0) as bar:
             try:
                 for scenario, replicate, rows in stream:
                     store.write_replicate(scenario, replicate, rows)

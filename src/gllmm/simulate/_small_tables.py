@@ -86,7 +86,8 @@ def poisson_loglinear(y: np.ndarray, X: np.ndarray, max_iter: int = 100) -> GlmF
     ll = _poisson_loglik(y, eta)
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         mu = np.exp(eta)
         score = X.T @ (y - mu)
         info = (X * mu[:, None]).T @ X
@@ -148,7 +149,8 @@ def maximize_bfgs(
     H = np.eye(n) if inverse_hessian is None else np.array(inverse_hessian, dtype=float)
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         if np.max(np.abs(g)) < gtol * (1.0 + abs(f)) or (stop is not None and stop(x)):
             converged = True
             break

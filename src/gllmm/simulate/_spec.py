@@ -84,7 +84,7 @@ class Scenario:
         return f"{self.scores.name}, beta={self.beta:g}, n={self.n}"
 
     def probabilities(self) -> np.ndarray:
-        """True cell probabilities ``p_ij`` (I, I), ``p_ij ~ exp(beta (s_i - s_bar)(s_j - s_bar))``."""
+        """True cell probabilities (I, I): ``p_ij ~ exp(beta (s_i - s_bar)(s_j - s_bar))``."""
         return true_probabilities(self.scores.values, self.beta)
 
 

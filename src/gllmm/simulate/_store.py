@@ -4,7 +4,8 @@ Tables
 ------
 ``meta(key, value)``
     ``fingerprint`` (the study's :attr:`StudySpec.fingerprint`), ``spec`` (its JSON, updated
-    when the replicate count or estimator list grows), ``created``, ``gllmm_version``.
+    when the replicate count or estimator list grows), ``created``, ``gllmm_version``,
+    ``estimator_versions`` (JSON: the definition version of every estimator with stored rows).
 ``results(scenario, replicate, estimator, mse, seconds, status, run)``
     One row per (scenario, replicate, estimator), primary key on those three: the n-normalised
     MSE, the estimator's CPU-side wall time, ``ok`` or the error text, and the run that wrote it.
@@ -61,7 +62,7 @@ class StoreMismatchError(GllmmError):
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 class CheckpointStore:
@@ -118,6 +119,40 @@ class CheckpointStore:
                               (spec.to_json(sort_keys=True),))
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('gllmm_version', ?)",
                               (__version__,))
+
+    def check_estimators(self, versions: dict[str, int]) -> None:
+        """Refuse to mix rows of two definitions of one estimator; record new estimators.
+
+        ``versions`` maps estimator names to :attr:`Estimator.version`. A stored estimator
+        whose version differs raises :class:`StoreMismatchError` (drop its rows with
+        :meth:`drop_estimator` to recompute it under the new definition).
+        """
+        stored = json.loads(self.meta().get("estimator_versions", "{}"))
+        changed = {k: (stored[k], v) for k, v in versions.items()
+                   if k in stored and stored[k] != v}
+        if changed:
+            what = ", ".join(f"{k} (stored v{a}, now v{b})" for k, (a, b) in changed.items())
+            raise StoreMismatchError(
+                f"{self.path} holds results of other definitions of: {what}. Use another "
+                "--db, overwrite it, or drop those estimators' rows (CheckpointStore."
+                "drop_estimator) to recompute them."
+            )
+        merged = {**stored, **versions}
+        if merged != stored:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('estimator_versions', ?)",
+                              (json.dumps(merged, sort_keys=True),))
+
+    def drop_estimator(self, name: str) -> int:
+        """Delete every stored row of estimator ``name`` (and its recorded version); returns
+        the number of rows deleted. A later run recomputes them."""
+        stored = json.loads(self.meta().get("estimator_versions", "{}"))
+        stored.pop(name, None)
+        with self.conn:
+            self.conn.execute("BEGIN")
+            cur = self.conn.execute("DELETE FROM results WHERE estimator = ?", (name,))
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('estimator_versions', ?)",
+                              (json.dumps(stored, sort_keys=True),))
+        return int(cur.rowcount)
 
     def stored_spec(self) -> StudySpec:
         """The study as last recorded in the file."""

@@ -60,7 +60,7 @@ def build_design(
     covariance : {"identity", "diagonal", "unstructured"}, optional
         Overrides the covariance implied by ``|`` (unstructured) / ``||`` (diagonal).
     """
-    if hasattr(data, "data") and isinstance(getattr(data, "data"), pd.DataFrame):
+    if hasattr(data, "data") and isinstance(data.data, pd.DataFrame):
         data = data.data
     if not isinstance(data, pd.DataFrame):
         raise SpecError("data must be a pandas DataFrame or a gllmm Table")

@@ -111,7 +111,8 @@ def block_structure(
                     lower.append(0.0 if a == b else -np.inf)
                     names.append(f"lambda({term})[{a},{b}]")
         else:
-            raise SpecError(f"unknown covariance kind {kind!r}; use identity, diagonal, unstructured")
+            raise SpecError(f"unknown covariance kind {kind!r}; "
+                            "use identity, diagonal or unstructured")
         blocks.append((term, comps, np.asarray(reps[0]), kind))
     return CovarianceStructure(np.array(templates), np.array(lower), tuple(names), tuple(blocks))
 

@@ -123,6 +123,6 @@ def group_codes(data: pd.DataFrame, group: str) -> tuple[np.ndarray, list]:
         key = data[cols[0]]
         codes, labels = pd.factorize(key, sort=False)
         return codes, list(labels)
-    tuples = list(zip(*(data[c].to_numpy() for c in cols)))
+    tuples = list(zip(*(data[c].to_numpy() for c in cols), strict=True))
     codes, labels = pd.factorize(pd.Series(tuples, dtype=object), sort=False)
     return codes, [":".join(map(str, t)) for t in labels]
