@@ -130,3 +130,15 @@ def test_sparse30_laplace_equals_glmmtmb():
     assert abs(res.loglik - _loglik(fx)) < 1e-3
     assert abs(res.beta["rc"] - list(fx["estimates"].values())[-1]) < 1e-4
     assert abs(res.random_sd["cell"] - _sd(fx, "cell")) < 1e-3
+
+
+def test_cumulative_random_slope_laplace_equals_clmm(trial):
+    """(1 + x | center) by Laplace: ordinal::clmm gives -0.9239 (0.5196) in its own sign
+    convention and log-likelihood -282.2594 (reference note, Section 5.2)."""
+    df = trial.copy()
+    df["x"] = (df["treatment"] == "drug").astype(float)
+    fx = load("clinical_cumlogit_rs_clmm_laplace")
+    res = _fit(models.ordinal_mixed(df, "response ~ x + (1 + x | center)"), "laplace")
+    assert abs(res.loglik - _loglik(fx)) < 1e-3
+    assert abs(res.beta["x"] - (-fx["estimates"]["x"])) < 2e-3
+    assert abs(res.se["x"] - fx["se"]["x"]) < 5e-3
