@@ -33,16 +33,20 @@ def _blocks(data: pd.DataFrame, response: str, count: str, keys: list[str]) -> t
     df["_cat"] = pd.Categorical(df[response], levels).codes
     if (df["_cat"] < 0).any():
         raise SpecError(f"response {response!r} has values outside its categories")
-    wide = df.pivot_table(index=keys, columns="_cat", values=count, aggfunc="sum",
-                          fill_value=0, observed=True)
-    rows = df.pivot_table(index=keys, columns="_cat", values="_row", aggfunc="first",
-                          observed=True)
-    wide = wide.reindex(columns=range(k), fill_value=0)
-    rows = rows.reindex(columns=range(k))
-    if rows.isna().to_numpy().any():
+    # blocks = distinct key combinations (sorted, as pivot_table would give), by factorize
+    key_codes = [pd.factorize(df[c], sort=True) for c in keys]
+    codes = np.column_stack([kc[0] for kc in key_codes])
+    uniq, block = np.unique(codes, axis=0, return_inverse=True)
+    block = block.ravel()
+    y = np.zeros((len(uniq), k))
+    np.add.at(y, (block, df["_cat"].to_numpy()), df[count].to_numpy(dtype=float))
+    rows = np.full((len(uniq), k), -1)
+    rows[block[::-1], df["_cat"].to_numpy()[::-1]] = df["_row"].to_numpy()[::-1]
+    if (rows < 0).any():
         raise SpecError("every covariate pattern needs a row for every response category")
-    block_df = wide.index.to_frame(index=False)
-    return levels, wide.to_numpy(dtype=float), rows.to_numpy(dtype=int), block_df, df
+    block_df = pd.DataFrame({c: np.asarray(kc[1])[uniq[:, i]]
+                             for i, (c, kc) in enumerate(zip(keys, key_codes, strict=True))})
+    return levels, y, rows, block_df, df
 
 
 def ordinal_mixed(
