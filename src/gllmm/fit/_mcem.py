@@ -417,8 +417,7 @@ def fit_mcem(
         raise FitError(f"unknown loglik {loglik!r}; use 'importance', 'laplace' or 'agq'")
     from ._fit import default_start  # local: _fit may register this module
 
-    if design.n_fixed:  # (check_full_rank cannot reshape an X without columns)
-        check_full_rank(design)
+    check_full_rank(design)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     t0 = time.perf_counter()
     sampler = _Sampler(design)

@@ -213,8 +213,7 @@ def fit_pql(
         raise FitError(f"unknown loglik {loglik!r}; use 'laplace', 'agq' or 'pql'")
     from ._fit import default_start  # local: _fit may register this module
 
-    if design.n_fixed:  # (check_full_rank cannot reshape an X without columns)
-        check_full_rank(design)
+    check_full_rank(design)
     t0 = time.perf_counter()
     d = design
     p = d.n_fixed

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import BoundaryWarning, ConvergenceWarning, SpecError
-from ._cellwise_data import CellData, prepare
+from ._cellwise_data import CellData, prepare, progress_logger
 from ._cellwise_kernel import CellKernel
 from ._cellwise_newton import (
     Factor,
@@ -378,14 +378,7 @@ def fit_cellwise(
         return fit_random(model, int(n_nodes), tol, max_iter, progress, chunk_size, t0)
     y = data.y[model.cells]
     kernel = CellKernel(y, int(n_nodes), chunk_size)
-    history: list[dict] = []
-
-    def log(info: dict) -> None:
-        rec = {k: v for k, v in info.items() if k != "params"}
-        rec["elapsed"] = time.perf_counter() - t0
-        history.append(rec)
-        if progress is not None:
-            progress(dict(info, elapsed=rec["elapsed"]))
+    history, log = progress_logger(t0, progress)
 
     # stage 1: the Poisson GLM (sigma = 0)
     glm_obj = _Objective(model.glm, kernel)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConvergenceWarning, SpecError
+from ._cellwise_data import progress_logger
 from ._cellwise_kernel import CellKernel, cell_modes
 from ._cellwise_newton import Factor, State, Structure, factor, maximise, solve
 
@@ -276,14 +277,7 @@ def fit_random(
             "jointly (it does not factorise by cell); pass n_nodes=1"
         )
     data = model.data
-    history: list[dict] = []
-
-    def log(info: dict) -> None:
-        rec = {k: v for k, v in info.items() if k != "params"}
-        rec["elapsed"] = time.perf_counter() - t0
-        history.append(rec)
-        if progress is not None:
-            progress(dict(info, elapsed=rec["elapsed"]))
+    history, log = progress_logger(t0, progress)
 
     # start: heterogeneous fixed beta_k fit (Laplace)
     kept = model.cells
