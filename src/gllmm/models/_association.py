@@ -15,6 +15,7 @@ import pandas as pd
 from ..errors import SpecError
 from ..links import dale_plugin_family
 from ..spec import Design, build_design, scalar_structure
+from ..spec._build import count_column
 
 
 def _levels(s: pd.Series) -> list:
@@ -98,7 +99,7 @@ def stratified_global_association(
     si = df[stratum].map({s: i for i, s in enumerate(strata)}).to_numpy()
     ri = df[row].map({s: i for i, s in enumerate(rl)}).to_numpy()
     ci = df[col].map({s: i for i, s in enumerate(cl)}).to_numpy()
-    np.add.at(tables, (si, ri, ci), df[count].to_numpy(dtype=float))
+    np.add.at(tables, (si, ri, ci), count_column(df, count))
     cells[si, ri * nj + ci] = np.arange(len(df))
     if (cells < 0).any():
         raise SpecError("every stratum needs a row for every cell of its table")

@@ -50,6 +50,7 @@ from ..errors import SpecError
 from ..links import Multinomial, Poisson, dale_plugin_family
 from ..links._dale_full import dale_full_family
 from ..spec import Design, block_structure
+from ..spec._build import count_column
 from ._association import _levels
 
 _TOL = 1e-9
@@ -150,9 +151,7 @@ def _tables(data: Any, stratum: str | None, row: str, col: str, count: str) -> t
     for c in [*keys, count]:
         if c not in df.columns:
             raise SpecError(f"unknown column {c!r}; available: {', '.join(map(str, df.columns))}")
-    y = pd.to_numeric(df[count], errors="coerce").to_numpy(dtype=float)
-    if not np.all(np.isfinite(y)) or np.any(y < 0):
-        raise SpecError(f"count column {count!r} must hold non-negative numbers")
+    y = count_column(df, count)
     rl, cl = _levels(df[row]), _levels(df[col])
     sl = _levels(df[stratum]) if stratum else [None]
     ni, nj, nk = len(rl), len(cl), len(sl)

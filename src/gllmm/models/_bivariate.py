@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
+from ..spec._build import count_column
 from ..spec._formula import model_matrix
 from ._general import dale_matrices, general_design
 
@@ -84,7 +85,7 @@ def bivariate_ordinal(
         pd.factorize(df[cluster])[0][:, None]
     _, block, first = _unique_rows(key)
     nb = int(block.max()) + 1
-    weights = np.ones(len(df)) if count is None else df[count].to_numpy(dtype=float)
+    weights = np.ones(len(df)) if count is None else count_column(df, count)
     y = np.zeros((nb, ni * nj))
     np.add.at(y, (block, c1 * nj + c2), weights)
     C, A, labels = dale_matrices(ni, nj)

@@ -15,6 +15,7 @@ from scipy.special import logit
 from ..errors import SpecError
 from ..links import ContinuationRatio, Multinomial, cumulative_logit_family
 from ..spec import Design, block_structure
+from ..spec._build import count_column
 from ..spec._formula import model_matrix, parse_formula
 
 
@@ -39,7 +40,7 @@ def _blocks(data: pd.DataFrame, response: str, count: str, keys: list[str]) -> t
     uniq, block = np.unique(codes, axis=0, return_inverse=True)
     block = block.ravel()
     y = np.zeros((len(uniq), k))
-    np.add.at(y, (block, df["_cat"].to_numpy()), df[count].to_numpy(dtype=float))
+    np.add.at(y, (block, df["_cat"].to_numpy()), count_column(df, count))
     rows = np.full((len(uniq), k), -1)
     rows[block[::-1], df["_cat"].to_numpy()[::-1]] = df["_row"].to_numpy()[::-1]
     if (rows < 0).any():

@@ -23,7 +23,9 @@ from ._design import Design, block_structure
 from ._formula import group_codes, model_matrix, parse_formula
 
 
-def _counts(data: pd.DataFrame, name: str) -> np.ndarray:
+def count_column(data: pd.DataFrame, name: str) -> np.ndarray:
+    """The count column as floats; SpecError naming rows with missing, negative or non-integer
+    counts."""
     if name not in data.columns:
         raise SpecError(f"unknown count column {name!r}; available: {', '.join(data.columns)}")
     y = pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=float)
@@ -72,12 +74,12 @@ def build_design(
         raise SpecError("the formula needs a response: 'count ~ ...'")
     fam_name = family.lower()
     if fam_name == "poisson":
-        y = _counts(data, parsed.response.strip())
+        y = count_column(data, parsed.response.strip())
     elif fam_name == "binomial":
         m = re.fullmatch(r"cbind\((\w+)\s*,\s*(\w+)\)", parsed.response.strip())
         if not m:
             raise SpecError("binomial formulas need 'cbind(successes, failures) ~ ...'")
-        y = np.column_stack([_counts(data, m.group(1)), _counts(data, m.group(2))])
+        y = np.column_stack([count_column(data, m.group(1)), count_column(data, m.group(2))])
     else:
         raise SpecError(f"unknown family {family!r} for formula designs; use 'poisson' or "
                         "'binomial' (ordinal and association models have builders in "
