@@ -63,40 +63,11 @@ def fit_glm(
     if beta0 is None:
         beta = _default_start(design)
 
-    def loglik(b: np.ndarray) -> float:
-        eta = (X @ b + design.offset)[:, None, :]
-        return float(fam.derivatives(eta, 0)[0].sum())
-
-    ll = loglik(beta)
-    if not np.isfinite(ll):
-        beta = np.zeros(p)
-        ll = loglik(beta)
-    converged = False
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (count reported after the loop)
-        eta = (X @ beta + design.offset)[:, None, :]
-        _, g, H, _ = fam.derivatives(eta, 2)
-        score = np.einsum("bj,bjp->p", g[:, 0], X)
-        info = -np.einsum("bjp,bjk,bkr->pr", X, H[:, 0], X)
-        try:
-            step = np.linalg.solve(info + 1e-12 * np.eye(p) * np.trace(info) / max(p, 1), score)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(info, score, rcond=None)[0]
-        decrement = float(score @ step)
-        t = 1.0
-        for _ in range(50):
-            new = beta + t * step
-            ll_new = loglik(new)
-            if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * abs(ll):
-                break
-            t /= 2
-        beta, ll = new, ll_new
-        if decrement < tol * (1 + abs(ll)) or decrement < 1e-14:
-            converged = True
-            break
-    eta = (X @ beta + design.offset)[:, None, :]
-    _, g, H, _ = fam.derivatives(eta, 2)
-    info = -np.einsum("bjp,bjk,bkr->pr", X, H[:, 0], X)
+    derivs, data, compiled = _derivatives_function(design)
+    core = _compiled_newton() if compiled else _newton_core
+    info = np.empty((p, p))
+    beta, ll, it, converged = core(derivs, data, np.ascontiguousarray(beta, dtype=float), tol,
+                                   max_iter, info)
     mu = fam.mean(X @ beta + design.offset)
     infinite = np.flatnonzero(((fam.y == 0) & (mu < 1e-7 * max(1.0, fam.y.sum()))).ravel())
     if warn and infinite.size and np.max(np.abs(beta)) > 15:
@@ -113,6 +84,81 @@ def fit_glm(
     if not (infinite.size and np.max(np.abs(beta)) > 15):
         infinite = np.zeros(0, dtype=int)
     return GlmFit(beta, ll + float(fam.constant().sum()), info, it, converged, infinite)
+
+
+def _newton_core(derivs, data, beta, tol, max_iter, info):
+    """Damped Newton on ``l(beta)``: returns (beta, l, iterations, converged) and the
+    information at beta in ``info``. ``derivs(data, beta, order, score, info) -> l`` fills the
+    score and information (order 2). Written in the numpy subset numba compiles, so the same
+    source runs compiled for the families the kernels know."""
+    p = beta.shape[0]
+    score = np.empty(p)
+    ll = derivs(data, beta, 0, score, info)
+    if not np.isfinite(ll):
+        beta = np.zeros(p)
+        ll = derivs(data, beta, 0, score, info)
+        if not np.isfinite(ll):  # no feasible start: nothing to iterate from
+            info[:] = np.nan
+            return beta, ll, 0, False
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (count reported after the loop)
+        derivs(data, beta, 2, score, info)
+        ridge = 1e-12 * np.trace(info) / max(p, 1)
+        step = np.linalg.lstsq(info + ridge * np.eye(p), score)[0]
+        decrement = np.dot(score, step)
+        t = 1.0
+        new = beta
+        ll_new = ll
+        for _ in range(50):
+            new = beta + t * step
+            ll_new = derivs(data, new, 0, score, info)
+            if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * abs(ll):
+                break
+            t /= 2
+        beta, ll = new, ll_new
+        if decrement < tol * (1 + abs(ll)) or decrement < 1e-14:
+            converged = True
+            break
+    derivs(data, beta, 2, score, info)
+    return beta, ll, it, converged
+
+
+_newton_compiled = None
+
+
+def _compiled_newton():
+    global _newton_compiled
+    if _newton_compiled is None:
+        import numba
+
+        _newton_compiled = numba.njit(cache=True)(_newton_core)
+    return _newton_compiled
+
+
+def _numpy_derivs(design: Design, beta: np.ndarray, order: int, score: np.ndarray,
+                  info: np.ndarray) -> float:
+    eta = (design.X @ beta + design.offset)[:, None, :]
+    l, g, H, _ = design.family.derivatives(eta, order)
+    if order >= 1:
+        score[:] = np.einsum("bj,bjp->p", g[:, 0], design.X)
+    if order >= 2:
+        info[:] = -np.einsum("bjp,bjk,bkr->pr", design.X, H[:, 0], design.X)
+    return float(l.sum())
+
+
+def _derivatives_function(design: Design) -> tuple:
+    """``(derivs, data, compiled)`` with ``derivs(data, beta, order, score, info) -> l``
+    (without the family constant): the compiled kernel for the families it knows, else the
+    family's numpy derivatives."""
+    from ..integrate import _kernels
+
+    arrays = _kernels.family_arrays(design.family) if _kernels.HAVE_NUMBA else None
+    if arrays is None:
+        return _numpy_derivs, design, False
+    data = (*arrays, np.ascontiguousarray(design.X, dtype=float),
+            np.ascontiguousarray(design.offset, dtype=float))
+    return _kernels.glm_derivatives_cb, data, True
 
 
 def _default_start(design: Design) -> np.ndarray:

@@ -15,20 +15,18 @@ from ._fit import fit, make_objective
 
 def _profile_loglik(objective: Any, x0: np.ndarray, k: int, value: float,
                     lower: np.ndarray) -> tuple[float, np.ndarray]:
-    free = np.setdiff1d(np.arange(len(x0)), [k])
-    base = x0.copy()
-    base[k] = value
+    start = x0.copy()
+    start[k] = value
+    fixed = np.arange(len(x0)) == k
 
-    def neg(z: np.ndarray) -> tuple[float, np.ndarray]:
-        full = base.copy()
-        full[free] = z
-        v, g = objective.value_and_gradient(full)
-        return -v, -g[free]
+    def neg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = objective.value_and_gradient(x)
+        return -v, -g
 
-    res = minimize_bfgs(neg, x0[free], lower[free], gtol=1e-7, ftol=1e-12)
-    out = base.copy()
-    out[free] = res.x
-    return -res.fun, out
+    compiled = getattr(objective, "compiled_negative", lambda: None)()
+    res = minimize_bfgs(neg, start, lower, gtol=1e-7, ftol=1e-12, compiled=compiled,
+                        fixed=fixed)
+    return -res.fun, res.x
 
 
 def profile_interval(result: FitResult, parameter: str, level: float = 0.95) -> dict[str, float]:

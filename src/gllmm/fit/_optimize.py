@@ -104,9 +104,12 @@ def maximize(
     start = np.asarray(start, dtype=float)
     initial_ll = objective.value_and_gradient(start, gradient=False)[0]
     bounds = [(None if not np.isfinite(lo) else lo, None) for lo in lower]
+    # the compiled objective runs the whole BFGS loop in numba (no per-evaluation log)
+    compiled = None if keep_log else getattr(objective, "compiled_negative", lambda: None)()
     if optimizer == "bfgs":
         res = minimize_bfgs(negative, start, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
-                            hinv0=hinv0)
+                            hinv0=hinv0, compiled=compiled)
+        n_eval += res.nfev if compiled is not None else 0
         x, ll = res.x.copy(), -float(res.fun)
         success, message, nit = res.success, res.message, res.nit
         hinv0 = res.hinv
@@ -130,7 +133,8 @@ def maximize(
                     f_t, _ = negative(trial)
                     if -f_t > ll + ftol_zero:
                         res = minimize_bfgs(negative, trial, lower, gtol=gtol, ftol=ftol,
-                                            max_iter=max_iter, hinv0=hinv0)
+                                            max_iter=max_iter, hinv0=hinv0, compiled=compiled)
+                        n_eval += res.nfev if compiled is not None else 0
                         if -res.fun > ll:
                             x, ll = res.x.copy(), -float(res.fun)
                             success, message, nit = res.success, res.message, nit + res.nit
@@ -155,19 +159,12 @@ def maximize(
                     log.append({"stage": "boundary", "params": x.copy(), "loglik": ll})
     if boundary:
         # re-maximise the remaining parameters with the boundary ones held at 0
-        fixed = np.array([names.index(b) for b in boundary])
-        free = np.setdiff1d(np.arange(len(x)), fixed)
-
-        def neg_free(z: np.ndarray) -> tuple[float, np.ndarray]:
-            full = x.copy()
-            full[free] = z
-            f, g = negative(full)
-            return f, g[free]
-
-        res3 = minimize_bfgs(neg_free, x[free], lower[free], gtol=gtol, ftol=ftol,
-                             max_iter=max_iter)
+        fixed = np.isin(np.arange(len(x)), [names.index(b) for b in boundary])
+        res3 = minimize_bfgs(negative, x, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
+                             compiled=compiled, fixed=fixed)
+        n_eval += res3.nfev if compiled is not None else 0
         if -res3.fun >= ll - 1e-9:
-            x[free] = res3.x
+            x = res3.x
             ll = -float(res3.fun)
     timings["boundary"] = time.perf_counter() - t1
     final_val, final_grad = objective.value_and_gradient(x)

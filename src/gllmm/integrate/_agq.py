@@ -142,6 +142,10 @@ class MarginalLikelihood:
             K = eye - self._csum(np.einsum("bjq,bjk,bkr->bqr", M, H, M))
             step = np.linalg.solve(_make_positive(K), grad[..., None])[..., 0]
             if np.max(np.abs(step), initial=0.0) < self.inner_tol:
+                # a last full step puts v within ~tol^2 of the mode (Newton converges
+                # quadratically): gradients then carry no mode error
+                v = v + step
+                h, eta, g, H = evaluate(v)
                 converged = True
                 break
             t = np.ones(len(v))
@@ -250,6 +254,40 @@ class MarginalLikelihood:
         grad_c += np.einsum("cn,cnP->cP", rho, part)
         return value, grad_c.sum(axis=0)
 
+    def compiled_negative(self) -> tuple | None:
+        """``(fg, data)`` for ``fit._bfgs.minimize_bfgs(compiled=...)`` when the compiled
+        kernel covers this design, else None."""
+        d = self.design
+        if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
+            from ._agq_scalar import _kernel_inputs, kernel_negative
+
+            inputs = _kernel_inputs(self)
+            if inputs is not None:
+                return kernel_negative(self, inputs)
+        return None
+
+    def gradient_jacobian(self, params: np.ndarray, free: np.ndarray,
+                          rel_step: float = 1e-6) -> np.ndarray:
+        """Forward differences of the exact gradient over the ``free`` parameters:
+        row i is ``(g(x + h_i e_i) - g(x))[free] / h_i``, ``h_i = rel_step max(1, |x_i|)``."""
+        params = np.asarray(params, dtype=float)
+        free = np.asarray(free, dtype=int)
+        d = self.design
+        if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
+            from ._agq_scalar import _kernel_inputs, kernel_hessian
+
+            inputs = _kernel_inputs(self)
+            if inputs is not None:
+                return kernel_hessian(self, params, free, rel_step, inputs)
+        jac = np.zeros((len(free), len(free)))
+        g0 = self.value_and_gradient(params)[1]
+        for a, i in enumerate(free):
+            h = rel_step * max(1.0, abs(params[i]))
+            xp = params.copy()
+            xp[i] += h
+            jac[a] = (self.value_and_gradient(xp)[1][free] - g0[free]) / h
+        return jac
+
     def posterior(self, params: np.ndarray) -> dict[str, np.ndarray]:
         """Posterior modes, means and SDs of the random effects ``u = Lambda v`` per cluster.
 
@@ -258,6 +296,12 @@ class MarginalLikelihood:
         """
         d = self.design
         params = np.asarray(params, dtype=float)
+        if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
+            from ._agq_scalar import _kernel_inputs, kernel_posterior
+
+            inputs = _kernel_inputs(self)
+            if inputs is not None:
+                return kernel_posterior(self, params, inputs)
         beta, theta = self.split(params)
         info = self.modes(params)
         lam = self._factor(theta)

@@ -48,6 +48,10 @@ def scalar_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
             raise FitError("non-finite curvature while searching for the posterior modes")
         step = grad / np.where(K > 1e-6, K, np.abs(K) + 1e-3)
         if np.max(np.abs(step), initial=0.0) < obj.inner_tol:
+            # a last full step puts v within ~tol^2 of the mode (Newton converges
+            # quadratically): gradients then carry no mode error
+            v = v + step
+            h, eta, g, H = evaluate(v)
             converged = True
             break
         t = np.ones_like(v)
@@ -66,9 +70,115 @@ def scalar_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
     return ModeInfo(v[:, None], np.sqrt(K)[:, None, None], eta, converged)
 
 
+def _kernel_inputs(obj: MarginalLikelihood) -> dict | None:
+    """Arrays the compiled kernel needs, made once per objective (None: use numpy)."""
+    cached = getattr(obj, "_kernel_cache", False)
+    if cached is not False:
+        return cached
+    from . import _kernels
+
+    d = obj.design
+    fam = _kernels.family_arrays(d.family) if _kernels.HAVE_NUMBA else None
+    out = None
+    if fam is not None and np.all(np.diff(d.cluster) >= 0) and len(obj._starts) == d.n_clusters:
+        c = np.ascontiguousarray
+        out = {
+            "family": fam,
+            "X": c(d.X), "Z": c(d.Z[:, :, 0]), "offset": c(d.offset),
+            "dM": c(obj._dM[:, :, 0, :]),
+            "starts": np.r_[obj._starts, d.X.shape[0]].astype(np.int64),
+            "rule": (c(obj.nodes[:, 0]), c(obj.log_weights), c(obj.half_z2)),
+            "lam": c(obj._templates[:, 0, 0]),  # Lambda = theta . lam (1 x 1)
+        }
+    obj._kernel_cache = out
+    return out
+
+
+def _raise_status(status: int) -> None:
+    from . import _kernels
+
+    if status == _kernels.NONFINITE_CURVATURE:
+        raise FitError("non-finite curvature while searching for the posterior modes")
+    if status == _kernels.NOT_POSITIVE:
+        raise FitError("curvature at the posterior mode is not positive definite")
+
+
+def _args(inputs: dict) -> tuple:
+    return (*inputs["family"], inputs["X"], inputs["offset"], inputs["Z"], inputs["lam"],
+            inputs["dM"], inputs["starts"], *inputs["rule"])
+
+
+def kernel_evaluate(
+    obj: MarginalLikelihood, params: np.ndarray, gradient: bool, inputs: dict
+) -> tuple[float, np.ndarray | None, dict]:
+    """Value, gradient and per-cluster results (mode, sqrt K, posterior mean/SD of v)."""
+    from . import _kernels
+
+    v = obj._v_start[:, 0].copy()
+    n_cl = len(v)
+    grad = np.empty(len(params))
+    L = np.empty(n_cl)
+    post = np.empty((n_cl, 2))
+    value, status = _kernels.scalar_agq_at(*_args(inputs), v, obj.inner_tol, 100,
+                                           np.ascontiguousarray(params, dtype=float),
+                                           gradient, grad, L, post)
+    _raise_status(status)
+    obj._v_start = v[:, None]
+    return float(value) + obj._constant, (grad if gradient else None), {"v": v, "L": L,
+                                                                         "post": post}
+
+
+def kernel_hessian(obj: MarginalLikelihood, params: np.ndarray, free: np.ndarray,
+                   rel_step: float, inputs: dict) -> np.ndarray:
+    """Forward-difference Jacobian of the exact gradient over ``free`` (one compiled call)."""
+    from . import _kernels
+
+    v = obj._v_start[:, 0].copy()
+    hess = np.empty((len(free), len(free)))
+    status = _kernels.scalar_agq_hessian(*_args(inputs), v, obj.inner_tol, 100,
+                                         np.ascontiguousarray(params, dtype=float),
+                                         np.asarray(free, dtype=np.int64), rel_step, hess)
+    _raise_status(status)
+    obj.n_evaluations += len(free) + 1
+    return hess
+
+
+def kernel_negative(obj: MarginalLikelihood, inputs: dict) -> tuple:
+    """(fg, data) of the compiled negative log-likelihood; the modes are shared with ``obj``
+    (updated in place), so later calls start from where the optimiser left them."""
+    from . import _kernels
+
+    v = obj._v_start[:, 0].copy()
+    obj._v_start = v[:, None]
+    n_cl = len(v)
+    data = (*_args(inputs), v, obj.inner_tol, 100, obj._constant, np.empty(n_cl),
+            np.empty((n_cl, 2)))
+    return _kernels.negative_scalar_agq, data
+
+
+def kernel_posterior(obj: MarginalLikelihood, params: np.ndarray,
+                     inputs: dict) -> dict[str, np.ndarray]:
+    """``posterior_summary`` of the scalar case from one kernel call."""
+    d = obj.design
+    _, _, r = kernel_evaluate(obj, np.asarray(params, dtype=float), False, inputs)
+    lam = float(params[d.n_fixed:] @ inputs["lam"])
+    v = r["v"]
+    eta0 = inputs["X"] @ params[: d.n_fixed] + inputs["offset"]
+    return {
+        "mode": (lam * v)[:, None],
+        "mean": (lam * r["post"][:, 0])[:, None],
+        "sd": (abs(lam) * r["post"][:, 1])[:, None],
+        "mode_sd": (abs(lam) / r["L"])[:, None],
+        "eta_mode": eta0 + inputs["Z"] * lam * v[d.cluster][:, None],
+    }
+
+
 def scalar_value_and_gradient(
     obj: MarginalLikelihood, params: np.ndarray, gradient: bool = True
 ) -> tuple[float, np.ndarray | None]:
+    inputs = _kernel_inputs(obj) if getattr(obj, "use_kernel", True) else None
+    if inputs is not None:
+        return kernel_evaluate(obj, params, gradient, inputs)[:2]
     d = obj.design
     beta, theta = obj.split(params)
     fam = d.family

@@ -26,59 +26,62 @@ def cellwise_smoothing(
     (2.6) adds ``beta u_i v_j`` with row/column scores (base ``linear_by_linear``; default
     scores are the category values when numeric, else 1..K).
     """
-    df = data.copy().reset_index(drop=True)
-    df["_cell"] = np.arange(len(df))
-    rs = _scores(df[row], row_scores)
-    cs = _scores(df[col], col_scores)
-    df["_rs"] = df[row].map(rs).astype(float)
-    df["_cs"] = df[col].map(cs).astype(float)
     if base not in ("independence", "linear_by_linear", "uniform", "lxl"):
         raise ValueError("base must be 'independence' or 'linear_by_linear'")
     lxl = base != "independence"
-    # treatment-coded dummies built directly (same columns and names as the formula
-    # ``count ~ C(row) + C(col) [+ I(_rs * _cs)]``): formulaic's generality costs more than
-    # the fit on small tables
-    y = pd.to_numeric(df[count], errors="coerce").to_numpy(dtype=float)
-    if len(df) == 0 or not np.all(np.isfinite(y)) or np.any(y < 0) or np.any(y != np.round(y)):
-        return build_design(df, f"{count} ~ C({row}) + C({col})"
-                            + (" + I(_rs * _cs)" if lxl else "") + " + (1 | _cell)")
-    cols = [np.ones(len(df))]
+    formula = (f"{count} ~ C({row}) + C({col})" + (" + I(_rs * _cs)" if lxl else "")
+               + " + (1 | _cell)")
+    n = len(data)
+    (r_levels, r_codes), (c_levels, c_codes) = _factor(data[row]), _factor(data[col])
+    rs = _scores(r_levels, row_scores)
+    cs = _scores(c_levels, col_scores)
+    y = pd.to_numeric(data[count], errors="coerce").to_numpy(dtype=float)
+    if n == 0 or not np.all(np.isfinite(y)) or np.any(y < 0) or np.any(y != np.round(y)):
+        # the formula path raises the error that names the bad rows
+        df = data.reset_index(drop=True).assign(_cell=np.arange(n), _rs=rs[r_codes],
+                                                _cs=cs[c_codes])
+        return build_design(df, formula)
+    # treatment-coded dummies built directly (same columns and names as the formula above):
+    # formulaic's and pandas' generality cost more than the fit on small tables
+    X = np.zeros((n, 1, len(r_levels) + len(c_levels) - 1 + lxl))
+    X[:, 0, 0] = 1.0
     names = ["Intercept"]
-    for fac, levels in ((row, rs.index), (col, cs.index)):
-        codes = pd.Categorical(df[fac], categories=levels).codes
-        for k, lev in enumerate(levels[1:], start=1):
-            cols.append((codes == k).astype(float))
-            names.append(f"C({fac})[T.{lev}]")
+    col_at = 1
+    for fac, levels, codes in ((row, r_levels, r_codes), (col, c_levels, c_codes)):
+        rows = np.flatnonzero(codes > 0)
+        X[rows, 0, col_at + codes[rows] - 1] = 1.0
+        names += [f"C({fac})[T.{lev}]" for lev in levels[1:]]
+        col_at += len(levels) - 1
     if lxl:
-        cols.append(df["_rs"].to_numpy() * df["_cs"].to_numpy())
+        X[:, 0, -1] = rs[r_codes] * cs[c_codes]
         names.append("I(_rs * _cs)")
-    n = len(df)
-    X = np.column_stack(cols)[:, None, :]
     title = (f"Cell-wise smoothing, {'linear_by_linear' if lxl else 'independence'} base "
              f"(Coull & Agresti eq. {'2.6' if lxl else '2.5'})")
-    notes = {"data": df, "formula": f"{count} ~ C({row}) + C({col})"
-             + (" + I(_rs * _cs)" if lxl else "") + " + (1 | _cell)", "title": title,
-             "scores": {row: np.asarray(rs.values, float), col: np.asarray(cs.values, float)}}
+    notes = {"data": data, "formula": formula, "title": title,
+             "scores": {row: rs, col: cs}}
     return Design(Poisson(y, np.arange(n)[:, None]), X, np.ones((n, 1, 1)), np.zeros((n, 1)),
                   np.arange(n), scalar_structure("_cell"), tuple(names),
                   tuple(range(n)), ("_cell:Intercept",), notes)
 
 
-def _scores(values: pd.Series, given: Any) -> pd.Series:
-    levels = list(pd.unique(values))
+def _factor(values: pd.Series) -> tuple[list, np.ndarray]:
+    """Levels (categories in order, else sorted values) and the integer code of each row."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        levels = list(values.cat.categories)
-    else:
-        levels = sorted(levels)
+        return list(values.cat.categories), np.asarray(values.cat.codes)
+    levels, codes = np.unique(values.to_numpy(), return_inverse=True)
+    return levels.tolist(), codes
+
+
+def _scores(levels: list, given: Any) -> np.ndarray:
+    """Scores of the levels: given (a dict by level or a sequence), else the values when
+    numeric, else 1..K."""
     if given is None:
         if all(isinstance(v, (int, float, np.integer, np.floating)) for v in levels):
-            sc = [float(v) for v in levels]
-        else:
-            sc = list(np.arange(1, len(levels) + 1, dtype=float))
-    elif isinstance(given, dict):
-        sc = [float(given[v]) for v in levels]
-    else:
-        sc = [float(v) for v in given]
-        if len(sc) != len(levels):
-            raise ValueError(f"{len(sc)} scores given for {len(levels)} levels")
-    return pd.Series(sc, index=levels)
+            return np.array(levels, dtype=float)
+        return np.arange(1, len(levels) + 1, dtype=float)
+    if isinstance(given, dict):
+        return np.array([float(given[v]) for v in levels])
+    sc = np.array([float(v) for v in given])
+    if len(sc) != len(levels):
+        raise ValueError(f"{len(sc)} scores given for {len(levels)} levels")
+    return sc

@@ -1,0 +1,468 @@
+"""Compiled (numba) kernel of the AGQ objective for one random effect per cluster.
+
+The same formulas as ``_agq_scalar.py`` (and ``_agq.py`` with q = 1), written as loops over
+clusters, blocks and nodes so that one call does the inner Newton search for every mode, the
+quadrature sum and the exact gradient without temporaries: on small tables (tens of cells)
+the numpy version spends its time in per-call overhead, not arithmetic.
+
+Families the kernel knows (``family_code``): 0 Poisson (log link), 1 binomial (logit),
+2 multinomial with cumulative logits ``pi = D F(eta) + c`` (F logistic). Any other family
+uses the numpy path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:  # numba is a dependency, but the numpy path stays correct without it
+    import numba
+
+    _njit = numba.njit(cache=True, nogil=True)
+    _njit_inline = numba.njit(cache=True, nogil=True, inline="always")
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    HAVE_NUMBA = False
+
+    def _njit(f):  # type: ignore[no-redef]
+        return f
+
+    _njit_inline = _njit
+
+
+POISSON, BINOMIAL, CUMULATIVE_LOGIT = 0, 1, 2
+
+# status codes returned by the kernel
+OK, NONFINITE_CURVATURE, NOT_POSITIVE = 0, 1, 2
+
+
+@_njit_inline
+def _block(code, Y, D, C, bi, eta, order, g, H, T):  # pragma: no cover - compiled
+    """Log-likelihood of block ``bi`` at ``eta`` (J,), filling g (J,), H (J,J), T (J,J,J)."""
+    y = Y[bi]
+    if code == 0:
+        mu = math.exp(eta[0])
+        if order >= 1:
+            g[0] = y[0] - mu
+        if order >= 2:
+            H[0, 0] = -mu
+        if order >= 3:
+            T[0, 0, 0] = -mu
+        return y[0] * eta[0] - mu
+    if code == 1:
+        s, n = y[0], y[0] + y[1]
+        e = eta[0]
+        # n log(1 + exp(e)) without overflow
+        lae = e + math.log1p(math.exp(-e)) if e > 0 else math.log1p(math.exp(e))
+        if order >= 1:
+            p = 1.0 / (1.0 + math.exp(-e)) if e >= 0 else math.exp(e) / (1.0 + math.exp(e))
+            g[0] = s - n * p
+            v = p * (1.0 - p)
+            if order >= 2:
+                H[0, 0] = -n * v
+            if order >= 3:
+                T[0, 0, 0] = -n * v * (1.0 - 2.0 * p)
+        return s * e - n * lae
+    # cumulative logit: pi_k = sum_j D_kj F(eta_j) + c_k
+    nk, nj = D.shape
+    f1 = np.empty(nj)
+    f2 = np.empty(nj)
+    f3 = np.empty(nj)
+    pi = C[bi].copy()
+    for j in range(nj):
+        e = eta[j]
+        p = 1.0 / (1.0 + math.exp(-e)) if e >= 0 else math.exp(e) / (1.0 + math.exp(e))
+        a = p * (1.0 - p)
+        f1[j] = a
+        f2[j] = a * (1.0 - 2.0 * p)
+        f3[j] = a * (1.0 - 6.0 * p + 6.0 * p * p)
+        for k in range(nk):
+            pi[k] += D[k, j] * p
+    ll = 0.0
+    for k in range(nk):
+        if y[k] > 0:
+            if pi[k] <= 0:
+                return -np.inf
+            ll += y[k] * math.log(pi[k])
+    if order >= 1:
+        for a in range(nj):
+            g[a] = 0.0
+            for b in range(nj):
+                H[a, b] = 0.0
+                for cc in range(nj):
+                    T[a, b, cc] = 0.0
+        for k in range(nk):
+            if y[k] == 0:
+                continue
+            w1 = y[k] / pi[k]
+            w2 = w1 / pi[k]
+            w3 = 2.0 * w2 / pi[k]
+            for a in range(nj):
+                da = D[k, a] * f1[a]
+                g[a] += w1 * da
+                if order >= 2:
+                    H[a, a] += w1 * D[k, a] * f2[a]
+                    for b in range(nj):
+                        db = D[k, b] * f1[b]
+                        H[a, b] -= w2 * da * db
+                        if order >= 3:
+                            for cc in range(nj):
+                                dc = D[k, cc] * f1[cc]
+                                t = w3 * da * db * dc
+                                # pi_kab is diagonal: the cross terms need a == b etc.
+                                if a == b:
+                                    t -= w2 * D[k, a] * f2[a] * dc
+                                if a == cc:
+                                    t -= w2 * D[k, a] * f2[a] * db
+                                if b == cc:
+                                    t -= w2 * D[k, b] * f2[b] * da
+                                if a == b and b == cc:
+                                    t += w1 * D[k, a] * f3[a]
+                                T[a, b, cc] += t
+    return ll
+
+
+@_njit_inline
+def _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb):  # pragma: no cover
+    """``h(v)``, ``h'(v)`` and ``K = -h''(v)`` of one cluster (blocks b0 .. b0 + nb - 1)."""
+    J = eta.shape[0]
+    h = -0.5 * v * v
+    gr = -v
+    K = 1.0
+    for i in range(nb):
+        b = b0 + i
+        for j in range(J):
+            eta[j] = eta0[b, j] + M[b, j] * v
+        h += _block(code, Y, D, Cc, b, eta, 2, gb, Hb, Tb)
+        if not np.isfinite(h):
+            return h, gr, K
+        for j in range(J):
+            gr += gb[j] * M[b, j]
+            for k in range(J):
+                K -= M[b, j] * Hb[j, k] * M[b, k]
+    return h, gr, K
+
+
+@_njit
+def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start,
+               tol, max_iter, want_grad, grad, L_out, post):  # pragma: no cover - compiled
+    """Value (without the family constant) and gradient of the AGQ log-likelihood, q = 1.
+
+    Per cluster: damped Newton for the mode of ``h(v) = sum_b l_b(eta0_b + M_b v) - v^2/2``,
+    ``K = -h''``, nodes ``v_n = v_hat + z_n / sqrt(K)``, value ``logsumexp_n(log w_n + h(v_n)
+    + z_n^2/2) - log sqrt(K)``; the gradient as in ``_agq_scalar.scalar_value_and_gradient``.
+    ``v_start`` is updated in place with the modes, ``L_out`` (C,) gets ``sqrt(K)`` and
+    ``post`` (C, 2) the posterior mean and SD of v under the quadrature rule; returns
+    (value, status).
+    """
+    n_cl = starts.shape[0] - 1
+    B, J = eta0.shape
+    p = X.shape[2]
+    m = dM.shape[2]
+    P = p + m
+    N = z.shape[0]
+    maxb = 0
+    for c in range(n_cl):
+        maxb = max(maxb, starts[c + 1] - starts[c])
+    eta = np.empty(J)
+    gb = np.empty(J)
+    Hb = np.empty((J, J))
+    Tb = np.empty((J, J, J))
+    gh = np.empty((maxb, J))
+    Hh = np.empty((maxb, J, J))
+    Th = np.empty((maxb, J, J, J))
+    gn = np.empty((maxb, N, J))
+    s = np.empty(N)
+    vn = np.empty(N)
+    dF = np.empty(P)
+    dK = np.empty(P)
+    acc = np.empty(P)
+    value = 0.0
+    for a in range(P):
+        grad[a] = 0.0
+    for c in range(n_cl):
+        b0, b1 = starts[c], starts[c + 1]
+        nb = b1 - b0
+        # ---- mode by damped Newton (value, gradient and curvature in one pass per trial)
+        v = v_start[c]
+        h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb)
+        if not np.isfinite(h):
+            v = 0.0
+            h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb)
+        for it in range(max_iter + 1):
+            if not np.isfinite(K):
+                return 0.0, NONFINITE_CURVATURE
+            if it == max_iter:
+                break
+            step = gr / (K if K > 1e-6 else abs(K) + 1e-3)
+            if abs(step) < tol:
+                # one last full step: Newton's quadratic convergence puts v within ~tol^2 of
+                # the mode, so gradients (and differences of them) carry no mode error
+                v += step
+                h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb)
+                break
+            t = 1.0
+            vnew, hnew, grnew, Knew = v, h, gr, K
+            for _half in range(40):
+                vnew = v + t * step
+                hnew, grnew, Knew = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, vnew, eta, gb,
+                                               Hb, Tb)
+                if hnew >= h - 1e-12 * (1.0 + abs(h)):
+                    break
+                t *= 0.5
+            v, h, gr, K = vnew, hnew, grnew, Knew
+        if not K > 0:
+            return 0.0, NOT_POSITIVE
+        v_start[c] = v
+        L = math.sqrt(K)
+        L_out[c] = L
+        # ---- nodes: log-sum-exp and the node scores
+        smax = -np.inf
+        for n in range(N):
+            vv = v + z[n] / L
+            vn[n] = vv
+            sn = logw[n] - 0.5 * vv * vv + half_z2[n]
+            for i in range(nb):
+                b = b0 + i
+                for j in range(J):
+                    eta[j] = eta0[b, j] + M[b, j] * vv
+                sn += _block(code, Y, D, Cc, b, eta, 1 if want_grad else 0, gb, Hb, Tb)
+                if want_grad:
+                    for j in range(J):
+                        gn[i, n, j] = gb[j]
+            s[n] = sn
+            smax = max(smax, sn)
+        tot = 0.0
+        for n in range(N):
+            s[n] = math.exp(s[n] - smax)
+            tot += s[n]
+        value += smax + math.log(tot) - math.log(L)
+        pm = 0.0
+        for n in range(N):
+            pm += s[n] * vn[n]
+        pm /= tot
+        pv = 0.0
+        for n in range(N):
+            pv += s[n] * (vn[n] - pm) ** 2
+        post[c, 0] = pm
+        post[c, 1] = math.sqrt(max(pv / tot, 0.0))
+        if not want_grad:
+            continue
+        # ---- derivatives of the mode (dv) and curvature (dK) in (beta, theta)
+        for i in range(nb):
+            b = b0 + i
+            for j in range(J):
+                eta[j] = eta0[b, j] + M[b, j] * v
+            _block(code, Y, D, Cc, b, eta, 3, gb, Hb, Tb)
+            for j in range(J):
+                gh[i, j] = gb[j]
+                for k in range(J):
+                    Hh[i, j, k] = Hb[j, k]
+                    for l3 in range(J):
+                        Th[i, j, k, l3] = Tb[j, k, l3]
+        for a in range(P):
+            dF[a] = 0.0
+        for i in range(nb):
+            b = b0 + i
+            for j in range(J):
+                hm = 0.0
+                for k in range(J):
+                    hm += Hh[i, j, k] * M[b, k]
+                for a in range(p):
+                    dF[a] += hm * X[b, j, a]
+                for a in range(m):
+                    dF[p + a] += (hm * v + gh[i, j]) * dM[b, j, a]
+        for a in range(P):
+            dF[a] /= K
+            dK[a] = 0.0
+        # dK = -sum M'T[dzeta]M - 2 dM'HM, dzeta = dzeta_fixed + M dv
+        for i in range(nb):
+            b = b0 + i
+            for l3 in range(J):
+                mt = 0.0
+                for j in range(J):
+                    for k in range(J):
+                        mt += M[b, j] * Th[i, j, k, l3] * M[b, k]
+                for a in range(p):
+                    dK[a] -= mt * (X[b, l3, a] + M[b, l3] * dF[a])
+                for a in range(m):
+                    dK[p + a] -= mt * (dM[b, l3, a] * v + M[b, l3] * dF[p + a])
+            for j in range(J):
+                hm = 0.0
+                for k in range(J):
+                    hm += Hh[i, j, k] * M[b, k]
+                for a in range(m):
+                    dK[p + a] -= 2.0 * dM[b, j, a] * hm
+        # node-weighted scores
+        for a in range(P):
+            acc[a] = 0.0
+        rgv = 0.0
+        rgvz = 0.0
+        for n in range(N):
+            rho = s[n] / tot
+            gv = -vn[n]
+            for i in range(nb):
+                b = b0 + i
+                for j in range(J):
+                    gj = gn[i, n, j]
+                    gv += gj * M[b, j]
+                    for a in range(p):
+                        acc[a] += rho * gj * X[b, j, a]
+                    for a in range(m):
+                        acc[p + a] += rho * gj * dM[b, j, a] * vn[n]
+            rgv += rho * gv
+            rgvz += rho * gv * z[n]
+        for a in range(P):
+            grad[a] += (acc[a] - 0.5 * dK[a] / K + rgv * dF[a]
+                        - 0.5 * rgvz * dK[a] / (K * L))
+    return value, OK
+
+
+@_njit
+def _predictors(X, offset, Z, lam_vec, params, eta0, M):  # pragma: no cover - compiled
+    """``eta0 = X beta + offset`` and ``M = Z Lambda`` (q = 1) from ``params = (beta, theta)``."""
+    B, J, p = X.shape
+    lam = 0.0
+    for k in range(lam_vec.shape[0]):
+        lam += params[p + k] * lam_vec[k]
+    for b in range(B):
+        for j in range(J):
+            e = offset[b, j]
+            for a in range(p):
+                e += X[b, j, a] * params[a]
+            eta0[b, j] = e
+            M[b, j] = Z[b, j] * lam
+    return lam
+
+
+@_njit
+def scalar_agq_at(code, Y, D, Cc, X, offset, Z, lam_vec, dM, starts, z, logw, half_z2, v_start,
+                  tol, max_iter, params, want_grad, grad, L_out,
+                  post):  # pragma: no cover - compiled
+    """``scalar_agq`` at ``params = (beta, theta)``."""
+    B, J, _ = X.shape
+    eta0 = np.empty((B, J))
+    M = np.empty((B, J))
+    _predictors(X, offset, Z, lam_vec, params, eta0, M)
+    return scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start, tol,
+                      max_iter, want_grad, grad, L_out, post)
+
+
+@_njit
+def negative_scalar_agq(data, x, g):  # pragma: no cover - compiled
+    """``-(log-likelihood)`` and its gradient into g, for the compiled BFGS (fit._bfgs);
+    a point where the modes cannot be found is rejected (+1e300), as in fit._optimize."""
+    (code, Y, D, Cc, X, offset, Z, lam_vec, dM, starts, z, logw, half_z2, v, tol, max_inner,
+     constant, L, post) = data
+    value, status = scalar_agq_at(code, Y, D, Cc, X, offset, Z, lam_vec, dM, starts, z, logw,
+                                  half_z2, v, tol, max_inner, x, True, g, L, post)
+    if status != OK or not np.isfinite(value):
+        g[:] = 0.0
+        return 1e300
+    for i in range(g.shape[0]):
+        g[i] = -g[i]
+    return -(value + constant)
+
+
+@_njit
+def scalar_agq_hessian(code, Y, D, Cc, X, offset, Z, lam_vec, dM, starts, z, logw, half_z2,
+                       v_start, tol, max_iter, params, free, rel_step,
+                       hess):  # pragma: no cover - compiled
+    """Forward differences of the exact gradient over the ``free`` parameters:
+    ``hess[i, j] = (g_free[j](x + h_i e_i) - g_free[j](x)) / h_i``, ``h_i = rel_step max(1,
+    |x_i|)`` (unsymmetrised); returns the worst status of the P + 1 evaluations."""
+    B, J, p = X.shape
+    P = params.shape[0]
+    n_cl = starts.shape[0] - 1
+    eta0 = np.empty((B, J))
+    M = np.empty((B, J))
+    g0 = np.empty(P)
+    g1 = np.empty(P)
+    L = np.empty(n_cl)
+    post = np.empty((n_cl, 2))
+    _predictors(X, offset, Z, lam_vec, params, eta0, M)
+    _, status = scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start,
+                           tol, max_iter, True, g0, L, post)
+    if status != OK:
+        return status
+    x = params.copy()
+    for i in range(free.shape[0]):
+        a = free[i]
+        h = rel_step * max(1.0, abs(params[a]))
+        x[a] = params[a] + h
+        _predictors(X, offset, Z, lam_vec, x, eta0, M)
+        _, status = scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2,
+                               v_start, tol, max_iter, True, g1, L, post)
+        x[a] = params[a]
+        if status != OK:
+            return status
+        for j in range(free.shape[0]):
+            hess[i, j] = (g1[free[j]] - g0[free[j]]) / h
+    return OK
+
+
+@_njit
+def glm_derivatives(code, Y, D, Cc, X, offset, beta, order, score,
+                    info):  # pragma: no cover - compiled
+    """Log-likelihood (without constants) of ``eta = X beta + offset``, its score and the
+    information ``-X' H X`` (order 2)."""
+    B, J, p = X.shape
+    eta = np.empty(J)
+    gb = np.empty(J)
+    Hb = np.empty((J, J))
+    Tb = np.empty((J, J, J))
+    for a in range(p):
+        score[a] = 0.0
+        for c in range(p):
+            info[a, c] = 0.0
+    ll = 0.0
+    for b in range(B):
+        for j in range(J):
+            e = offset[b, j]
+            for a in range(p):
+                e += X[b, j, a] * beta[a]
+            eta[j] = e
+        ll += _block(code, Y, D, Cc, b, eta, order, gb, Hb, Tb)
+        if order >= 1:
+            for j in range(J):
+                for a in range(p):
+                    score[a] += gb[j] * X[b, j, a]
+        if order >= 2:
+            for j in range(J):
+                for k in range(J):
+                    h = Hb[j, k]
+                    if h == 0.0:
+                        continue
+                    for a in range(p):
+                        xa = h * X[b, j, a]
+                        if xa == 0.0:
+                            continue
+                        for c in range(p):
+                            info[a, c] -= xa * X[b, k, c]
+    return ll
+
+
+@_njit
+def glm_derivatives_cb(data, beta, order, score, info):  # pragma: no cover - compiled
+    """``glm_derivatives`` with its arrays in one tuple (the callback of fit._glm)."""
+    code, Y, D, Cc, X, offset = data
+    return glm_derivatives(code, Y, D, Cc, X, offset, beta, order, score, info)
+
+
+def family_arrays(family) -> tuple[int, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(code, Y, D, c) for a family the kernel knows, else None."""
+    from ..links._families import Binomial, Poisson
+    from ..links._separable import AffineSeparable, logistic_jets
+
+    empty = np.zeros((1, 1))
+    B = family.y.shape[0]
+    if type(family) is Poisson:
+        return POISSON, np.ascontiguousarray(family.y, dtype=float), empty, np.zeros((B, 1))
+    if type(family) is Binomial:
+        return BINOMIAL, np.ascontiguousarray(family.y, dtype=float), empty, np.zeros((B, 2))
+    if type(family) is AffineSeparable and family.jets is logistic_jets:
+        return (CUMULATIVE_LOGIT, np.ascontiguousarray(family.y, dtype=float),
+                np.ascontiguousarray(family.D, dtype=float),
+                np.ascontiguousarray(family.c, dtype=float))
+    return None
