@@ -114,6 +114,20 @@ def build_design(
                   labels_out, rnames, notes)
 
 
+def _slots(cluster: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Each row's slot: the rank of its group among its cluster's groups, in order of first
+    appearance (0 when every cluster is one group)."""
+    key = cluster.astype(np.int64) * (int(codes.max()) + 1) + codes
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    by_cluster = np.lexsort((first, cluster[first]))  # unique keys by cluster, then appearance
+    c_sorted = cluster[first][by_cluster]
+    starts = np.r_[0, np.flatnonzero(np.diff(c_sorted)) + 1]
+    rank = np.arange(len(c_sorted)) - np.repeat(starts, np.diff(np.r_[starts, len(c_sorted)]))
+    slot_of_key = np.empty(len(first), dtype=np.int64)
+    slot_of_key[by_cluster] = rank
+    return slot_of_key[inverse.ravel()]
+
+
 def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
     # connected components of rows linked through shared groups
     offsets = np.cumsum([0] + [len(t[4]) for t in terms])
@@ -136,11 +150,8 @@ def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
     for term, Zt, znames, codes, labels in terms:
         qt = Zt.shape[1]
         # slot of each row's group within its cluster
-        pair = pd.DataFrame({"c": cluster_of_row, "g": codes})
-        firsts = pair.drop_duplicates()
-        firsts = firsts.assign(slot=firsts.groupby("c").cumcount())
-        slot = pair.merge(firsts, on=["c", "g"], how="left")["slot"].to_numpy()
-        n_slots = int(firsts["slot"].max()) + 1
+        slot = _slots(cluster_of_row, codes)
+        n_slots = int(slot.max()) + 1
         reps = [pos + s * qt + np.arange(qt) for s in range(n_slots)]
         kind = covariance or ("diagonal" if term.diagonal else "unstructured")
         if qt == 1:

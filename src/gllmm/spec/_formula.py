@@ -93,43 +93,20 @@ def formula_columns(expr: str) -> set[str]:
     return names - {"C", "I", "factor", "np", "log", "exp", "center", "scale", "poly", "cbind"}
 
 
-def _simple_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]] | None:
-    """Model matrix of ``1 + a + b`` / ``0 + a`` with numeric columns, without formulaic.
-
-    Same columns and names as formulaic gives; None when the expression is anything else.
-    """
-    terms = [t.strip() for t in expr.split("+")]
-    if not terms or any(not t for t in terms):
-        return None
-    intercept = "0" not in terms and "-1" not in terms
-    names = [t for t in terms if t not in ("0", "1")]
-    if any(not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", t) or t not in data.columns
-           or not pd.api.types.is_numeric_dtype(data[t]) or pd.api.types.is_bool_dtype(data[t])
-           for t in names):
-        return None
-    if len(set(names)) != len(names):
-        return None
-    cols = ([np.ones(len(data))] if intercept else []) + [
-        data[t].to_numpy(dtype=float) for t in names]
-    if any(not np.all(np.isfinite(c)) for c in cols):
-        return None
-    labels = (["Intercept"] if intercept else []) + names
-    if not cols:
-        return np.zeros((len(data), 0)), ()
-    return np.column_stack(cols), tuple(labels)
-
-
 def model_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     """Dense model matrix of a formulaic right-hand side, with a clear error for unknown names.
 
-    Sums of numeric columns are built directly (formulaic's generality costs milliseconds per
-    call, more than a small model's fit).
+    The common shapes (numeric columns, treatment-coded ``C(a)`` and their products) are built
+    directly, with formulaic's columns and names (``_fast_matrix``): formulaic's generality
+    costs milliseconds per call, more than a small model's fit.
     """
     import formulaic
 
-    simple = _simple_matrix(expr, data)
-    if simple is not None:
-        return simple
+    from ._fast_matrix import fast_model_matrix
+
+    fast = fast_model_matrix(expr, data)
+    if fast is not None:
+        return fast
 
     unknown = sorted(n for n in formula_columns(expr) if n not in data.columns
                      and n not in ("1", "0"))

@@ -1,0 +1,142 @@
+"""Model matrices of the common formula shapes without formulaic.
+
+Handles sums and products of numeric columns and treatment-coded factors ``C(a)``:
+``1 + x``, ``0 + x``, ``C(a) + C(b)``, ``C(a) * C(b) + C(a) * C(c) + x``, ``C(a):C(b)`` when
+its margins are in the model. The columns, their order and their names are those formulaic
+gives (terms by degree, then by first appearance; the first factor of an interaction varies
+fastest; levels sorted, or a categorical's categories). Anything else returns None and
+formulaic builds it: on small tables formulaic's generality costs more than the fit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import numpy as np
+import pandas as pd
+
+_NAME = r"[A-Za-z_][A-Za-z_0-9]*"
+
+
+def _factor_levels(values: pd.Series) -> tuple[list, np.ndarray] | None:
+    """Levels and codes of a factor column, or None for dtypes whose level names formulaic
+    spells in ways not reproduced here (floats, mixed objects, missing values)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.asarray(values.cat.codes)
+        if (codes < 0).any():
+            return None
+        return list(values.cat.categories), codes
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_float_dtype(values):
+        return None
+    if pd.api.types.is_integer_dtype(values) or pd.api.types.is_string_dtype(values):
+        arr = values.to_numpy()
+        if values.isna().any():
+            return None
+        if arr.dtype == object and not all(isinstance(v, str) for v in arr):
+            return None
+        levels, codes = np.unique(arr, return_inverse=True)
+        return levels.tolist(), codes
+    return None
+
+
+def _parse_terms(expr: str) -> tuple[bool, list[tuple[str, ...]]] | None:
+    """(intercept, terms as tuples of factor tokens) of ``expr``, expanded and deduplicated."""
+    pieces = [p.strip() for p in expr.split("+")]
+    if not pieces or any(not p for p in pieces):
+        return None
+    intercept = True
+    terms: list[tuple[str, ...]] = []
+    token = re.compile(rf"C\(\s*{_NAME}\s*\)|{_NAME}")
+    for piece in pieces:
+        if piece in ("0", "-1"):
+            intercept = False
+            continue
+        if piece == "1":
+            continue
+        groups = []
+        for group in piece.split("*"):
+            factors = tuple(f.strip() for f in group.split(":"))
+            if any(not token.fullmatch(f) for f in factors):
+                return None
+            groups.append(factors)
+        # a * b * c: every non-empty subset of the groups, smaller subsets first
+        for size in range(1, len(groups) + 1):
+            for combo in itertools.combinations(groups, size):
+                term = tuple(f for g in combo for f in g)
+                if len(set(term)) != len(term):
+                    return None
+                if not any(set(term) == set(t) for t in terms):
+                    terms.append(term)
+    terms.sort(key=len)  # stable: by degree, then first appearance
+    return intercept, terms
+
+
+def fast_model_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """Dense model matrix and column names of ``expr``, or None when formulaic is needed."""
+    parsed = _parse_terms(expr)
+    if parsed is None:
+        return None
+    intercept, terms = parsed
+    present = {frozenset(t) for t in terms}
+    n = len(data)
+    factors: dict[str, tuple[list, np.ndarray]] = {}
+    numeric: dict[str, np.ndarray] = {}
+    for term in terms:
+        for f in term:
+            if f.startswith("C("):
+                name = f[2:-1].strip()
+                if name not in data.columns:
+                    return None
+                if f not in factors:
+                    lev = _factor_levels(data[name])
+                    if lev is None:
+                        return None
+                    factors[f] = lev
+            else:
+                if f not in data.columns or len(term) > 1:
+                    return None  # numeric interactions and bare factor names: formulaic
+                col = data[f]
+                if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                    return None
+                vals = col.to_numpy(dtype=float)
+                if not np.all(np.isfinite(vals)):
+                    return None
+                numeric[f] = vals
+        if len(term) > 1:
+            # treatment coding of every factor needs every margin in the model
+            for size in range(0, len(term)):
+                for sub in itertools.combinations(term, size):
+                    if size == 0 and not intercept:
+                        return None
+                    if size and frozenset(sub) not in present:
+                        return None
+        elif term[0].startswith("C(") and not intercept:
+            return None  # full dummy coding of the first factor: formulaic
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    if intercept:
+        cols.append(np.ones((n, 1)))
+        names.append("Intercept")
+    for term in terms:
+        if len(term) == 1 and term[0] in numeric:
+            cols.append(numeric[term[0]][:, None])
+            names.append(term[0])
+            continue
+        block = np.ones((n, 1))
+        labels = [""]
+        for f in term:
+            levels, codes = factors[f]
+            k = len(levels)
+            dummies = np.zeros((n, k - 1))
+            rows = np.flatnonzero(codes > 0)
+            dummies[rows, codes[rows] - 1] = 1.0
+            # earlier factors vary fastest: new factor's levels are the slow index
+            block = (block[:, None, :] * dummies[:, :, None]).reshape(n, -1)
+            labels = [f"{prev}:{f}[T.{lev}]" if prev else f"{f}[T.{lev}]"
+                      for lev in levels[1:] for prev in labels]
+        cols.append(block)
+        names.extend(labels)
+    if not cols:
+        return np.zeros((n, 0)), ()
+    return np.hstack(cols), tuple(names)
