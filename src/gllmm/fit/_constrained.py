@@ -61,6 +61,9 @@ __all__ = ["SAMPLING_SCHEMES", "fit_constrained"]
 # Where 0 counts start the iterations (log 0 is not a starting point); only the start.
 _ZERO_START = 0.5
 _MAX_HALVINGS = 40
+# Relative size of the smallest diagonal entry of R (QR of D^1/2 H) below which the scoring
+# system is treated as singular.
+_QR_RTOL = 1e3 * np.finfo(float).eps
 
 
 @dataclass(frozen=True)
@@ -86,26 +89,43 @@ def constraint_jacobian(problem: Problem, m: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _state(problem: Problem, xi: np.ndarray) -> _State | None:
-    """KKT quantities at xi; None when A mu is not positive or the system is singular."""
+    """KKT quantities at xi; None when A mu is not positive or the system is singular.
+
+    The linear algebra uses the QR factorisation of ``W = D^{1/2} H`` (so ``H'DH = R'R``)
+    rather than a Cholesky factorisation of ``H'DH``: the normal equations square the condition
+    number, which is ruinous at boundary fits where zero-count cells with fitted values tending
+    to 0 enter the constraints through log mu (e.g. a log-linear part with a zero sufficient
+    margin): their rows of W grow like mu^-1/2, and with Cholesky the steps lose all accuracy
+    once those means fall below about 1e-8.
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         m = np.exp(xi)
         am = problem.A @ m
     if not np.all(np.isfinite(m)) or np.any(m <= 0) or np.any(am <= 0):
         return None
     h, H = constraint_jacobian(problem, m)
-    info = H.T @ (m[:, None] * H)
-    try:
-        chol = scipy.linalg.cho_factor(info)
-    except np.linalg.LinAlgError:
+    root = np.sqrt(m)
+    W = root[:, None] * H
+    if not np.all(np.isfinite(W)):
         return None
+    q_mat, r_mat = np.linalg.qr(W)
+    diag = np.diag(r_mat)
+    if not np.all(np.isfinite(r_mat)) or np.abs(diag).min() <= _QR_RTOL * np.abs(diag).max():
+        return None  # H'DH singular to working precision
+    signs = np.where(diag < 0, -1.0, 1.0)
+    r_mat = signs[:, None] * r_mat  # R'R = H'DH with a positive diagonal: a Cholesky factor
+    q_mat = q_mat * signs
+    chol = (r_mat, False)
     resid = problem.y - m
-    g = H.T @ resid + h
+    scaled = resid / root  # D^-1/2 (y - mu)
+    g = W.T @ scaled + h  # H'(y - mu) + h
     mg = scipy.linalg.cho_solve(chol, g)
-    step = resid / m - H @ mg
-    # Merit: projected score (least-squares multiplier) plus constraint violation, chi-square scale.
-    lam_ls = -scipy.linalg.cho_solve(chol, H.T @ resid)
-    s1 = resid + m * (H @ lam_ls)
-    merit = float(s1 @ (s1 / m) + h @ scipy.linalg.cho_solve(chol, h))
+    step = (scaled - W @ mg) / root
+    # Merit: projected score (least-squares multiplier) plus constraint violation, chi-square
+    # scale: |(I - QQ') D^-1/2 (y - mu)|^2 + h'(H'DH)^-1 h.
+    projected = scaled - q_mat @ (q_mat.T @ scaled)
+    h_scaled = scipy.linalg.solve_triangular(r_mat, h, trans="T")
+    merit = float(projected @ projected + h_scaled @ h_scaled)
     if not np.isfinite(merit) or not np.all(np.isfinite(step)):
         return None
     return _State(xi=xi, m=m, h=h, H=H, chol=chol, step=step, lam=-mg, merit=merit)
