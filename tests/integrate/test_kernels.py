@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 
 import gllmm
-from gllmm import models
+from gllmm import _kernels, models
 from gllmm.fit._bfgs import minimize_bfgs
 from gllmm.fit._glm import fit_glm
-from gllmm.integrate import _kernels
 from gllmm.spec import build_design
 
 pytestmark = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="numba not installed")

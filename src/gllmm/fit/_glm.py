@@ -64,10 +64,17 @@ def fit_glm(
         beta = _default_start(design)
 
     derivs, data, compiled = _derivatives_function(design)
-    core = _compiled_newton() if compiled else _newton_core
     info = np.empty((p, p))
-    beta, ll, it, converged = core(derivs, data, np.ascontiguousarray(beta, dtype=float), tol,
-                                   max_iter, info)
+    beta = np.ascontiguousarray(beta, dtype=float)
+    if compiled:
+        from .. import _kernels
+
+        beta, ll, it, converged = _kernels.newton_glm(data, beta, tol, max_iter, info)
+    else:
+        from .._kernels import bind, newton_template, solve_numpy
+
+        core = bind(newton_template, "newton_python", DERIVS=derivs, SOLVE=solve_numpy)
+        beta, ll, it, converged = core(data, beta, tol, max_iter, info)
     mu = fam.mean(X @ beta + design.offset)
     infinite = np.flatnonzero(((fam.y == 0) & (mu < 1e-7 * max(1.0, fam.y.sum()))).ravel())
     if warn and infinite.size and np.max(np.abs(beta)) > 15:
@@ -86,56 +93,6 @@ def fit_glm(
     return GlmFit(beta, ll + float(fam.constant().sum()), info, it, converged, infinite)
 
 
-def _newton_core(derivs, data, beta, tol, max_iter, info):
-    """Damped Newton on ``l(beta)``: returns (beta, l, iterations, converged) and the
-    information at beta in ``info``. ``derivs(data, beta, order, score, info) -> l`` fills the
-    score and information (order 2). Written in the numpy subset numba compiles, so the same
-    source runs compiled for the families the kernels know."""
-    p = beta.shape[0]
-    score = np.empty(p)
-    ll = derivs(data, beta, 0, score, info)
-    if not np.isfinite(ll):
-        beta = np.zeros(p)
-        ll = derivs(data, beta, 0, score, info)
-        if not np.isfinite(ll):  # no feasible start: nothing to iterate from
-            info[:] = np.nan
-            return beta, ll, 0, False
-    converged = False
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (count reported after the loop)
-        derivs(data, beta, 2, score, info)
-        ridge = 1e-12 * np.trace(info) / max(p, 1)
-        step = np.linalg.lstsq(info + ridge * np.eye(p), score)[0]
-        decrement = np.dot(score, step)
-        t = 1.0
-        new = beta
-        ll_new = ll
-        for _ in range(50):
-            new = beta + t * step
-            ll_new = derivs(data, new, 0, score, info)
-            if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * abs(ll):
-                break
-            t /= 2
-        beta, ll = new, ll_new
-        if decrement < tol * (1 + abs(ll)) or decrement < 1e-14:
-            converged = True
-            break
-    derivs(data, beta, 2, score, info)
-    return beta, ll, it, converged
-
-
-_newton_compiled = None
-
-
-def _compiled_newton():
-    global _newton_compiled
-    if _newton_compiled is None:
-        import numba
-
-        _newton_compiled = numba.njit(cache=True)(_newton_core)
-    return _newton_compiled
-
-
 def _numpy_derivs(design: Design, beta: np.ndarray, order: int, score: np.ndarray,
                   info: np.ndarray) -> float:
     eta = (design.X @ beta + design.offset)[:, None, :]
@@ -151,7 +108,7 @@ def _derivatives_function(design: Design) -> tuple:
     """``(derivs, data, compiled)`` with ``derivs(data, beta, order, score, info) -> l``
     (without the family constant): the compiled kernel for the families it knows, else the
     family's numpy derivatives."""
-    from ..integrate import _kernels
+    from .. import _kernels
 
     arrays = _kernels.family_arrays(design.family) if _kernels.HAVE_NUMBA else None
     if arrays is None:

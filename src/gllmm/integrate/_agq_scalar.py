@@ -75,7 +75,7 @@ def _kernel_inputs(obj: MarginalLikelihood) -> dict | None:
     cached = getattr(obj, "_kernel_cache", False)
     if cached is not False:
         return cached
-    from . import _kernels
+    from .. import _kernels
 
     d = obj.design
     fam = _kernels.family_arrays(d.family) if _kernels.HAVE_NUMBA else None
@@ -95,7 +95,7 @@ def _kernel_inputs(obj: MarginalLikelihood) -> dict | None:
 
 
 def _raise_status(status: int) -> None:
-    from . import _kernels
+    from .. import _kernels
 
     if status == _kernels.NONFINITE_CURVATURE:
         raise FitError("non-finite curvature while searching for the posterior modes")
@@ -112,7 +112,7 @@ def kernel_evaluate(
     obj: MarginalLikelihood, params: np.ndarray, gradient: bool, inputs: dict
 ) -> tuple[float, np.ndarray | None, dict]:
     """Value, gradient and per-cluster results (mode, sqrt K, posterior mean/SD of v)."""
-    from . import _kernels
+    from .. import _kernels
 
     v = obj._v_start[:, 0].copy()
     n_cl = len(v)
@@ -131,7 +131,7 @@ def kernel_evaluate(
 def kernel_hessian(obj: MarginalLikelihood, params: np.ndarray, free: np.ndarray,
                    rel_step: float, inputs: dict) -> np.ndarray:
     """Forward-difference Jacobian of the exact gradient over ``free`` (one compiled call)."""
-    from . import _kernels
+    from .. import _kernels
 
     v = obj._v_start[:, 0].copy()
     hess = np.empty((len(free), len(free)))
@@ -144,16 +144,15 @@ def kernel_hessian(obj: MarginalLikelihood, params: np.ndarray, free: np.ndarray
 
 
 def kernel_negative(obj: MarginalLikelihood, inputs: dict) -> tuple:
-    """(fg, data) of the compiled negative log-likelihood; the modes are shared with ``obj``
+    """(name, data) of the compiled negative log-likelihood; the modes are shared with ``obj``
     (updated in place), so later calls start from where the optimiser left them."""
-    from . import _kernels
 
     v = obj._v_start[:, 0].copy()
     obj._v_start = v[:, None]
     n_cl = len(v)
     data = (*_args(inputs), v, obj.inner_tol, 100, obj._constant, np.empty(n_cl),
             np.empty((n_cl, 2)))
-    return _kernels.negative_scalar_agq, data
+    return "scalar_agq", data
 
 
 def kernel_posterior(obj: MarginalLikelihood, params: np.ndarray,

@@ -1,4 +1,10 @@
-"""Compiled (numba) kernel of the AGQ objective for one random effect per cluster.
+"""Compiled (numba) kernels: the AGQ objective for one random effect per cluster, the GLM
+Newton iteration and the projected BFGS loop specialised to these objectives.
+
+All compiled code lives in this one file because numba's on-disk cache is invalidated only
+by changes to the file of the cached function, not to the files of its callees.
+
+AGQ objective for one random effect per cluster:
 
 The same formulas as ``_agq_scalar.py`` (and ``_agq.py`` with q = 1), written as loops over
 clusters, blocks and nodes so that one call does the inner Newton search for every mode, the
@@ -13,6 +19,7 @@ uses the numpy path.
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 
@@ -20,7 +27,7 @@ try:  # numba is a dependency, but the numpy path stays correct without it
     import numba
 
     _njit = numba.njit(cache=True, nogil=True)
-    _njit_inline = numba.njit(cache=True, nogil=True, inline="always")
+    _njit_inline = numba.njit(cache=True, nogil=True)
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     HAVE_NUMBA = False
@@ -452,8 +459,8 @@ def glm_derivatives_cb(data, beta, order, score, info):  # pragma: no cover - co
 
 def family_arrays(family) -> tuple[int, np.ndarray, np.ndarray, np.ndarray] | None:
     """(code, Y, D, c) for a family the kernel knows, else None."""
-    from ..links._families import Binomial, Poisson
-    from ..links._separable import AffineSeparable, logistic_jets
+    from .links._families import Binomial, Poisson
+    from .links._separable import AffineSeparable, logistic_jets
 
     empty = np.zeros((1, 1))
     B = family.y.shape[0]
@@ -466,3 +473,236 @@ def family_arrays(family) -> tuple[int, np.ndarray, np.ndarray, np.ndarray] | No
                 np.ascontiguousarray(family.D, dtype=float),
                 np.ascontiguousarray(family.c, dtype=float))
     return None
+
+
+# ----------------------------------------------------------------------------- loops
+# The Newton and BFGS loops are templates calling a global (DERIVS, OBJECTIVE) that ``bind``
+# sets: compiled with a kernel here (one cached machine-code function per objective; numba
+# cannot cache functions that take functions as arguments), or run as Python with a Python
+# objective (fit._glm, fit._bfgs).
+
+
+def DERIVS(data, beta, order, score, info):  # noqa: N802 - placeholder that bind() replaces
+    raise NotImplementedError("newton_template runs through bind(..., DERIVS=...)")
+
+
+def OBJECTIVE(data, x, g):  # noqa: N802 - placeholder that bind() replaces
+    raise NotImplementedError("bfgs_template runs through bind(..., OBJECTIVE=...)")
+
+
+def SOLVE(A, b):  # noqa: N802 - placeholder that bind() replaces
+    raise NotImplementedError
+
+
+def EYE(n, scale):  # noqa: N802 - placeholder that bind() replaces
+    raise NotImplementedError
+
+
+def RANK2(H, a, s, b):  # noqa: N802 - placeholder that bind() replaces
+    raise NotImplementedError
+
+
+# Small linear algebra for the loops, in two versions: numpy's (fast in Python) and explicit
+# loops (fast to compile: numba takes seconds to compile np.linalg.lstsq or np.outer).
+def solve_numpy(A, b):
+    """``(A + ridge I)^{-1} b`` with a tiny ridge; least squares if singular."""
+    p = len(b)
+    ridge = 1e-12 * np.trace(A) / max(p, 1)
+    try:
+        return np.linalg.solve(A + ridge * np.eye(p), b)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+
+
+def eye_numpy(n, scale):
+    return np.eye(n) * scale
+
+
+def rank2_numpy(H, a, s, b):
+    """``H + a s' + s b'``."""
+    return H + np.outer(a, s) + np.outer(s, b)
+
+
+@_njit
+def solve_loops(A, b):  # pragma: no cover - compiled
+    """As ``solve_numpy``, by a Cholesky factorisation; where A is not positive definite the
+    ridge grows (1e-12, 1e-8, 1e-4, 1 times the mean diagonal) until it is."""
+    p = b.shape[0]
+    tr = 0.0
+    for i in range(p):
+        tr += A[i, i]
+    scale = abs(tr) / max(p, 1) + 1e-300
+    L = np.zeros((p, p))
+    for ridge in (1e-12, 1e-8, 1e-4, 1.0):
+        ok = True
+        for j in range(p):
+            d = A[j, j] + ridge * scale
+            for k in range(j):
+                d -= L[j, k] * L[j, k]
+            if not d > 0:
+                ok = False
+                break
+            L[j, j] = math.sqrt(d)
+            for i in range(j + 1, p):
+                v = A[i, j]
+                for k in range(j):
+                    v -= L[i, k] * L[j, k]
+                L[i, j] = v / L[j, j]
+        if ok:
+            break
+    z = np.empty(p)
+    for i in range(p):
+        v = b[i]
+        for k in range(i):
+            v -= L[i, k] * z[k]
+        z[i] = v / L[i, i]
+    x = np.empty(p)
+    for i in range(p - 1, -1, -1):
+        v = z[i]
+        for k in range(i + 1, p):
+            v -= L[k, i] * x[k]
+        x[i] = v / L[i, i]
+    return x
+
+
+@_njit
+def eye_loops(n, scale):  # pragma: no cover - compiled
+    out = np.zeros((n, n))
+    for i in range(n):
+        out[i, i] = scale
+    return out
+
+
+@_njit
+def rank2_loops(H, a, s, b):  # pragma: no cover - compiled
+    out = H.copy()
+    for i in range(a.shape[0]):
+        for j in range(a.shape[0]):
+            out[i, j] += a[i] * s[j] + s[i] * b[j]
+    return out
+
+
+def bind(template, name: str, **names):
+    """A copy of ``template`` named ``name`` whose globals ``names`` are bound."""
+    glob = dict(template.__globals__)
+    glob.update(names)
+    f = types.FunctionType(template.__code__, glob, name, template.__defaults__)
+    f.__qualname__ = name
+    f.__module__ = template.__module__
+    return f
+
+
+def newton_template(data, beta, tol, max_iter, info):
+    """Damped Newton on ``l(beta)``: returns (beta, l, iterations, converged) and the
+    information at beta in ``info``. ``DERIVS(data, beta, order, score, info) -> l`` fills the
+    score and information (order 2). Written in the numpy subset numba compiles, so the same
+    source runs compiled for the families the kernels know."""
+    p = beta.shape[0]
+    score = np.empty(p)
+    ll = DERIVS(data, beta, 0, score, info)
+    if not np.isfinite(ll):
+        beta = np.zeros(p)
+        ll = DERIVS(data, beta, 0, score, info)
+        if not np.isfinite(ll):  # no feasible start: nothing to iterate from
+            info[:] = np.nan
+            return beta, ll, 0, False
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (count reported after the loop)
+        DERIVS(data, beta, 2, score, info)
+        step = SOLVE(info, score)
+        decrement = np.dot(score, step)
+        t = 1.0
+        new = beta
+        ll_new = ll
+        for _ in range(50):
+            new = beta + t * step
+            ll_new = DERIVS(data, new, 0, score, info)
+            if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * abs(ll):
+                break
+            t /= 2
+        beta, ll = new, ll_new
+        if decrement < tol * (1 + abs(ll)) or decrement < 1e-14:
+            converged = True
+            break
+    DERIVS(data, beta, 2, score, info)
+    return beta, ll, it, converged
+
+
+def bfgs_template(data, x0, lower, fixed, hinv0, scaled, gtol, ftol, max_iter, out_g):
+    """Projected BFGS; returns (x, f, Hinv, nit, nfev, success, message code); ``out_g`` gets
+    the gradient at x. ``OBJECTIVE(data, x, g)`` returns f and writes the gradient into g; variables
+    where ``fixed`` is True keep their start values."""
+    n = x0.shape[0]
+    x = np.maximum(x0, lower)  # lower is -inf where unbounded
+    g = np.empty(n)
+    g_new = np.empty(n)
+    f = OBJECTIVE(data, x, g)
+    nfev = 1
+    Hinv = hinv0.copy()
+    small_steps = 0
+    code = 0
+    success = False
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (count reported after the loop)
+        active = fixed | ((x <= lower) & (g > 0))
+        pg = g * ~active
+        if np.max(np.abs(pg)) < gtol:
+            success, code = True, 1
+            break
+        free = (~active).astype(np.float64)
+        d = -(Hinv @ (g * free)) * free
+        slope = np.dot(g, d)
+        if not np.isfinite(slope) or slope >= 0:
+            Hinv = EYE(n, 1.0)
+            d = -g * free
+        t = 1.0
+        accepted = False
+        x_new = x
+        f_new = f
+        for _ in range(60):
+            x_new = x + t * d
+            x_new = np.maximum(x_new, lower)
+            f_new = OBJECTIVE(data, x_new, g_new)
+            nfev += 1
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * np.dot(g, x_new - x):
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            code = 2
+            success = np.max(np.abs(pg)) < 1e3 * gtol * max(1.0, abs(f))
+            break
+        s = x_new - x
+        y = g_new - g
+        sy = np.dot(s, y)
+        yy = np.dot(y, y)
+        if sy > 1e-12 * np.sqrt(np.dot(s, s) * yy):
+            if not scaled:
+                Hinv = EYE(n, sy / yy)
+                scaled = True
+            rho = 1.0 / sy
+            Hy = Hinv @ y
+            # Hinv <- (I - rho s y') Hinv (I - rho y s') + rho s s', as one rank-2 update
+            a = (rho * rho * np.dot(y, Hy) + rho) * s - rho * Hy
+            Hinv = RANK2(Hinv, a, s, -rho * Hy)
+        df = f - f_new
+        x, f = x_new, f_new
+        g[:] = g_new
+        if df < ftol * max(1.0, abs(f)):
+            small_steps += 1
+            if small_steps >= 3:
+                success, code = True, 3
+                break
+        else:
+            small_steps = 0
+    out_g[:] = g
+    return x, f, Hinv, it, nfev, success, code
+
+
+if HAVE_NUMBA:
+    newton_glm = _njit(bind(newton_template, "newton_glm", DERIVS=glm_derivatives_cb,
+                            SOLVE=solve_loops))
+    bfgs_scalar_agq = _njit(bind(bfgs_template, "bfgs_scalar_agq",
+                                 OBJECTIVE=negative_scalar_agq, EYE=eye_loops,
+                                 RANK2=rank2_loops))
