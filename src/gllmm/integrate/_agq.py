@@ -174,6 +174,10 @@ class MarginalLikelihood:
     ) -> tuple[float, np.ndarray | None]:
         """Marginal log-likelihood (full scale) and, optionally, its exact gradient."""
         self.n_evaluations += 1
+        from ._sparse_laplace import sparse_value_and_gradient, use_sparse
+
+        if use_sparse(self):  # Laplace over large (crossed) clusters: sparse factorisation
+            return sparse_value_and_gradient(self, params, gradient)
         d = self.design
         params = np.asarray(params, dtype=float)
         beta, theta = self.split(params)
@@ -294,6 +298,10 @@ class MarginalLikelihood:
         Means and SDs use the same adaptive rule as the likelihood; modes are what the paper's
         tables (SAS NLMIXED) report.
         """
+        from ._sparse_laplace import sparse_posterior, use_sparse
+
+        if use_sparse(self):
+            return sparse_posterior(self, params)
         d = self.design
         params = np.asarray(params, dtype=float)
         if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):

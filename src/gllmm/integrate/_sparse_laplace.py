@@ -1,0 +1,644 @@
+"""Laplace approximation over a large joint random-effect vector with a sparse factorisation.
+
+Crossed terms ``(1 | a) + (1 | b)`` put every random effect into one cluster, so ``q`` is the
+total number of levels and the dense path of ``_agq.py`` (q x q matrices per block) is out of
+reach. For one linear predictor per block (J = 1: Poisson, binomial) this module evaluates the
+same Laplace approximation and its exact gradient with sparse matrices.
+
+All clusters are stacked into one vector ``v`` (cluster c owns positions ``c q .. c q + q - 1``;
+positions that no block touches have mode 0 and unit curvature and are dropped). With ``M = Z
+Lambda`` (B x n, a few non-zeros per row) and ``W = diag(-H)``:
+
+    h(v) = sum_b l_b(eta0_b + m_b' v) - |v|^2 / 2,      K = I + M' W M = L D L',
+    log L ~= h(v_hat) - (1/2) log det K + constants       (the n_nodes = 1 value of _agq.py).
+
+``K`` is factorised by an up-looking sparse LDL' (T. Davis's LDL algorithm, compiled with numba)
+in a fill-reducing order (SuperLU's multiple minimum degree on ``K + K'``, or the natural order
+when its factor is cheaper; chosen once per design). Eliminating one of two crossed factors
+fills the other's block, so a trailing block whose part of L is (nearly) full is not
+eliminated sparsely: the sparse pass leaves its Schur complement, which LAPACK factorises
+(``potrf``) and inverts (``potri``). ``log det K = sum log D + log det S``. The gradient is
+``_agq.py``'s specialised to J = 1:
+
+    dv = K^{-1} dF,   d(-1/2 log det K)/dphi = (1/2) sum_b T_b dzeta_b s_b + sum_b H_b r_b,
+
+with ``s_b = m_b' K^{-1} m_b`` and ``r_b = m_b' K^{-1} dm_b``. Both only need ``K^{-1}`` on the
+pattern of ``K``, which the selected inverse (Takahashi, Fagan & Chin 1973) gives from the
+factor on the pattern of ``L`` at about the cost of the factorisation (the dense block's
+entries come from ``potri``).
+
+SciPy has no sparse Cholesky and scikit-sparse (CHOLMOD) has no wheels here, hence the small
+LDL' below. It is not supernodal: apart from the dense trailing block, columns are eliminated
+at scalar speed, which is what crossed designs need (the larger factor's columns are sparse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import cho_solve
+from scipy.linalg.lapack import dpotrf, dpotri
+from scipy.sparse.linalg import splu
+
+from ..errors import FitError
+
+if TYPE_CHECKING:
+    from ._agq import MarginalLikelihood
+
+try:  # numba is a dependency, but the code stays correct (and slow) without it
+    import numba
+
+    _njit = numba.njit(cache=True, nogil=True)
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    HAVE_NUMBA = False
+
+    def _njit(f):  # type: ignore[no-redef]
+        return f
+
+
+#: designs whose clusters hold more random effects than this use the sparse Laplace path
+#: (n_nodes = 1, one linear predictor per block); ``MarginalLikelihood.sparse = True/False``
+#: forces or forbids it for one objective.
+SPARSE_MIN_Q = 50
+
+#: the largest trailing block of the permuted K whose part of L is at least DENSE_FILL full
+#: and which has at least DENSE_MIN rows is factorised dense (LAPACK) after the sparse
+#: columns: eliminating one of two crossed factors leaves the other's block full
+DENSE_MIN = 32
+DENSE_FILL = 0.9
+
+
+def use_sparse(obj: MarginalLikelihood) -> bool:
+    """Whether ``obj`` (a MarginalLikelihood) evaluates by the sparse Laplace path."""
+    d = obj.design
+    if obj.n_nodes != 1 or d.X.shape[1] != 1 or d.n_random == 0:
+        return False
+    flag = getattr(obj, "sparse", None)
+    if flag is not None:
+        return bool(flag)
+    return d.n_random > SPARSE_MIN_Q
+
+
+# ---------------------------------------------------------------------- compiled kernels
+@_njit
+def _ldl_symbolic(n, Ap, Ai):  # pragma: no cover - compiled
+    """Elimination tree and column counts of L for the symmetric CSC pattern (Ap, Ai)."""
+    parent = np.full(n, -1, dtype=np.int64)
+    flag = np.empty(n, dtype=np.int64)
+    lnz = np.zeros(n, dtype=np.int64)
+    for k in range(n):
+        flag[k] = k
+        for p in range(Ap[k], Ap[k + 1]):
+            i = Ai[p]
+            if i < k:
+                while flag[i] != k:
+                    if parent[i] == -1:
+                        parent[i] = k
+                    lnz[i] += 1
+                    flag[i] = k
+                    i = parent[i]
+    Lp = np.zeros(n + 1, dtype=np.int64)
+    for k in range(n):
+        Lp[k + 1] = Lp[k] + lnz[k]
+    return parent, Lp
+
+
+@_njit
+def _ldl_numeric(n, t, Ap, Ai, Ax, Lp, parent, Li, Lx, D, S):  # pragma: no cover - compiled
+    """Up-looking LDL' of the symmetric CSC matrix K (both triangles stored) in its first t
+    columns, and the Schur complement of that block.
+
+    Fills Li, Lx (unit lower factor without its diagonal, rows sorted in each column; columns
+    below t only) and D[:t], and the upper triangle of ``S = K22 - L21 D1 L21'`` (n - t square);
+    returns the first column with a non-positive pivot, or n. Row k >= t is the same sparse
+    triangular solve as the rows above, stopped at columns >= t: what is left in ``y[t..k]``
+    is column k of S.
+    """
+    y = np.zeros(n)
+    flag = np.empty(n, dtype=np.int64)
+    lnz = np.zeros(n, dtype=np.int64)
+    pattern = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        top = n
+        flag[k] = k
+        for p in range(Ap[k], Ap[k + 1]):
+            i = Ai[p]
+            if i <= k:
+                y[i] += Ax[p]
+                length = 0
+                while i < t and flag[i] != k:
+                    pattern[length] = i
+                    length += 1
+                    flag[i] = k
+                    i = parent[i]
+                while length > 0:
+                    top -= 1
+                    length -= 1
+                    pattern[top] = pattern[length]
+        dk = y[k]
+        y[k] = 0.0
+        while top < n:
+            i = pattern[top]
+            yi = y[i]
+            y[i] = 0.0
+            p2 = Lp[i] + lnz[i]
+            for p in range(Lp[i], p2):
+                y[Li[p]] -= Lx[p] * yi
+            lki = yi / D[i]
+            dk -= lki * yi
+            Li[p2] = k
+            Lx[p2] = lki
+            lnz[i] += 1
+            top += 1
+        if k < t:
+            D[k] = dk
+            if not dk > 0.0:
+                return k
+        else:
+            for i in range(t, k):
+                S[i - t, k - t] = y[i]
+                y[i] = 0.0
+            S[k - t, k - t] = dk
+    return n
+
+
+@_njit
+def _lsolve(Lp, Li, Lx, t, X):  # pragma: no cover - compiled
+    """X <- L^{-1} X over the first t columns of the unit lower factor (rows >= t get the
+    L21 update)."""
+    P = X.shape[1]
+    for c in range(P):
+        for j in range(t):
+            xj = X[j, c]
+            for p in range(Lp[j], Lp[j + 1]):
+                X[Li[p], c] -= Lx[p] * xj
+
+
+@_njit
+def _ltsolve(Lp, Li, Lx, t, X):  # pragma: no cover - compiled
+    """X <- L^{-T} X over the first t columns (rows >= t already solved)."""
+    P = X.shape[1]
+    for c in range(P):
+        for j in range(t - 1, -1, -1):
+            s = X[j, c]
+            for p in range(Lp[j], Lp[j + 1]):
+                s -= Lx[p] * X[Li[p], c]
+            X[j, c] = s
+
+
+@_njit
+def _selected_inverse(Lp, Li, Lx, D, t, S22):  # pragma: no cover - compiled
+    """K^{-1} on the pattern of L (Takahashi recursion): diagonal (n,) and the strictly lower
+    entries in L's storage order; ``S22`` is the dense inverse of the trailing block's Schur
+    complement (= K^{-1} there).
+
+    ``Sigma_ij = -sum_{k > i} L_ki Sigma_kj`` (j > i in the pattern of column i) and
+    ``Sigma_ii = 1/d_i - sum_{k > i} L_ki Sigma_ki``; every Sigma_kj needed lies in the pattern
+    of column min(k, j) (the rows of a column of L form a clique of the filled graph).
+    """
+    n = D.shape[0]
+    S = np.zeros(Lx.shape[0])
+    Sd = np.zeros(n)
+    for j in range(t, n):
+        Sd[j] = S22[j - t, j - t]
+        for p in range(Lp[j], Lp[j + 1]):
+            S[p] = S22[Li[p] - t, j - t]
+    acc = np.zeros(n)
+    for i in range(t - 1, -1, -1):
+        p0 = Lp[i]
+        p1 = Lp[i + 1]
+        for a in range(p0, p1):
+            acc[a - p0] = Lx[a] * Sd[Li[a]]
+        for a in range(p0, p1):
+            j = Li[a]
+            if j >= t:
+                for b in range(a + 1, p1):
+                    v = S22[Li[b] - t, j - t]
+                    acc[a - p0] += Lx[b] * v
+                    acc[b - p0] += Lx[a] * v
+                continue
+            q = Lp[j]
+            qend = Lp[j + 1]
+            for b in range(a + 1, p1):
+                k = Li[b]
+                while q < qend and Li[q] != k:
+                    q += 1
+                if q == qend:
+                    raise RuntimeError("selected inverse: pattern of L is not closed")
+                v = S[q]
+                acc[a - p0] += Lx[b] * v
+                acc[b - p0] += Lx[a] * v
+        s = 1.0 / D[i]
+        for a in range(p0, p1):
+            S[a] = -acc[a - p0]
+            s -= Lx[a] * S[a]
+        Sd[i] = s
+    return Sd, S
+
+
+# ---------------------------------------------------------------------- structure
+@dataclass
+class _Structure:
+    """Everything about the sparsity of M and K that does not depend on the parameters."""
+
+    n: int  # number of active random effects (stacked over clusters)
+    q: int
+    n_clusters: int
+    active: np.ndarray  # (n,) positions in the stacked (C q) vector
+    col_cluster: np.ndarray  # (n,) cluster of each active effect
+    m_row: np.ndarray  # (nnz,) block of each non-zero of M
+    m_col: np.ndarray  # (nnz,) active effect of each non-zero of M
+    m_values: np.ndarray  # (nnz, m): M.data = m_values @ theta, dM_k.data = m_values[:, k]
+    rows: sp.csr_matrix  # (B, nnz) sums over the non-zeros of each row
+    cols: sp.csr_matrix  # (n, nnz) sums over the non-zeros of each column
+    pair_row: np.ndarray  # (npairs,) block of each pair of non-zeros in one row of M
+    pair_e1: np.ndarray  # (npairs,) first non-zero of the pair
+    pair_e2: np.ndarray  # (npairs,) second non-zero of the pair
+    pair_rows: sp.csr_matrix  # (B, npairs) sums over the pairs of each row
+    pair_k: np.ndarray  # (npairs,) position of the pair in the permuted K data
+    pair_sigma: np.ndarray  # (npairs,) position of the pair in the selected inverse
+    k_indptr: np.ndarray  # permuted K: CSC pattern, both triangles
+    k_indices: np.ndarray
+    k_diag: np.ndarray  # positions of the diagonal in the K data
+    parent: np.ndarray  # elimination tree
+    l_indptr: np.ndarray
+    l_indices: np.ndarray  # fixed pattern of L (rows sorted per column)
+    perm: np.ndarray  # perm[new] = old: K_perm = K[perm][:, perm]
+    dense_start: int  # permuted columns >= dense_start form the dense block
+    lam_rows: np.ndarray  # (npl,) pairs of entries in one row of Lambda, for the mode SDs:
+    lam_a: np.ndarray  # the row (stacked index) and the two entries (indices into lam_pattern)
+    lam_b: np.ndarray
+    lam_sigma: np.ndarray  # position in the selected inverse (-1: exactly zero, -2: 1)
+    lam_pattern: tuple  # (rows, cols, values (nnzLam, m)) of the q x q factor
+
+
+def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    pos = np.searchsorted(keys, query)
+    if np.any(pos >= len(keys)) or np.any(keys[np.minimum(pos, len(keys) - 1)] != query):
+        raise AssertionError("sparse Laplace: entry outside the stored pattern")
+    return pos
+
+
+def _symbolic_cost(pattern: sp.csc_matrix, perm: np.ndarray) -> float:
+    """Flops of the LDL' of ``pattern[perm][:, perm]`` (sum of squared column counts)."""
+    kp = pattern[perm][:, perm].tocsc()
+    kp.sort_indices()
+    _, lp = _ldl_symbolic(kp.shape[0], kp.indptr.astype(np.int64), kp.indices.astype(np.int64))
+    return float((np.diff(lp).astype(float) ** 2).sum())
+
+
+def _fill_reducing_order(probe: sp.csc_matrix) -> np.ndarray:
+    """Symmetric fill-reducing order (perm[new] = old): SuperLU's multiple minimum degree on
+    ``K + K'`` (in symmetric mode; the factorisation itself is discarded), or the natural
+    order (terms, then levels) when that is cheaper, as it can be for two crossed factors."""
+    n = probe.shape[0]
+    perm_c = splu(probe, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                  options={"SymmetricMode": True}).perm_c
+    mmd = np.argsort(perm_c)  # SuperLU moves column i to position perm_c[i]
+    natural = np.arange(n)
+    return min((mmd, natural), key=lambda p: _symbolic_cost(probe, p))
+
+
+def _build_structure(obj: MarginalLikelihood) -> _Structure:
+    d = obj.design
+    B, q, C = d.X.shape[0], d.n_random, d.n_clusters
+    tmpl = np.asarray(d.covariance.templates, dtype=float)  # (m, q, q)
+    m = tmpl.shape[0]
+    # Lambda's pattern (union over templates) with one value column per template
+    lam_struct = np.any(tmpl != 0, axis=0)
+    lr, lc = np.nonzero(lam_struct)
+    lam_vals = tmpl[:, lr, lc].T  # (nnzLam, m)
+    # M = Z Lambda, structurally: entry (b, j) for every Z_bi != 0 and Lambda_ij in the pattern
+    Zb = d.Z[:, 0, :]
+    zr, zc = np.nonzero(Zb)
+    lam_csr = sp.csr_matrix((np.arange(1, len(lr) + 1), (lr, lc)), shape=(q, q))
+    lam_csr.sort_indices()
+    counts = np.diff(lam_csr.indptr)[zc]
+    starts = lam_csr.indptr[zc]
+    rep = np.repeat(np.arange(len(zr)), counts)
+    within = np.arange(len(rep)) - np.repeat(np.cumsum(counts) - counts, counts)
+    lam_pos = lam_csr.data[starts[rep] + within] - 1  # index into (lr, lc)
+    e_row = zr[rep]
+    e_col = lc[lam_pos]
+    e_val = Zb[zr[rep], zc[rep]][:, None] * lam_vals[lam_pos]  # (nnz_raw, m)
+    # merge duplicates (b, j) and stack clusters
+    glob = d.cluster[e_row].astype(np.int64) * q + e_col
+    key = e_row.astype(np.int64) * (C * q) + glob
+    ukey, inv = np.unique(key, return_inverse=True)
+    inv = inv.ravel()
+    m_values = np.zeros((len(ukey), m))
+    np.add.at(m_values, inv, e_val)
+    m_row = (ukey // (C * q)).astype(np.int64)
+    m_glob = ukey % (C * q)
+    active, m_col = np.unique(m_glob, return_inverse=True)
+    m_col = m_col.ravel().astype(np.int64)
+    n = len(active)
+    nnz = len(ukey)
+    rows = sp.csr_matrix((np.ones(nnz), (m_row, np.arange(nnz))), shape=(B, nnz))
+    cols = sp.csr_matrix((np.ones(nnz), (m_col, np.arange(nnz))), shape=(n, nnz))
+    # all ordered pairs of non-zeros within one row of M (entries are sorted by row)
+    r_len = np.bincount(m_row, minlength=B)
+    r_start = np.cumsum(r_len) - r_len
+    per = r_len[m_row]
+    pair_e1 = np.repeat(np.arange(nnz), per)
+    pair_e2 = r_start[m_row[pair_e1]] + (
+        np.arange(len(pair_e1)) - np.repeat(np.cumsum(per) - per, per)
+    )
+    pair_row = m_row[pair_e1]
+    npairs = len(pair_e1)
+    pair_rows = sp.csr_matrix((np.ones(npairs), (pair_row, np.arange(npairs))),
+                              shape=(B, npairs))
+    # Lambda-row pairs over the active effects (mode SDs of u = Lambda v need K^{-1} there)
+    col_of_glob = np.full(C * q, -1, dtype=np.int64)
+    col_of_glob[active] = np.arange(n)
+    lam_by_row = sp.csr_matrix((np.arange(1, len(lr) + 1), (lr, lc)), shape=(q, q))
+    lam_by_row.sort_indices()
+    rl = np.diff(lam_by_row.indptr)
+    ent_row = np.repeat(np.arange(q), rl)
+    ent_idx = lam_by_row.data - 1
+    per_l = rl[ent_row]
+    la = np.repeat(np.arange(len(ent_idx)), per_l)
+    lb = (lam_by_row.indptr[ent_row[la]]
+          + np.arange(len(la)) - np.repeat(np.cumsum(per_l) - per_l, per_l))
+    la, lb = ent_idx[la], ent_idx[lb]  # indices into (lr, lc) of the two entries of one row
+    cl_off = (np.arange(C, dtype=np.int64) * q)[:, None]
+    ga = (cl_off + lc[la][None, :]).ravel()
+    gb = (cl_off + lc[lb][None, :]).ravel()
+    lam_rows_glob = (cl_off + lr[la][None, :]).ravel()
+    ca, cb = col_of_glob[ga], col_of_glob[gb]
+    both = (ca >= 0) & (cb >= 0)
+    # pattern of K: diagonal, pairs within rows of M, pairs within rows of Lambda
+    ki = np.concatenate([np.arange(n), m_col[pair_e1], ca[both]])
+    kj = np.concatenate([np.arange(n), m_col[pair_e2], cb[both]])
+    ki, kj = np.concatenate([ki, kj]), np.concatenate([kj, ki])
+    pattern = sp.csc_matrix((np.ones(len(ki)), (ki, kj)), shape=(n, n))
+    pattern.sum_duplicates()
+    # a diagonally dominant matrix with K's pattern (positive definite)
+    probe = pattern.copy()
+    probe.data[:] = 1.0
+    probe = (probe + sp.diags(np.diff(pattern.indptr) + 1.0)).tocsc()
+    perm = _fill_reducing_order(probe)  # perm[new] = old
+    iperm = np.empty(n, dtype=np.int64)
+    iperm[perm] = np.arange(n)
+    kp = pattern[perm][:, perm].tocsc()
+    kp.sort_indices()
+    k_indptr = kp.indptr.astype(np.int64)
+    k_indices = kp.indices.astype(np.int64)
+    k_cols = np.repeat(np.arange(n), np.diff(k_indptr))
+    k_keys = k_cols * n + k_indices  # sorted (CSC, sorted rows)
+    k_diag = _lookup(k_keys, np.arange(n) * (n + 1))
+    pa, pb = iperm[m_col[pair_e1]], iperm[m_col[pair_e2]]
+    pair_k = _lookup(k_keys, pb * n + pa)
+    # the pattern of L (a numeric pass on a matrix with K's pattern fixes it)
+    parent, l_indptr = _ldl_symbolic(n, k_indptr, k_indices)
+    l_indices = np.zeros(l_indptr[-1], dtype=np.int64)
+    lx = np.zeros(l_indptr[-1])
+    dd = np.zeros(n)
+    probe_p = probe[perm][:, perm].tocsc()
+    probe_p.sort_indices()
+    if _ldl_numeric(n, n, probe_p.indptr.astype(np.int64), probe_p.indices.astype(np.int64),
+                    probe_p.data, l_indptr, parent, l_indices, lx, dd, np.zeros((0, 0))) != n:
+        raise AssertionError("sparse Laplace: probe matrix is not positive definite")
+    l_cols = np.repeat(np.arange(n), np.diff(l_indptr))
+    # the dense trailing block: the largest whose part of L is at least half full
+    size = n - np.arange(n)
+    in_block = np.cumsum(np.diff(l_indptr)[::-1])[::-1]
+    dense = (size >= DENSE_MIN) & (in_block >= DENSE_FILL * 0.5 * size * (size - 1))
+    dense_start = int(np.flatnonzero(dense)[0]) if dense.any() else n
+    l_keys = l_cols * n + l_indices
+
+    def sigma_pos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        out = np.empty(len(a), dtype=np.int64)
+        diag = lo == hi
+        out[diag] = lo[diag]
+        out[~diag] = n + _lookup(l_keys, lo[~diag] * n + hi[~diag])
+        return out
+
+    pair_sigma = sigma_pos(pa, pb)
+    lam_sigma = np.full(len(ga), -1, dtype=np.int64)  # -1: K^{-1} entry is exactly 0
+    lam_sigma[both] = sigma_pos(iperm[ca[both]], iperm[cb[both]])
+    lam_sigma[(ca < 0) & (ga == gb)] = -2  # an untouched effect: K^{-1} entry is 1
+    col_cluster = (active // q).astype(np.int64)
+    return _Structure(
+        n, q, C, active, col_cluster, m_row, m_col, m_values, rows, cols,
+        pair_row, pair_e1, pair_e2, pair_rows, pair_k, pair_sigma,
+        k_indptr, k_indices, k_diag, parent, l_indptr, l_indices, perm, dense_start,
+        lam_rows_glob, np.tile(la, C), np.tile(lb, C), lam_sigma, (lr, lc, lam_vals),
+    )
+
+
+def _structure(obj: MarginalLikelihood) -> _Structure:
+    s = getattr(obj, "_sparse_structure", None)
+    if s is None:
+        s = _build_structure(obj)
+        obj._sparse_structure = s
+    return s
+
+
+# ---------------------------------------------------------------------- numerics
+@dataclass
+class _Factor:
+    """K = L D L' in its first t (permuted) columns; the trailing block's Schur complement
+    by a dense Cholesky factor ``U'U`` (upper, LAPACK)."""
+
+    Lx: np.ndarray
+    D: np.ndarray  # (n,), pivots in [:t]
+    U: np.ndarray  # (n - t, n - t)
+    t: int
+
+    def log_det(self) -> float:
+        return float(np.log(self.D[: self.t]).sum() + 2.0 * np.log(np.diagonal(self.U)).sum())
+
+    def solve(self, s: _Structure, rhs: np.ndarray) -> np.ndarray:
+        """K^{-1} rhs for rhs (n,) or (n, P), in the original order."""
+        vec = rhs.ndim == 1
+        x = np.array(rhs.reshape(len(rhs), -1)[s.perm], dtype=float, order="C")
+        t = self.t
+        _lsolve(s.l_indptr, s.l_indices, self.Lx, t, x)
+        x[:t] /= self.D[:t, None]
+        if t < s.n:
+            x[t:] = cho_solve((self.U, False), x[t:], check_finite=False)
+        _ltsolve(s.l_indptr, s.l_indices, self.Lx, t, x)
+        out = np.empty_like(x)
+        out[s.perm] = x
+        return out[:, 0] if vec else out
+
+    def selected_inverse(self, s: _Structure) -> np.ndarray:
+        """K^{-1} at the positions ``[diagonal (n), strictly lower pattern of L]`` (permuted
+        order), as indexed by ``pair_sigma`` and ``lam_sigma``."""
+        t = self.t
+        if t < s.n:
+            inv, info = dpotri(self.U, lower=0)
+            if info != 0:
+                raise FitError("inverse of the curvature failed (dpotri)")
+            s22 = np.triu(inv) + np.triu(inv, 1).T
+        else:
+            s22 = np.zeros((0, 0))
+        sd, sl = _selected_inverse(s.l_indptr, s.l_indices, self.Lx, self.D, t, s22)
+        return np.concatenate([sd, sl])
+
+
+def _factorize(s: _Structure, m_data: np.ndarray, w: np.ndarray,
+               shift: float = 0.0) -> _Factor | None:
+    """Factor of K = (1 + shift) I + M' diag(w) M, or None when K is not positive definite."""
+    kx = np.bincount(s.pair_k, weights=w[s.pair_row] * m_data[s.pair_e1] * m_data[s.pair_e2],
+                     minlength=len(s.k_indices))
+    kx[s.k_diag] += 1.0 + shift
+    if not np.all(np.isfinite(kx)):
+        raise FitError("non-finite curvature while searching for the posterior modes")
+    Lx = np.zeros(len(s.l_indices))
+    D = np.zeros(s.n)
+    li = np.empty_like(s.l_indices)
+    t = s.dense_start
+    S = np.zeros((s.n - t, s.n - t))
+    ok = _ldl_numeric(s.n, t, s.k_indptr, s.k_indices, kx, s.l_indptr, s.parent, li, Lx, D, S)
+    if ok != s.n:
+        return None
+    if t < s.n:
+        U, info = dpotrf(S, lower=0, clean=1, overwrite_a=1)
+        if info != 0:
+            return None
+    else:
+        U = S
+    return _Factor(Lx, D, U, t)
+
+
+@dataclass
+class SparseModes:
+    """Posterior modes on the sparse path (``v`` stacked over the active effects)."""
+
+    v: np.ndarray  # (n,)
+    eta: np.ndarray  # (B,)
+    factor: _Factor
+    m_data: np.ndarray
+    converged: bool
+
+
+def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 100) -> SparseModes:
+    """Modes of h by damped Newton with sparse solves; clusters halve their steps separately
+    (as ``MarginalLikelihood.modes``)."""
+    d = obj.design
+    s = _structure(obj)
+    beta, theta = obj.split(np.asarray(params, dtype=float))
+    eta0 = d.X[:, 0, :] @ beta + d.offset[:, 0]
+    m_data = s.m_values @ theta
+    fam = d.family
+    C = s.n_clusters
+
+    def evaluate(v_: np.ndarray) -> tuple:
+        eta_ = eta0 + s.rows @ (m_data * v_[s.m_col])
+        l_, g_, H_, _ = fam.derivatives(eta_[:, None, None], 2)
+        h_ = (np.bincount(d.cluster, weights=l_[:, 0], minlength=C)
+              - 0.5 * np.bincount(s.col_cluster, weights=v_ * v_, minlength=C))
+        return h_, eta_, g_[:, 0, 0], H_[:, 0, 0, 0]
+
+    v = np.asarray(obj._v_start, dtype=float).reshape(-1)
+    v = v[s.active] if v.shape[0] == C * s.q else np.zeros(s.n)
+    h, eta, g, H = evaluate(v)
+    if not np.all(np.isfinite(h)):
+        v = np.zeros(s.n)
+        h, eta, g, H = evaluate(v)
+    converged = False
+    for _ in range(max_iter):
+        grad = s.cols @ (m_data * g[s.m_row]) - v
+        factor = _factorize(s, m_data, -H)
+        shift = 1e-3
+        while factor is None:  # indefinite: Levenberg-Marquardt shift (as _make_positive)
+            factor = _factorize(s, m_data, -H, shift)
+            shift *= 10.0
+            if shift > 1e12:
+                raise FitError("curvature is not positive definite for any shift")
+        step = factor.solve(s, grad)
+        if np.max(np.abs(step), initial=0.0) < obj.inner_tol:
+            v = v + step
+            h, eta, g, H = evaluate(v)
+            converged = True
+            break
+        t = np.ones(C)
+        for _half in range(40):
+            v_new = v + t[s.col_cluster] * step
+            h_new, eta_new, g_new, H_new = evaluate(v_new)
+            worse = ~(h_new >= h - 1e-12 * (1 + np.abs(h)))
+            if not worse.any():
+                break
+            t = np.where(worse, t / 2, t)
+        v, h, eta, g, H = v_new, h_new, eta_new, g_new, H_new
+    factor = _factorize(s, m_data, -H)
+    if factor is None:
+        raise FitError("curvature at the posterior mode is not positive definite")
+    full = np.zeros(C * s.q)
+    full[s.active] = v
+    obj._v_start = full.reshape(C, s.q)
+    return SparseModes(v, eta, factor, m_data, converged)
+
+
+def sparse_value_and_gradient(
+    obj: MarginalLikelihood, params: np.ndarray, gradient: bool = True
+) -> tuple[float, np.ndarray | None]:
+    """The Laplace log-likelihood (full scale, as ``MarginalLikelihood`` with n_nodes = 1)
+    and its exact gradient in (beta, theta)."""
+    d = obj.design
+    s = _structure(obj)
+    params = np.asarray(params, dtype=float)
+    info = sparse_modes(obj, params)
+    v, f = info.v, info.factor
+    fam = d.family
+    l, g, H, T = fam.derivatives(info.eta[:, None, None], 3 if gradient else 0)
+    value = (float(l.sum()) - 0.5 * float(v @ v) - 0.5 * f.log_det()
+             + s.n_clusters * float(obj.log_weights[0]) + obj._constant)
+    if not gradient:
+        return value, None
+    g, H, T = g[:, 0, 0], H[:, 0, 0, 0], T[:, 0, 0, 0, 0]
+    md, mv = info.m_data, s.m_values
+    X = d.X[:, 0, :]
+    # derivative of eta at fixed v: X for beta, dM_k v for theta_k
+    dzf = np.concatenate([X, s.rows @ (mv * v[s.m_col][:, None])], axis=1)  # (B, P)
+    p = X.shape[1]
+    dF = s.cols @ (md[:, None] * (H[:, None] * dzf)[s.m_row])  # M' H dzeta
+    dF[:, p:] += s.cols @ (mv * g[s.m_row][:, None])  # dM' g
+    dv = f.solve(s, dF)  # (n, P)
+    dzeta = dzf + s.rows @ (md[:, None] * dv[s.m_col])
+    sigma = f.selected_inverse(s)[s.pair_sigma]
+    e1, e2 = s.pair_e1, s.pair_e2
+    s_b = s.pair_rows @ (md[e1] * md[e2] * sigma)  # m_b' K^{-1} m_b
+    r_b = s.pair_rows @ ((md[e1] * sigma)[:, None] * mv[e2])  # m_b' K^{-1} dm_bk
+    grad = g @ dzf + 0.5 * ((T * s_b) @ dzeta)
+    grad[p:] += H @ r_b
+    # the mode term (zero up to the inner tolerance squared, kept as in _agq.py)
+    grad_v = s.cols @ (md * g[s.m_row]) - v
+    grad += grad_v @ dv
+    return value, grad
+
+
+def sparse_posterior(obj: MarginalLikelihood, params: np.ndarray) -> dict[str, np.ndarray]:
+    """``MarginalLikelihood.posterior`` for n_nodes = 1: modes of ``u = Lambda v`` (also the
+    means; SDs of the one-node rule are 0) and mode SDs from ``Lambda K^{-1} Lambda'``."""
+    s = _structure(obj)
+    params = np.asarray(params, dtype=float)
+    _, theta = obj.split(params)
+    info = sparse_modes(obj, params)
+    C, q = s.n_clusters, s.q
+    lr, lc, lv = s.lam_pattern
+    lam = sp.csr_matrix((lv @ theta, (lr, lc)), shape=(q, q))
+    full = np.zeros(C * q)
+    full[s.active] = info.v
+    v = full.reshape(C, q)
+    mode = np.asarray((lam @ v.T).T)
+    sig_all = info.factor.selected_inverse(s)
+    lam_e = lv @ theta
+    sig = np.where(s.lam_sigma >= 0, sig_all[np.maximum(s.lam_sigma, 0)],
+                   np.where(s.lam_sigma == -2, 1.0, 0.0))
+    var = np.bincount(s.lam_rows, weights=lam_e[s.lam_a] * lam_e[s.lam_b] * sig,
+                      minlength=C * q).reshape(C, q)
+    return {
+        "mode": mode,
+        "mean": mode.copy(),
+        "sd": np.zeros_like(mode),
+        "mode_sd": np.sqrt(np.maximum(var, 0.0)),
+        "eta_mode": info.eta[:, None],
+    }

@@ -1,0 +1,192 @@
+"""Sparse Laplace path for crossed random effects (``integrate/_sparse_laplace.py``) against the
+dense path of ``MarginalLikelihood``, with K factorised wholly sparse (``DENSE_MIN`` huge) and
+with a dense trailing block (``DENSE_MIN = 4``: 14 of the 27 effects of the crossed designs).
+
+Tolerances: 1e-8 absolute on log-likelihoods, gradients and posterior summaries (the two paths
+evaluate the same formulas, summed in a different order, with modes to ~1e-20); 1e-6 relative
+on central differences of the value (step 1e-5: truncation ~1e-10, rounding ~1e-9 on values
+of ~200); 1e-6 on maximised log-likelihoods (both fits stop on the same gradient tolerance).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gllmm
+from gllmm.integrate import MarginalLikelihood
+from gllmm.integrate import _sparse_laplace as sparse_laplace
+from gllmm.spec import build_design
+
+FORMULAS = {
+    "poisson": "count ~ x + (1 | a) + (1 | b)",
+    "binomial": "cbind(s, f) ~ x + (1 | a) + (1 | b)",
+}
+
+
+def crossed_data(n_a: int, n_b: int, n: int, family: str = "poisson", seed: int = 0,
+                 sd_a: float = 0.5, sd_b: float = 0.4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, n_a, n)
+    b = rng.integers(0, n_b, n)
+    x = rng.normal(size=n)
+    eta = 0.3 + 0.5 * x + rng.normal(0, sd_a, n_a)[a] + rng.normal(0, sd_b, n_b)[b]
+    df = pd.DataFrame({"a": [f"a{i}" for i in a], "b": [f"b{i}" for i in b], "x": x})
+    if family == "poisson":
+        df["count"] = rng.poisson(np.exp(eta))
+    else:
+        size = rng.integers(1, 6, n)
+        df["s"] = rng.binomial(size, 1 / (1 + np.exp(-eta)))
+        df["f"] = size - df["s"]
+    return df
+
+
+def pair(design):
+    dense = MarginalLikelihood(design, 1)
+    dense.sparse = False
+    sparse = MarginalLikelihood(design, 1)
+    sparse.sparse = True
+    return dense, sparse
+
+
+def params_for(design, sds=(0.6, 0.35)):
+    theta = np.resize(np.asarray(sds, dtype=float), design.n_theta)
+    return np.r_[0.2, 0.4, theta]
+
+
+FACTORISATIONS = pytest.mark.parametrize("dense_min", [10**9, 4], ids=["sparse", "mixed"])
+
+
+@pytest.fixture
+def dense_block(monkeypatch, dense_min):
+    monkeypatch.setattr(sparse_laplace, "DENSE_MIN", dense_min)
+    return dense_min
+
+
+def check_block(obj, dense_min):
+    s = obj._sparse_structure
+    assert (s.dense_start == s.n) if dense_min > s.n else (0 < s.dense_start < s.n)
+
+
+@FACTORISATIONS
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_value_gradient_posterior_equal_dense(family, dense_block):
+    d = build_design(crossed_data(15, 12, 150, family, seed=3), FORMULAS[family], family=family)
+    assert d.n_clusters == 1 and d.n_random == 27
+    dense, sparse = pair(d)
+    for x in (params_for(d), params_for(d, (0.9, 0.0))):  # including a zero SD
+        v1, g1 = dense.value_and_gradient(x)
+        v2, g2 = sparse.value_and_gradient(x)
+        assert abs(v1 - v2) < 1e-8
+        np.testing.assert_allclose(g2, g1, rtol=0, atol=1e-8)
+        p1, p2 = dense.posterior(x), sparse.posterior(x)
+        for key in ("mode", "mean", "sd", "mode_sd", "eta_mode"):
+            np.testing.assert_allclose(p2[key], p1[key], rtol=0, atol=1e-8, err_msg=key)
+    assert not hasattr(dense, "_sparse_structure")
+    check_block(sparse, dense_block)
+
+
+@FACTORISATIONS
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_gradient_equals_central_differences(family, dense_block):
+    d = build_design(crossed_data(15, 12, 150, family, seed=7), FORMULAS[family], family=family)
+    _, sparse = pair(d)
+    x = params_for(d)
+    _, g = sparse.value_and_gradient(x)
+    check_block(sparse, dense_block)
+    h = 1e-5
+    fd = np.array([(sparse(x + h * e) - sparse(x - h * e)) / (2 * h) for e in np.eye(len(x))])
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6)
+
+
+@FACTORISATIONS
+def test_slopes_and_several_clusters_equal_dense(dense_block):
+    df = crossed_data(16, 12, 200, seed=4)
+    # unstructured (x | a): Lambda is block lower-triangular, not diagonal
+    d = build_design(df, "count ~ x + (x | a) + (1 | b)", family="poisson")
+    # two crossed components: a0-a7 with b0-b5 and a8-a15 with b6-b11 (two clusters)
+    a = df.a.str[1:].astype(int)
+    b = df.b.str[1:].astype(int)
+    split = df[(a < 8) == (b < 6)].reset_index(drop=True)
+    d2 = build_design(split, FORMULAS["poisson"], family="poisson")
+    assert d2.n_clusters == 2
+    # nested terms: many clusters, each with a few effects
+    d3 = build_design(df, "count ~ x + (1 | a) + (1 | a:b)", family="poisson")
+    assert d3.n_clusters == 16
+    for design, x in ((d, np.r_[0.2, 0.4, 0.5, 0.2, 0.3, 0.4]), (d2, params_for(d2)),
+                      (d3, params_for(d3))):
+        dense, sparse = pair(design)
+        v1, g1 = dense.value_and_gradient(x)
+        v2, g2 = sparse.value_and_gradient(x)
+        assert abs(v1 - v2) < 1e-8
+        np.testing.assert_allclose(g2, g1, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(sparse.posterior(x)["mode_sd"], dense.posterior(x)["mode_sd"],
+                                   rtol=0, atol=1e-8)
+
+
+def test_dispatch_by_size_and_nodes():
+    small = build_design(crossed_data(15, 12, 150, seed=1), FORMULAS["poisson"])
+    large = build_design(crossed_data(40, 30, 500, seed=1), FORMULAS["poisson"])
+    assert small.n_random <= sparse_laplace.SPARSE_MIN_Q < large.n_random
+    assert not sparse_laplace.use_sparse(MarginalLikelihood(small, 1))
+    assert sparse_laplace.use_sparse(MarginalLikelihood(large, 1))
+    tiny = build_design(crossed_data(5, 4, 40, seed=1), FORMULAS["poisson"])
+    agq = MarginalLikelihood(tiny, 3)
+    agq.sparse = True
+    assert not sparse_laplace.use_sparse(agq)  # AGQ keeps the dense path
+    obj = MarginalLikelihood(large, 1)
+    obj.value_and_gradient(params_for(large))
+    assert obj._sparse_structure.n == large.n_random
+
+
+def _fit(design):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gllmm.fit(design, method="laplace")
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_fit_equals_dense_fit(family, monkeypatch):
+    d = build_design(crossed_data(15, 12, 200, family, seed=11), FORMULAS[family], family=family)
+    assert d.n_random == 27
+    monkeypatch.setattr(sparse_laplace, "SPARSE_MIN_Q", 10**9)
+    dense = _fit(d)
+    monkeypatch.setattr(sparse_laplace, "SPARSE_MIN_Q", 0)
+    sparse = _fit(d)
+    assert dense.converged and sparse.converged
+    assert abs(dense.loglik - sparse.loglik) < 1e-6
+    np.testing.assert_allclose(sparse.params, dense.params, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(np.sqrt(np.diag(sparse.cov)), np.sqrt(np.diag(dense.cov)),
+                               rtol=1e-3)
+
+
+def test_large_crossed_fit_is_fast_and_exact():
+    """200 x 150 levels, 5000 rows (q = 350 in one cluster: the dense path would need
+    ~5 GB per evaluation). The maximised log-likelihood is checked against the Laplace formula
+    evaluated with a dense K at the fitted modes."""
+    d = build_design(crossed_data(200, 150, 5000, seed=2), FORMULAS["poisson"])
+    assert d.n_random == 350 and d.n_clusters == 1
+    t0 = time.perf_counter()
+    res = _fit(d)
+    elapsed = time.perf_counter() - t0
+    assert res.converged
+    assert elapsed < 8.0, f"fit took {elapsed:.1f} s"
+    np.testing.assert_allclose(res.params, [0.3, 0.5, 0.5, 0.4], atol=0.15)  # truth
+    # the Laplace formula with a dense K at the fitted modes
+    x = res.params
+    beta, theta = x[:2], x[2:]
+    lam = d.covariance.factor(theta)
+    M = d.Z[:, 0, :] @ lam
+    u_mode = res.posterior["mode"][0]
+    v = np.linalg.solve(lam, u_mode)
+    eta = d.X[:, 0, :] @ beta + M @ v
+    l, _, H, _ = d.family.derivatives(eta[:, None, None], 2)
+    K = np.eye(d.n_random) + M.T @ (-H[:, 0, 0, 0, None] * M)
+    value = (l.sum() - 0.5 * v @ v - 0.5 * np.linalg.slogdet(K)[1]
+             + d.family.constant().sum())
+    assert abs(value - res.loglik) < 1e-6
+    np.testing.assert_allclose(eta, res.posterior["eta_mode"][:, 0], atol=1e-8)
