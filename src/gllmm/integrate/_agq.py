@@ -92,12 +92,19 @@ class MarginalLikelihood:
         self._constant = float(design.family.constant().sum())
         self._templates = design.covariance.templates if q else np.zeros((0, 0, 0))
         self._v_start = np.zeros((design.n_clusters, q))
-        # d(Z Lambda) / d theta_k = Z E_k does not depend on theta
-        self._dM = np.einsum("bjq,kqr->bjrk", design.Z, self._templates) if q else None
+        self._dM_cache: np.ndarray | None = None
         self.inner_tol = inner_tol
         self.n_evaluations = 0
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def _dM(self) -> np.ndarray | None:
+        """``d(Z Lambda) / d theta_k = Z E_k`` (B, J, q, m), which does not depend on theta;
+        built on first use (the sparse Laplace path never needs this dense array)."""
+        if self._dM_cache is None and self.design.n_random:
+            self._dM_cache = np.einsum("bjq,kqr->bjrk", self.design.Z, self._templates)
+        return self._dM_cache
+
     def _csum(self, a: np.ndarray) -> np.ndarray:
         if self._one_per_cluster:
             return a
@@ -259,7 +266,7 @@ class MarginalLikelihood:
         return value, grad_c.sum(axis=0)
 
     def compiled_negative(self) -> tuple | None:
-        """``(fg, data)`` for ``fit._bfgs.minimize_bfgs(compiled=...)`` when the compiled
+        """``(name, data)`` for ``fit._bfgs.minimize_bfgs(compiled=...)`` when the compiled
         kernel covers this design, else None."""
         d = self.design
         if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
