@@ -27,6 +27,7 @@ from scipy.special import logsumexp
 from ..errors import FitError
 from ..spec._design import Design
 from ._gauss_hermite import product_rule
+from ._newton import halving_step
 
 
 def _make_positive(K: np.ndarray) -> np.ndarray:
@@ -155,15 +156,7 @@ class MarginalLikelihood:
                 h, eta, g, H = evaluate(v)
                 converged = True
                 break
-            t = np.ones(len(v))
-            for _half in range(40):
-                v_new = v + t[:, None] * step
-                h_new, eta_new, g_new, H_new = evaluate(v_new)
-                worse = ~(h_new >= h - 1e-12 * (1 + np.abs(h)))
-                if not worse.any():
-                    break
-                t = np.where(worse, t / 2, t)
-            v, h, eta, g, H = v_new, h_new, eta_new, g_new, H_new
+            v, (h, eta, g, H) = halving_step(evaluate, v, step, h, lambda t: t[:, None])
         K = eye - self._csum(np.einsum("bjq,bjk,bkr->bqr", M, H, M))
         try:
             chol = np.linalg.cholesky(K)

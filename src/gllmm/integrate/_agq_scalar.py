@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import FitError
+from ._newton import halving_step
 
 if TYPE_CHECKING:
     from ._agq import MarginalLikelihood, ModeInfo
@@ -54,15 +55,7 @@ def scalar_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
             h, eta, g, H = evaluate(v)
             converged = True
             break
-        t = np.ones_like(v)
-        for _half in range(40):
-            v_new = v + t * step
-            h_new, eta_new, g_new, H_new = evaluate(v_new)
-            worse = ~(h_new >= h - 1e-12 * (1 + np.abs(h)))
-            if not worse.any():
-                break
-            t = np.where(worse, t / 2, t)
-        v, h, eta, g, H = v_new, h_new, eta_new, g_new, H_new
+        v, (h, eta, g, H) = halving_step(evaluate, v, step, h, lambda t: t)
     K = 1.0 - obj._csum(np.einsum("bj,bjk,bk->b", M, H, M))
     if np.any(~(K > 0)):
         raise FitError("curvature at the posterior mode is not positive definite")

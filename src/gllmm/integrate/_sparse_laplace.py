@@ -43,21 +43,13 @@ from scipy.linalg import cho_solve
 from scipy.linalg.lapack import dpotrf, dpotri
 from scipy.sparse.linalg import splu
 
+from .._kernels import _njit
 from ..errors import FitError
+from ._newton import halving_step
 
 if TYPE_CHECKING:
     from ._agq import MarginalLikelihood
 
-try:  # numba is a dependency, but the code stays correct (and slow) without it
-    import numba
-
-    _njit = numba.njit(cache=True, nogil=True)
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    HAVE_NUMBA = False
-
-    def _njit(f):  # type: ignore[no-redef]
-        return f
 
 
 #: designs whose clusters hold more random effects than this use the sparse Laplace path
@@ -559,15 +551,7 @@ def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
             h, eta, g, H = evaluate(v)
             converged = True
             break
-        t = np.ones(C)
-        for _half in range(40):
-            v_new = v + t[s.col_cluster] * step
-            h_new, eta_new, g_new, H_new = evaluate(v_new)
-            worse = ~(h_new >= h - 1e-12 * (1 + np.abs(h)))
-            if not worse.any():
-                break
-            t = np.where(worse, t / 2, t)
-        v, h, eta, g, H = v_new, h_new, eta_new, g_new, H_new
+        v, (h, eta, g, H) = halving_step(evaluate, v, step, h, lambda t: t[s.col_cluster])
     factor = _factorize(s, m_data, -H)
     if factor is None:
         raise FitError("curvature at the posterior mode is not positive definite")
