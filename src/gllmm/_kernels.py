@@ -45,20 +45,21 @@ OK, NONFINITE_CURVATURE, NOT_POSITIVE = 0, 1, 2
 
 
 @_njit_inline
-def _block(code, Y, D, C, bi, eta, order, g, H, T):  # pragma: no cover - compiled
-    """Log-likelihood of block ``bi`` at ``eta`` (J,), filling g (J,), H (J,J), T (J,J,J)."""
-    y = Y[bi]
+def _block(code, Y, D, C, bi, eta, order, g, H, T, W):  # pragma: no cover - compiled
+    """Log-likelihood of block ``bi`` at ``eta`` (J,), filling g (J,), H (J,J), T (J,J,J);
+    ``W`` (4, max(D.shape)) is scratch space for the cumulative logit. No allocation here:
+    a function that allocates (even in a branch not taken) costs ~20x more per call."""
     if code == 0:
         mu = math.exp(eta[0])
         if order >= 1:
-            g[0] = y[0] - mu
+            g[0] = Y[bi, 0] - mu
         if order >= 2:
             H[0, 0] = -mu
         if order >= 3:
             T[0, 0, 0] = -mu
-        return y[0] * eta[0] - mu
+        return Y[bi, 0] * eta[0] - mu
     if code == 1:
-        s, n = y[0], y[0] + y[1]
+        s, n = Y[bi, 0], Y[bi, 0] + Y[bi, 1]
         e = eta[0]
         # n log(1 + exp(e)) without overflow
         lae = e + math.log1p(math.exp(-e)) if e > 0 else math.log1p(math.exp(e))
@@ -71,12 +72,22 @@ def _block(code, Y, D, C, bi, eta, order, g, H, T):  # pragma: no cover - compil
             if order >= 3:
                 T[0, 0, 0] = -n * v * (1.0 - 2.0 * p)
         return s * e - n * lae
+    return _cumulative_block(Y, D, C, bi, eta, order, g, H, T, W)
+
+
+@_njit
+def _cumulative_block(Y, D, C, bi, eta, order, g, H, T, W):  # pragma: no cover - compiled
+    """``_block`` for the cumulative logit, kept out of line: its loops would stop the
+    Poisson and binomial branches from being inlined into the Newton loop (8x slower)."""
+    y = Y[bi]
     # cumulative logit: pi_k = sum_j D_kj F(eta_j) + c_k
     nk, nj = D.shape
-    f1 = np.empty(nj)
-    f2 = np.empty(nj)
-    f3 = np.empty(nj)
-    pi = C[bi].copy()
+    f1 = W[0]
+    f2 = W[1]
+    f3 = W[2]
+    pi = W[3]
+    for k in range(nk):
+        pi[k] = C[bi, k]
     for j in range(nj):
         e = eta[j]
         p = 1.0 / (1.0 + math.exp(-e)) if e >= 0 else math.exp(e) / (1.0 + math.exp(e))
@@ -131,7 +142,7 @@ def _block(code, Y, D, C, bi, eta, order, g, H, T):  # pragma: no cover - compil
 
 
 @_njit_inline
-def _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb):  # pragma: no cover
+def _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W):  # pragma: no cover
     """``h(v)``, ``h'(v)`` and ``K = -h''(v)`` of one cluster (blocks b0 .. b0 + nb - 1)."""
     J = eta.shape[0]
     h = -0.5 * v * v
@@ -141,7 +152,7 @@ def _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb):  # pragma: 
         b = b0 + i
         for j in range(J):
             eta[j] = eta0[b, j] + M[b, j] * v
-        h += _block(code, Y, D, Cc, b, eta, 2, gb, Hb, Tb)
+        h += _block(code, Y, D, Cc, b, eta, 2, gb, Hb, Tb, W)
         if not np.isfinite(h):
             return h, gr, K
         for j in range(J):
@@ -149,6 +160,175 @@ def _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb):  # pragma: 
             for k in range(J):
                 K -= M[b, j] * Hb[j, k] * M[b, k]
     return h, gr, K
+
+
+@_njit_inline
+def _glm_l(code, y, n, e, order):  # pragma: no cover - compiled
+    """Poisson (code 0: y, log mu = e) or binomial (code 1: y of n, logit p = e): the
+    log-likelihood and its first ``order`` derivatives in e (up to 3; unused ones are 0)."""
+    if code == 0:
+        mu = math.exp(e)
+        return y * e - mu, y - mu, -mu, -mu
+    if e > 0:
+        q = math.exp(-e)
+        pr = 1.0 / (1.0 + q)
+        ll = y * e - n * (e + math.log1p(q))
+    else:
+        q = math.exp(e)
+        pr = q / (1.0 + q)
+        ll = y * e - n * math.log1p(q)
+    if order == 0:
+        return ll, 0.0, 0.0, 0.0
+    w = pr * (1.0 - pr)
+    return ll, y - n * pr, -n * w, -n * w * (1.0 - 2.0 * pr)
+
+
+@_njit
+def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, tol, max_iter,
+                   want_grad, grad, L_out, post):  # pragma: no cover - compiled
+    """``scalar_agq`` for one linear predictor per block (J = 1) and a Poisson or binomial
+    response, with the family inlined: the same formulas as ``scalar_agq``, ~3x faster
+    because every per-block quantity is a scalar (no block arrays, no generic family call)."""
+    n_cl = starts.shape[0] - 1
+    p = X.shape[2]
+    m = dM.shape[2]
+    P = p + m
+    N = z.shape[0]
+    maxb = 0
+    for c in range(n_cl):
+        maxb = max(maxb, starts[c + 1] - starts[c])
+    gn = np.empty((maxb, N))
+    s = np.empty(N)
+    vn = np.empty(N)
+    dF = np.empty(P)
+    dK = np.empty(P)
+    acc = np.empty(P)
+    value = 0.0
+    for a in range(P):
+        grad[a] = 0.0
+    for c in range(n_cl):
+        b0, b1 = starts[c], starts[c + 1]
+        # ---- mode by damped Newton
+        v = v_start[c]
+        for attempt in range(2):
+            h, gr, K = -0.5 * v * v, -v, 1.0
+            for b in range(b0, b1):
+                mb = M[b, 0]
+                lb, gb, Hb, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
+                                       eta0[b, 0] + mb * v, 2)
+                h += lb
+                gr += gb * mb
+                K -= mb * Hb * mb
+            if np.isfinite(h) or attempt == 1:
+                break
+            v = 0.0
+        for it in range(max_iter + 1):
+            if not np.isfinite(K):
+                return 0.0, NONFINITE_CURVATURE
+            if it == max_iter:
+                break
+            step = gr / (K if K > 1e-6 else abs(K) + 1e-3)
+            last = abs(step) < tol
+            t = 1.0
+            for _half in range(40):
+                vnew = v + t * step
+                hn, grn, Kn = -0.5 * vnew * vnew, -vnew, 1.0
+                for b in range(b0, b1):
+                    mb = M[b, 0]
+                    lb, gb, Hb, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
+                                           eta0[b, 0] + mb * vnew, 2)
+                    hn += lb
+                    grn += gb * mb
+                    Kn -= mb * Hb * mb
+                # the last (full) step is taken as it is: quadratic convergence puts it
+                # within ~tol^2 of the mode, so gradients carry no mode error
+                if last or hn >= h - 1e-12 * (1.0 + abs(h)):
+                    break
+                t *= 0.5
+            v, h, gr, K = vnew, hn, grn, Kn
+            if last:
+                break
+        if not K > 0:
+            return 0.0, NOT_POSITIVE
+        v_start[c] = v
+        L = math.sqrt(K)
+        L_out[c] = L
+        # ---- nodes
+        smax = -np.inf
+        for n in range(N):
+            vv = v + z[n] / L
+            vn[n] = vv
+            sn = logw[n] - 0.5 * vv * vv + half_z2[n]
+            for b in range(b0, b1):
+                lb, gb, _, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
+                                      eta0[b, 0] + M[b, 0] * vv, 1 if want_grad else 0)
+                sn += lb
+                gn[b - b0, n] = gb
+            s[n] = sn
+            smax = max(smax, sn)
+        tot = 0.0
+        for n in range(N):
+            s[n] = math.exp(s[n] - smax)
+            tot += s[n]
+        value += smax + math.log(tot) - math.log(L)
+        pm = 0.0
+        for n in range(N):
+            pm += s[n] * vn[n]
+        pm /= tot
+        pv = 0.0
+        for n in range(N):
+            pv += s[n] * (vn[n] - pm) ** 2
+        post[c, 0] = pm
+        post[c, 1] = math.sqrt(max(pv / tot, 0.0))
+        if not want_grad:
+            continue
+        # ---- derivatives of the mode (dF = dv) and of the curvature (dK)
+        for a in range(P):
+            dF[a] = 0.0
+            dK[a] = 0.0
+        for b in range(b0, b1):
+            mb = M[b, 0]
+            _, gb, Hb, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
+                                  eta0[b, 0] + mb * v, 2)
+            hm = Hb * mb
+            for a in range(p):
+                dF[a] += hm * X[b, 0, a]
+            for a in range(m):
+                dF[p + a] += (hm * v + gb) * dM[b, 0, a]
+        for a in range(P):
+            dF[a] /= K
+        for b in range(b0, b1):
+            mb = M[b, 0]
+            _, _, Hb, Tb = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
+                                  eta0[b, 0] + mb * v, 3)
+            mt = mb * Tb * mb
+            for a in range(p):
+                dK[a] -= mt * (X[b, 0, a] + mb * dF[a])
+            for a in range(m):
+                dK[p + a] -= mt * (dM[b, 0, a] * v + mb * dF[p + a]) + 2.0 * dM[b, 0, a] * Hb * mb
+        # ---- node-weighted scores
+        for a in range(P):
+            acc[a] = 0.0
+        rgv = 0.0
+        rgvz = 0.0
+        for n in range(N):
+            rho = s[n] / tot
+            gv = -vn[n]
+            for b in range(b0, b1):
+                gj = gn[b - b0, n]
+                gv += gj * M[b, 0]
+                rg = rho * gj
+                for a in range(p):
+                    acc[a] += rg * X[b, 0, a]
+                for a in range(m):
+                    acc[p + a] += rg * dM[b, 0, a] * vn[n]
+            rgv += rho * gv
+            rgvz += rho * gv * z[n]
+        for a in range(P):
+            grad[a] += (acc[a] - 0.5 * dK[a] / K + rgv * dF[a]
+                        - 0.5 * rgvz * dK[a] / (K * L))
+    return value, OK
+
 
 
 @_njit
@@ -163,8 +343,11 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
     ``post`` (C, 2) the posterior mean and SD of v under the quadrature rule; returns
     (value, status).
     """
-    n_cl = starts.shape[0] - 1
     B, J = eta0.shape
+    if code <= 1 and J == 1:
+        return scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, tol,
+                              max_iter, want_grad, grad, L_out, post)
+    n_cl = starts.shape[0] - 1
     p = X.shape[2]
     m = dM.shape[2]
     P = p + m
@@ -176,6 +359,7 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
     gb = np.empty(J)
     Hb = np.empty((J, J))
     Tb = np.empty((J, J, J))
+    W = np.empty((4, max(D.shape[0], D.shape[1])))
     gh = np.empty((maxb, J))
     Hh = np.empty((maxb, J, J))
     Th = np.empty((maxb, J, J, J))
@@ -193,10 +377,10 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
         nb = b1 - b0
         # ---- mode by damped Newton (value, gradient and curvature in one pass per trial)
         v = v_start[c]
-        h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb)
+        h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
         if not np.isfinite(h):
             v = 0.0
-            h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb)
+            h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
         for it in range(max_iter + 1):
             if not np.isfinite(K):
                 return 0.0, NONFINITE_CURVATURE
@@ -207,14 +391,14 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
                 # one last full step: Newton's quadratic convergence puts v within ~tol^2 of
                 # the mode, so gradients (and differences of them) carry no mode error
                 v += step
-                h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb)
+                h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
                 break
             t = 1.0
             vnew, hnew, grnew, Knew = v, h, gr, K
             for _half in range(40):
                 vnew = v + t * step
                 hnew, grnew, Knew = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, vnew, eta, gb,
-                                               Hb, Tb)
+                                               Hb, Tb, W)
                 if hnew >= h - 1e-12 * (1.0 + abs(h)):
                     break
                 t *= 0.5
@@ -234,7 +418,7 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
                 b = b0 + i
                 for j in range(J):
                     eta[j] = eta0[b, j] + M[b, j] * vv
-                sn += _block(code, Y, D, Cc, b, eta, 1 if want_grad else 0, gb, Hb, Tb)
+                sn += _block(code, Y, D, Cc, b, eta, 1 if want_grad else 0, gb, Hb, Tb, W)
                 if want_grad:
                     for j in range(J):
                         gn[i, n, j] = gb[j]
@@ -261,7 +445,7 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
             b = b0 + i
             for j in range(J):
                 eta[j] = eta0[b, j] + M[b, j] * v
-            _block(code, Y, D, Cc, b, eta, 3, gb, Hb, Tb)
+            _block(code, Y, D, Cc, b, eta, 3, gb, Hb, Tb, W)
             for j in range(J):
                 gh[i, j] = gb[j]
                 for k in range(J):
@@ -419,18 +603,43 @@ def glm_derivatives(code, Y, D, Cc, X, offset, beta, order, score,
     gb = np.empty(J)
     Hb = np.empty((J, J))
     Tb = np.empty((J, J, J))
+    W = np.empty((4, max(D.shape[0], D.shape[1])))
     for a in range(p):
         score[a] = 0.0
         for c in range(p):
             info[a, c] = 0.0
     ll = 0.0
+    if code <= 1 and J == 1:
+        # Poisson / binomial: scalar blocks, the family inlined (as scalar_agq_glm)
+        for b in range(B):
+            e = offset[b, 0]
+            for a in range(p):
+                e += X[b, 0, a] * beta[a]
+            lb, gb0, hb0, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, e,
+                                     min(order, 2))
+            ll += lb
+            if order >= 1:
+                for a in range(p):
+                    score[a] += gb0 * X[b, 0, a]
+            if order >= 2:
+                for a in range(p):
+                    xa = hb0 * X[b, 0, a]
+                    if xa == 0.0:
+                        continue
+                    for c in range(a + 1):
+                        info[a, c] -= xa * X[b, 0, c]
+        if order >= 2:
+            for a in range(p):
+                for c in range(a):
+                    info[c, a] = info[a, c]
+        return ll
     for b in range(B):
         for j in range(J):
             e = offset[b, j]
             for a in range(p):
                 e += X[b, j, a] * beta[a]
             eta[j] = e
-        ll += _block(code, Y, D, Cc, b, eta, order, gb, Hb, Tb)
+        ll += _block(code, Y, D, Cc, b, eta, order, gb, Hb, Tb, W)
         if order >= 1:
             for j in range(J):
                 for a in range(p):

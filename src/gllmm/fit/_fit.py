@@ -118,16 +118,6 @@ def observed_information(objective: Any, x: np.ndarray, free: np.ndarray) -> np.
     """
     hess = objective.gradient_jacobian(x, free, 1e-6)
     return -(hess + hess.T) / 2
-    k = len(free)
-    hess = np.zeros((k, k))
-    g0 = objective.value_and_gradient(x)[1]
-    for a, i in enumerate(free):
-        h = 1e-6 * max(1.0, abs(x[i]))
-        xp = x.copy()
-        xp[i] += h
-        gp = objective.value_and_gradient(xp)[1]
-        hess[a] = (gp[free] - g0[free]) / h
-    return -(hess + hess.T) / 2
 
 
 def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
