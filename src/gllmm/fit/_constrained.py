@@ -103,9 +103,11 @@ def _state(problem: Problem, xi: np.ndarray) -> _State | None:
         am = problem.A @ m
     if not np.all(np.isfinite(m)) or np.any(m <= 0) or np.any(am <= 0):
         return None
-    h, H = constraint_jacobian(problem, m)
-    root = np.sqrt(m)
-    W = root[:, None] * H
+    # a trial step can drive A mu towards 0 (H overflows): rejected just below, so no warning
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        h, H = constraint_jacobian(problem, m)
+        root = np.sqrt(m)
+        W = root[:, None] * H
     if not np.all(np.isfinite(W)):
         return None
     q_mat, r_mat = np.linalg.qr(W)
