@@ -163,6 +163,28 @@ def _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W):  # pragm
 
 
 @_njit_inline
+def _node_weights(s, smax, vn, post, c):  # pragma: no cover - compiled
+    """Turn the log node terms ``s`` (N,) into ``exp(s - smax)`` in place, store the posterior
+    mean and SD of v under the rule (nodes ``vn``) in ``post[c]``; returns the sum of the
+    weights (the log-likelihood term is ``smax + log(sum)``)."""
+    N = s.shape[0]
+    tot = 0.0
+    for n in range(N):
+        s[n] = math.exp(s[n] - smax)
+        tot += s[n]
+    pm = 0.0
+    for n in range(N):
+        pm += s[n] * vn[n]
+    pm /= tot
+    pv = 0.0
+    for n in range(N):
+        pv += s[n] * (vn[n] - pm) ** 2
+    post[c, 0] = pm
+    post[c, 1] = math.sqrt(max(pv / tot, 0.0))
+    return tot
+
+
+@_njit_inline
 def _glm_l(code, y, n, e, order):  # pragma: no cover - compiled
     """Poisson (code 0: y, log mu = e) or binomial (code 1: y of n, logit p = e): the
     log-likelihood and its first ``order`` derivatives in e (up to 3; unused ones are 0)."""
@@ -266,20 +288,8 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
                 gn[b - b0, n] = gb
             s[n] = sn
             smax = max(smax, sn)
-        tot = 0.0
-        for n in range(N):
-            s[n] = math.exp(s[n] - smax)
-            tot += s[n]
+        tot = _node_weights(s, smax, vn, post, c)
         value += smax + math.log(tot) - math.log(L)
-        pm = 0.0
-        for n in range(N):
-            pm += s[n] * vn[n]
-        pm /= tot
-        pv = 0.0
-        for n in range(N):
-            pv += s[n] * (vn[n] - pm) ** 2
-        post[c, 0] = pm
-        post[c, 1] = math.sqrt(max(pv / tot, 0.0))
         if not want_grad:
             continue
         # ---- derivatives of the mode (dF = dv) and of the curvature (dK)
@@ -424,20 +434,8 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
                         gn[i, n, j] = gb[j]
             s[n] = sn
             smax = max(smax, sn)
-        tot = 0.0
-        for n in range(N):
-            s[n] = math.exp(s[n] - smax)
-            tot += s[n]
+        tot = _node_weights(s, smax, vn, post, c)
         value += smax + math.log(tot) - math.log(L)
-        pm = 0.0
-        for n in range(N):
-            pm += s[n] * vn[n]
-        pm /= tot
-        pv = 0.0
-        for n in range(N):
-            pv += s[n] * (vn[n] - pm) ** 2
-        post[c, 0] = pm
-        post[c, 1] = math.sqrt(max(pv / tot, 0.0))
         if not want_grad:
             continue
         # ---- derivatives of the mode (dv) and curvature (dK) in (beta, theta)
