@@ -129,11 +129,15 @@ def test_slopes_and_several_clusters_equal_dense(dense_block):
 
 
 def test_dispatch_by_size_and_nodes():
-    small = build_design(crossed_data(15, 12, 150, seed=1), FORMULAS["poisson"])
+    # one effect per cluster: the scalar kernel; two or more (crossed, or a vector effect):
+    # the sparse factorisation, which is faster from q = 2 on
+    small = build_design(crossed_data(15, 12, 150, seed=1), "count ~ x + (1 | a)")
     large = build_design(crossed_data(40, 30, 500, seed=1), FORMULAS["poisson"])
-    assert small.n_random <= sparse_laplace.SPARSE_MIN_Q < large.n_random
+    pair = build_design(crossed_data(15, 12, 150, seed=1), "count ~ x + (1 + x | a)")
+    assert small.n_random <= sparse_laplace.SPARSE_MIN_Q < pair.n_random < large.n_random
     assert not sparse_laplace.use_sparse(MarginalLikelihood(small, 1))
     assert sparse_laplace.use_sparse(MarginalLikelihood(large, 1))
+    assert sparse_laplace.use_sparse(MarginalLikelihood(pair, 1))
     tiny = build_design(crossed_data(5, 4, 40, seed=1), FORMULAS["poisson"])
     agq = MarginalLikelihood(tiny, 3)
     agq.sparse = True
