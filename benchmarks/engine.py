@@ -55,7 +55,10 @@ MODELS: dict[str, tuple[str, int, str]] = {
     "clinical_global": ("clinical, random global OR (Dale)", 15, "beta"),
     "cumlogit_2re": ("cumulative logit (1 + x | center)", 10, "beta x"),
     "cumlogit_1re": ("cumulative logit (1 | center)", 15, "beta x"),
+    "crossed": ("Poisson, crossed (1 | a) + (1 | b), 600 rows, 30 x 20 levels", 0, "beta x"),
 }
+# Laplace only: no tool integrates a 50-dimensional crossed random effect by quadrature
+LAPLACE_ONLY = {"crossed": "crossed random effects: Laplace only (a 50-dimensional integral)"}
 METHODS = ("agq", "laplace")
 
 # Tools shown for every model, plus the ordinal-only ones; R tools come from engine_peers.R.
@@ -147,8 +150,9 @@ def time_fits(fit_once, policy: RepPolicy, rec: Record):
 
 # --------------------------------------------------------------------------- data
 def write_data(outdir: Path) -> None:
-    """The two data sets with every derived column any tool needs (same data for all)."""
+    """The data sets with every derived column any tool needs (same data for all)."""
     import numpy as np
+    import pandas as pd
 
     from gllmm import datasets
 
@@ -169,9 +173,15 @@ def write_data(outdir: Path) -> None:
     out["x"] = (out.treatment == "drug").astype(float)  # ordinal models: 1 drug, 0 placebo
     out.to_csv(outdir / "clinical.csv", index=False)
 
+    # crossed random intercepts: the data of the R fixtures (validation/crossed.R)
+    crossed = pd.read_csv(HERE.parent / "tests" / "fixtures" / "r" / "crossed.csv")
+    crossed[["a", "b", "x", "count"]].to_csv(outdir / "crossed.csv", index=False)
+
 
 # --------------------------------------------------------------------------- gllmm worker
 def run_gllmm(models: list[str], policy: RepPolicy) -> list[Record]:
+    import pandas as pd
+
     import gllmm
     from gllmm import datasets
     from gllmm import models as gm
@@ -180,6 +190,8 @@ def run_gllmm(models: list[str], policy: RepPolicy) -> list[Record]:
     trial = datasets.load("clinical_trial")
     t = trial.copy()
     t["x"] = (t.treatment == "drug").astype(float)
+    crossed = pd.read_csv(HERE.parent / "tests" / "fixtures" / "r" / "crossed.csv")
+    crossed = crossed.assign(a=crossed["a"].astype(str), b=crossed["b"].astype(str))
     builders = {
         "mba_2.5": lambda: gm.cellwise_smoothing(mba, "statistics", "economics"),
         "mba_2.6": lambda: gm.cellwise_smoothing(mba, "statistics", "economics",
@@ -190,6 +202,7 @@ def run_gllmm(models: list[str], policy: RepPolicy) -> list[Record]:
             trial, "center", "treatment", "response"),
         "cumlogit_2re": lambda: gm.ordinal_mixed(t, "response ~ x + (1 + x | center)"),
         "cumlogit_1re": lambda: gm.ordinal_mixed(t, "response ~ x + (1 | center)"),
+        "crossed": lambda: gllmm.build_design(crossed, "count ~ x + (1 | a) + (1 | b)"),
     }
 
     def key(model: str, r) -> float:
@@ -212,11 +225,16 @@ def run_gllmm(models: list[str], policy: RepPolicy) -> list[Record]:
         warnings.simplefilter("ignore")
         for model in models:
             for method in METHODS:
+                if method == "agq" and model in LAPLACE_ONLY:
+                    continue
                 gllmm.fit(builders[model](), method=method, n_nodes=MODELS[model][1])
     out = [Record("_startup", "all", "gllmm", seconds=time.perf_counter() - t0)]
     for model in models:
         nodes = MODELS[model][1]
         for method in METHODS:
+            if method == "agq" and model in LAPLACE_ONLY:
+                out.append(Record(model, method, "gllmm", status=f"n/a ({LAPLACE_ONLY[model]})"))
+                continue
             kw = {"method": "agq", "n_nodes": nodes} if method == "agq" else {"method": "laplace"}
             # "gllmm": the whole call, as for the peers; "gllmm fit-only": the design built
             # once beforehand (information: how much of the time is design building).
@@ -268,6 +286,7 @@ PY_FORMULAS = {
     "clinical_local": ("clinical",
                        "count ~ center*treatment + center*response + xs + (0 + xs | center)",
                        "xs"),
+    "crossed": ("crossed", "count ~ x + (1 | a) + (1 | b)", "x"),
 }
 
 
@@ -283,7 +302,9 @@ def _py_data(datadir: Path):
     ct["treatment"] = pd.Categorical(ct.treatment, ["drug", "placebo"])
     ct["response"] = pd.Categorical(ct.response, ["much_better", "better", "unchanged_or_worse"])
     ct["count"] = ct["count"].astype(float)
-    return {"mba": mba, "clinical": ct}
+    cr = pd.read_csv(datadir / "crossed.csv")
+    cr = cr.assign(a=cr["a"].astype(str), b=cr["b"].astype(str), count=cr["count"].astype(float))
+    return {"mba": mba, "clinical": ct, "crossed": cr}
 
 
 def run_python_peer(tool: str, models: list[str], policy: RepPolicy, datadir: Path):
@@ -317,6 +338,9 @@ def run_python_peer(tool: str, models: list[str], policy: RepPolicy, datadir: Pa
             out.append(rec)
             if (tool, model) in PY_NA:
                 rec.status = f"n/a ({PY_NA[tool, model]})"
+                continue
+            if method == "agq" and model in LAPLACE_ONLY:
+                rec.status = f"n/a ({LAPLACE_ONLY[model]})"
                 continue
             dname, formula, coef = PY_FORMULAS[model]
             q = MODELS[model][1] if method == "agq" else 1
@@ -395,7 +419,7 @@ def render(records: list[Record], models: list[str], skipped: dict[str, str]) ->
     verdicts = []
     for model in models:
         nodes = MODELS[model][1]
-        mlabels = {"agq": f"AGQ {nodes}", "laplace": "Laplace"}
+        mlabels = {"agq": f"AGQ {nodes}" if nodes else "AGQ", "laplace": "Laplace"}
         unavailable: dict[str, dict[str, str]] = {}  # tool -> method -> reason
         for method in METHODS:
             mlabel = mlabels[method]
@@ -433,7 +457,9 @@ def render(records: list[Record], models: list[str], skipped: dict[str, str]) ->
                     f"| {model} | {mlabel} | {tool} | {n} | {_fmt_sec(r.seconds)} "
                     f"| {_fmt_sec(r.cpu_seconds)} | {ratio} | {cratio} | {_fmt_num(r.estimate)} "
                     f"| {r.sd or ''} | {_fmt_num(r.loglik)} | {note} |")
-            if gsec is None:
+            if method == "agq" and model in LAPLACE_ONLY:
+                pass  # no verdict: nobody fits it (the n/a rows say why)
+            elif gsec is None:
                 verdicts.append(f"{model} / {mlabel}: gllmm failed")
             elif not peers:
                 why = "no peer fits this model"

@@ -112,9 +112,12 @@ ct$response <- factor(ct$response, levels = c("much_better", "better", "unchange
                       ordered = TRUE)
 ind <- ct[rep(seq_len(nrow(ct)), ct$count), ]  # one row per subject
 grp <- ct[ct$count > 0, ]                        # grouped table, weights = count
+crossed <- read.csv(file.path(datadir, "crossed.csv"))
+crossed$a <- factor(crossed$a)
+crossed$b <- factor(crossed$b)
 
 NODES <- c(mba_2.5 = 15, mba_2.6 = 15, clinical_local = 15, clinical_global = 15,
-           cumlogit_2re = 10, cumlogit_1re = 15)
+           cumlogit_2re = 10, cumlogit_1re = 15, crossed = 1)
 POISSON <- list(
   "mba_2.5" = list(data = mba, key = NA,
                    f = count ~ factor(statistics) + factor(economics) + (1 | cell)),
@@ -123,8 +126,10 @@ POISSON <- list(
                      I(statistics * economics) + (1 | cell)),
   "clinical_local" = list(data = ct, key = "xs",
                           f = count ~ factor(center) * treatment + factor(center) * response +
-                            xs + (0 + xs | center))
+                            xs + (0 + xs | center)),
+  "crossed" = list(data = crossed, key = "x", f = count ~ x + (1 | a) + (1 | b))
 )
+LAPLACE_ONLY <- c(crossed = "crossed random effects: Laplace only (a 50-dimensional integral)")
 
 records <- list()
 add <- function(model, method, tool, status = "ok", tf = NULL, estimate = NULL, sd = NULL,
@@ -165,7 +170,7 @@ for (model in intersect(names(POISSON), models)) {
   spec <- POISSON[[model]]
   q <- NODES[[model]]
   ext_glmer <- function(fit) {
-    sd <- as.numeric(attr(VarCorr(fit)[[1]], "stddev"))
+    sd <- as.numeric(unlist(lapply(VarCorr(fit), function(m) attr(m, "stddev"))))
     est <- if (is.na(spec$key)) sd[1] else unname(fixef(fit)[spec$key])
     nagq <- fit@devcomp$dims[["nAGQ"]]
     ll <- as.numeric(logLik(fit))
@@ -181,15 +186,19 @@ for (model in intersect(names(POISSON), models)) {
     conv <- is.null(fit@optinfo$conv$lme4$messages) && fit@optinfo$conv$opt == 0
     list(estimate = est, sd = fmt_sd(sd), loglik = ll, loglik_note = note, converged = conv)
   }
-  try_fit(model, "agq", "glmer",
-          function() glmer(spec$f, family = poisson, data = spec$data, nAGQ = q), ext_glmer)
+  if (model %in% names(LAPLACE_ONLY)) {
+    add(model, "agq", "glmer", status = sprintf("n/a (%s)", LAPLACE_ONLY[[model]]))
+  } else {
+    try_fit(model, "agq", "glmer",
+            function() glmer(spec$f, family = poisson, data = spec$data, nAGQ = q), ext_glmer)
+  }
   try_fit(model, "laplace", "glmer",
           function() glmer(spec$f, family = poisson, data = spec$data, nAGQ = 1), ext_glmer)
   add(model, "agq", "glmmTMB", status = "n/a (Laplace only; see the Laplace row)")
   try_fit(model, "laplace", "glmmTMB",
           function() glmmTMB(spec$f, family = poisson, data = spec$data),
           function(fit) {
-            sd <- as.numeric(attr(VarCorr(fit)$cond[[1]], "stddev"))
+            sd <- as.numeric(unlist(lapply(VarCorr(fit)$cond, function(m) attr(m, "stddev"))))
             est <- if (is.na(spec$key)) sd[1] else unname(fixef(fit)$cond[spec$key])
             list(estimate = est, sd = fmt_sd(sd), loglik = as.numeric(logLik(fit)),
                  converged = fit$fit$convergence == 0 && isTRUE(fit$sdr$pdHess))
