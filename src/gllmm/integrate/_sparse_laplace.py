@@ -189,7 +189,11 @@ def _ltsolve(Lp, Li, Lx, t, X):  # pragma: no cover - compiled
 @_njit
 def _glm_terms(code, Y, b, e):  # pragma: no cover - compiled
     """Poisson (code 0) or binomial (code 1, Y[b] = successes, failures) log-likelihood of
-    block b at linear predictor e, its first derivative and minus its second."""
+    block b at linear predictor e, its first derivative and minus its second.
+
+    The same formulas as ``gllmm._kernels._glm_l``, kept here on purpose: numba's cache of a
+    function is invalidated only by changes to its own file, so compiled code here must not
+    call compiled code of another file."""
     if code == 0:
         mu = math.exp(e)
         return Y[b, 0] * e - mu, Y[b, 0] - mu, mu
@@ -223,13 +227,31 @@ def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta
 
 
 @_njit
+def _factor_k(w, m_data, pair_k, pair_row, pair_e1, pair_e2, k_diag, k_indptr, k_indices,
+              l_indptr, parent, kx, Li, Lx, D):  # pragma: no cover - compiled
+    """K = I + M' diag(w) M assembled into ``kx`` (permuted CSC data) and factorised by the
+    sparse LDL' over all its columns into Li, Lx, D; False when K is not positive definite."""
+    n = D.shape[0]
+    kx[:] = 0.0
+    for p in range(pair_k.shape[0]):
+        kx[pair_k[p]] += w[pair_row[p]] * m_data[pair_e1[p]] * m_data[pair_e2[p]]
+    for i in range(n):
+        kx[k_diag[i]] += 1.0
+    if not np.all(np.isfinite(kx)):
+        return False
+    S0 = np.zeros((0, 0))
+    return _ldl_numeric(n, n, k_indptr, k_indices, kx, l_indptr, parent, Li, Lx, D, S0) == n
+
+
+@_njit
 def _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pair_k, pair_row,
                pair_e1, pair_e2, k_diag, k_indptr, k_indices, l_indptr, parent, perm, v, eta,
-               tol, max_iter):  # pragma: no cover - compiled
+               tol, max_iter, Lx_out, D_out):  # pragma: no cover - compiled
     """``sparse_modes``' damped Newton for Poisson / binomial blocks, all in compiled code
     (the whole factor by the sparse LDL'; no dense trailing block). ``v`` and ``eta`` are
-    updated in place; returns 0 converged, 1 iteration limit, 2 K not positive definite
-    (the caller's shifted Python iteration takes over), 3 no finite start."""
+    updated in place, ``Lx_out``, ``D_out`` get the LDL' factor of K at the final v; returns
+    0 converged, 1 iteration limit, 2 K not positive definite (the caller's shifted Python
+    iteration takes over), 3 no finite start."""
     B = eta0.shape[0]
     n = v.shape[0]
     n_cl = 0
@@ -250,7 +272,6 @@ def _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pa
     Li = np.empty(nl, dtype=np.int64)
     Lx = np.empty(nl)
     D = np.empty(n)
-    S0 = np.zeros((0, 0))
     kx = np.empty(k_indices.shape[0])
     x = np.empty((n, 1))
     step = np.empty(n)
@@ -260,18 +281,13 @@ def _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pa
     wn = np.empty(B)
     hn = np.empty(n_cl)
     t = np.empty(n_cl)
+    status = 1
     for _it in range(max_iter):
         grad = -v.copy()
         for e in range(m_row.shape[0]):
             grad[m_col[e]] += m_data[e] * g[m_row[e]]
-        kx[:] = 0.0
-        for p in range(pair_k.shape[0]):
-            kx[pair_k[p]] += w[pair_row[p]] * m_data[pair_e1[p]] * m_data[pair_e2[p]]
-        for i in range(n):
-            kx[k_diag[i]] += 1.0
-        if not np.all(np.isfinite(kx)):
-            return 2
-        if _ldl_numeric(n, n, k_indptr, k_indices, kx, l_indptr, parent, Li, Lx, D, S0) != n:
+        if not _factor_k(w, m_data, pair_k, pair_row, pair_e1, pair_e2, k_diag, k_indptr,
+                         k_indices, l_indptr, parent, kx, Li, Lx, D):
             return 2
         for i in range(n):
             x[i, 0] = grad[perm[i]]
@@ -289,7 +305,8 @@ def _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pa
                 v[i] += step[i]
             _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w,
                    h)
-            return 0
+            status = 0
+            break
         t[:] = 1.0
         for _half in range(40):
             for i in range(n):
@@ -308,7 +325,11 @@ def _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pa
         g[:] = gn
         w[:] = wn
         h[:] = hn
-    return 1
+    # the factor at the final v (for log det K, the solves and the selected inverse)
+    if not _factor_k(w, m_data, pair_k, pair_row, pair_e1, pair_e2, k_diag, k_indptr,
+                     k_indices, l_indptr, parent, kx, Li, Lx_out, D_out):
+        return 2
+    return status
 
 
 @_njit
@@ -328,6 +349,85 @@ def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     if values.ndim == 1:
         return np.bincount(index, weights=values, minlength=n)
     return _sum_rows_by(index, np.ascontiguousarray(values), n)
+
+
+@_njit
+def _glm_score_parts(code, Y, X, eta, v, m_row, m_col, md, mv, n):  # pragma: no cover
+    """The mode-dependent parts of the Laplace gradient for Poisson / binomial blocks:
+    returns (sum l, g, H, T, dzf, dF) with ``dzf = [X, dM v]`` (B, P) and
+    ``dF = M' H dzf + [0, dM' g]`` (n, P), as in ``sparse_value_and_gradient``."""
+    B, p = X.shape
+    m = mv.shape[1]
+    g = np.empty(B)
+    H = np.empty(B)
+    T = np.empty(B)
+    dzf = np.zeros((B, p + m))
+    dF = np.zeros((n, p + m))
+    total = 0.0
+    for b in range(B):
+        lb, gb, wb = _glm_terms(code, Y, b, eta[b])
+        total += lb
+        g[b] = gb
+        H[b] = -wb
+        if code == 0:
+            T[b] = -wb
+        else:
+            nb = Y[b, 0] + Y[b, 1]
+            pr = wb / nb if nb > 0 else 0.0  # p (1 - p)
+            e = eta[b]
+            pp = 1.0 / (1.0 + math.exp(-e)) if e >= 0 else math.exp(e) / (1.0 + math.exp(e))
+            T[b] = -nb * pr * (1.0 - 2.0 * pp)
+        for a in range(p):
+            dzf[b, a] = X[b, a]
+    for e in range(m_row.shape[0]):
+        b = m_row[e]
+        for k in range(m):
+            dzf[b, p + k] += mv[e, k] * v[m_col[e]]
+    for e in range(m_row.shape[0]):
+        b, j = m_row[e], m_col[e]
+        hm = md[e] * H[b]
+        for a in range(p + m):
+            dF[j, a] += hm * dzf[b, a]
+        for k in range(m):
+            dF[j, p + k] += mv[e, k] * g[b]
+    return total, g, H, T, dzf, dF
+
+
+@_njit
+def _glm_gradient(g, H, T, dzf, dv, v, m_row, m_col, md, mv, pair_row, pair_e1, pair_e2,
+                  sigma, p):  # pragma: no cover - compiled
+    """The Laplace gradient from the parts above and ``dv = K^{-1} dF``:
+    ``g' dzf + (1/2) sum_b T_b s_b dzeta_b + [0, H' r] + (M'g - v)' dv``."""
+    B, P = dzf.shape
+    m = P - p
+    n = v.shape[0]
+    dzeta = dzf.copy()
+    for e in range(m_row.shape[0]):
+        b, j = m_row[e], m_col[e]
+        for a in range(P):
+            dzeta[b, a] += md[e] * dv[j, a]
+    s_b = np.zeros(B)
+    r_b = np.zeros((B, m))
+    for q in range(pair_row.shape[0]):
+        b = pair_row[q]
+        ms = md[pair_e1[q]] * sigma[q]
+        s_b[b] += ms * md[pair_e2[q]]
+        for k in range(m):
+            r_b[b, k] += ms * mv[pair_e2[q], k]
+    grad_v = -v.copy()
+    for e in range(m_row.shape[0]):
+        grad_v[m_col[e]] += md[e] * g[m_row[e]]
+    grad = np.zeros(P)
+    for b in range(B):
+        ts = 0.5 * T[b] * s_b[b]
+        for a in range(P):
+            grad[a] += g[b] * dzf[b, a] + ts * dzeta[b, a]
+        for k in range(m):
+            grad[p + k] += H[b] * r_b[b, k]
+    for j in range(n):
+        for a in range(P):
+            grad[a] += grad_v[j] * dv[j, a]
+    return grad
 
 
 @_njit
@@ -393,12 +493,9 @@ class _Structure:
     m_row: np.ndarray  # (nnz,) block of each non-zero of M
     m_col: np.ndarray  # (nnz,) active effect of each non-zero of M
     m_values: np.ndarray  # (nnz, m): M.data = m_values @ theta, dM_k.data = m_values[:, k]
-    rows: sp.csr_matrix  # (B, nnz) sums over the non-zeros of each row
-    cols: sp.csr_matrix  # (n, nnz) sums over the non-zeros of each column
     pair_row: np.ndarray  # (npairs,) block of each pair of non-zeros in one row of M
     pair_e1: np.ndarray  # (npairs,) first non-zero of the pair
     pair_e2: np.ndarray  # (npairs,) second non-zero of the pair
-    pair_rows: sp.csr_matrix  # (B, npairs) sums over the pairs of each row
     pair_k: np.ndarray  # (npairs,) position of the pair in the permuted K data
     pair_sigma: np.ndarray  # (npairs,) position of the pair in the selected inverse
     k_indptr: np.ndarray  # permuted K: CSC pattern, both triangles
@@ -478,8 +575,6 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     m_col = m_col.ravel().astype(np.int64)
     n = len(active)
     nnz = len(ukey)
-    rows = sp.csr_matrix((np.ones(nnz), (m_row, np.arange(nnz))), shape=(B, nnz))
-    cols = sp.csr_matrix((np.ones(nnz), (m_col, np.arange(nnz))), shape=(n, nnz))
     # all ordered pairs of non-zeros within one row of M (entries are sorted by row)
     r_len = np.bincount(m_row, minlength=B)
     r_start = np.cumsum(r_len) - r_len
@@ -489,9 +584,6 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
         np.arange(len(pair_e1)) - np.repeat(np.cumsum(per) - per, per)
     )
     pair_row = m_row[pair_e1]
-    npairs = len(pair_e1)
-    pair_rows = sp.csr_matrix((np.ones(npairs), (pair_row, np.arange(npairs))),
-                              shape=(B, npairs))
     # Lambda-row pairs over the active effects (mode SDs of u = Lambda v need K^{-1} there)
     col_of_glob = np.full(C * q, -1, dtype=np.int64)
     col_of_glob[active] = np.arange(n)
@@ -565,8 +657,8 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     lam_sigma[(ca < 0) & (ga == gb)] = -2  # an untouched effect: K^{-1} entry is 1
     col_cluster = (active // q).astype(np.int64)
     return _Structure(
-        n, q, C, active, col_cluster, m_row, m_col, m_values, rows, cols,
-        pair_row, pair_e1, pair_e2, pair_rows, pair_k, pair_sigma,
+        n, q, C, active, col_cluster, m_row, m_col, m_values,
+        pair_row, pair_e1, pair_e2, pair_k, pair_sigma,
         k_indptr, k_indices, k_diag, parent, l_indptr, l_indices, perm, dense_start,
         lam_rows_glob, np.tile(la, C), np.tile(lb, C), lam_sigma, (lr, lc, lam_vals),
     )
@@ -659,29 +751,41 @@ class SparseModes:
     converged: bool
 
 
-def _compiled_modes(obj: MarginalLikelihood, s: _Structure, eta0: np.ndarray,
-                    m_data: np.ndarray, v: np.ndarray, max_iter: int) -> tuple | None:
-    """(v, eta, converged) by ``_glm_modes`` for Poisson / binomial designs without a dense
-    trailing block; None where that kernel does not apply or hands over (indefinite K)."""
+def _glm_code(obj: MarginalLikelihood) -> int | None:
+    """0 (Poisson) or 1 (binomial) where the compiled kernels apply, else None; the counts
+    are kept on ``obj`` as ``_glm_y``."""
     from .. import _kernels
 
-    if s.dense_start < s.n or not getattr(obj, "use_kernel", True) or not _kernels.HAVE_NUMBA:
+    if not getattr(obj, "use_kernel", True) or not _kernels.HAVE_NUMBA:
         return None
-    fam = _kernels.family_arrays(obj.design.family)
-    if fam is None or fam[0] > _kernels.BINOMIAL:
+    if not hasattr(obj, "_glm_y"):
+        fam = _kernels.family_arrays(obj.design.family)
+        ok = fam is not None and fam[0] <= _kernels.BINOMIAL
+        obj._glm_code, obj._glm_y = (fam[0], fam[1]) if ok else (None, None)
+    return obj._glm_code
+
+
+def _compiled_modes(obj: MarginalLikelihood, s: _Structure, eta0: np.ndarray,
+                    m_data: np.ndarray, v: np.ndarray, max_iter: int) -> tuple | None:
+    """(v, eta, converged, factor) by ``_glm_modes`` for Poisson / binomial designs without a dense
+    trailing block; None where that kernel does not apply or hands over (indefinite K)."""
+    code = _glm_code(obj)
+    if s.dense_start < s.n or code is None:
         return None
     if not hasattr(s, "row_cluster"):
         s.row_cluster = np.ascontiguousarray(obj.design.cluster, dtype=np.int64)
     v = np.array(v, dtype=float)
     eta = np.empty(len(eta0))
-    status = _glm_modes(fam[0], fam[1], np.ascontiguousarray(eta0, dtype=float), s.m_row,
+    Lx = np.empty(s.l_indptr[-1])
+    D = np.empty(s.n)
+    status = _glm_modes(code, obj._glm_y, np.ascontiguousarray(eta0, dtype=float), s.m_row,
                         s.m_col, np.ascontiguousarray(m_data), s.row_cluster, s.col_cluster,
                         s.pair_k, s.pair_row, s.pair_e1, s.pair_e2, s.k_diag, s.k_indptr,
                         s.k_indices, s.l_indptr, s.parent, s.perm, v, eta, obj.inner_tol,
-                        max_iter)
+                        max_iter, Lx, D)
     if status >= 2:
         return None
-    return v, eta, status == 0
+    return v, eta, status == 0, _Factor(Lx, D, np.zeros((0, 0)), s.n)
 
 
 def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 100) -> SparseModes:
@@ -706,13 +810,11 @@ def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
     v = v[s.active] if v.shape[0] == C * s.q else np.zeros(s.n)
     fast = _compiled_modes(obj, s, eta0, m_data, v, max_iter)
     if fast is not None:
-        v, eta, converged = fast
-        factor = _factorize(s, m_data, -fam.derivatives(eta[:, None, None], 2)[2][:, 0, 0, 0])
-        if factor is not None:
-            full = np.zeros(C * s.q)
-            full[s.active] = v
-            obj._v_start = full.reshape(C, s.q)
-            return SparseModes(v, eta, factor, m_data, converged)
+        v, eta, converged, factor = fast
+        full = np.zeros(C * s.q)
+        full[s.active] = v
+        obj._v_start = full.reshape(C, s.q)
+        return SparseModes(v, eta, factor, m_data, converged)
     h, eta, g, H = evaluate(v)
     if not np.all(np.isfinite(h)):
         v = np.zeros(s.n)
@@ -753,6 +855,18 @@ def sparse_value_and_gradient(
     params = np.asarray(params, dtype=float)
     info = sparse_modes(obj, params)
     v, f = info.v, info.factor
+    code = _glm_code(obj)
+    if code is not None and gradient:
+        X = np.ascontiguousarray(d.X[:, 0, :])
+        total, g, H, T, dzf, dF = _glm_score_parts(
+            code, obj._glm_y, X, info.eta, v, s.m_row, s.m_col, info.m_data, s.m_values, s.n)
+        value = (total - 0.5 * float(v @ v) - 0.5 * f.log_det()
+                 + s.n_clusters * float(obj.log_weights[0]) + obj._constant)
+        dv = np.ascontiguousarray(f.solve(s, dF))
+        sigma = f.selected_inverse(s)[s.pair_sigma]
+        grad = _glm_gradient(g, H, T, dzf, dv, v, s.m_row, s.m_col, info.m_data, s.m_values,
+                             s.pair_row, s.pair_e1, s.pair_e2, sigma, X.shape[1])
+        return value, grad
     fam = d.family
     l, g, H, T = fam.derivatives(info.eta[:, None, None], 3 if gradient else 0)
     value = (float(l.sum()) - 0.5 * float(v @ v) - 0.5 * f.log_det()
