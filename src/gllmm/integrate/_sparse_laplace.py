@@ -520,15 +520,29 @@ def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     return pos
 
 
-def _symbolic_cost(pattern: sp.csc_matrix, perm: np.ndarray) -> float:
-    """Flops of the LDL' of ``pattern[perm][:, perm]`` (sum of squared column counts)."""
-    kp = pattern[perm][:, perm].tocsc()
-    kp.sort_indices()
-    _, lp = _ldl_symbolic(kp.shape[0], kp.indptr.astype(np.int64), kp.indices.astype(np.int64))
+def _permuted(keys: np.ndarray, n: int, iperm: np.ndarray,
+              data: np.ndarray | None = None) -> tuple:
+    """CSC arrays (indptr, indices[, data]) of the symmetric pattern ``keys`` (col * n + row,
+    sorted) after the symmetric permutation ``iperm`` (old -> new), rows sorted."""
+    new = iperm[keys // n] * n + iperm[keys % n]
+    order = np.argsort(new, kind="stable")
+    new = new[order]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(new // n, minlength=n), out=indptr[1:])
+    out = (indptr, (new % n).astype(np.int64))
+    return out if data is None else (*out, data[order])
+
+
+def _symbolic_cost(keys: np.ndarray, n: int, perm: np.ndarray) -> float:
+    """Flops of the LDL' of the pattern in the order ``perm`` (sum of squared column counts)."""
+    iperm = np.empty(n, dtype=np.int64)
+    iperm[perm] = np.arange(n)
+    indptr, indices = _permuted(keys, n, iperm)
+    _, lp = _ldl_symbolic(n, indptr, indices)
     return float((np.diff(lp).astype(float) ** 2).sum())
 
 
-def _fill_reducing_order(probe: sp.csc_matrix) -> np.ndarray:
+def _fill_reducing_order(probe: sp.csc_matrix, keys: np.ndarray) -> np.ndarray:
     """Symmetric fill-reducing order (perm[new] = old): SuperLU's multiple minimum degree on
     ``K + K'`` (in symmetric mode; the factorisation itself is discarded), or the natural
     order (terms, then levels) when that is cheaper, as it can be for two crossed factors."""
@@ -537,7 +551,7 @@ def _fill_reducing_order(probe: sp.csc_matrix) -> np.ndarray:
                   options={"SymmetricMode": True}).perm_c
     mmd = np.argsort(perm_c)  # SuperLU moves column i to position perm_c[i]
     natural = np.arange(n)
-    return min((mmd, natural), key=lambda p: _symbolic_cost(probe, p))
+    return min((mmd, natural), key=lambda p: _symbolic_cost(keys, n, p))
 
 
 def _build_structure(obj: MarginalLikelihood) -> _Structure:
@@ -552,13 +566,16 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     # M = Z Lambda, structurally: entry (b, j) for every Z_bi != 0 and Lambda_ij in the pattern
     Zb = d.Z[:, 0, :]
     zr, zc = np.nonzero(Zb)
-    lam_csr = sp.csr_matrix((np.arange(1, len(lr) + 1), (lr, lc)), shape=(q, q))
-    lam_csr.sort_indices()
-    counts = np.diff(lam_csr.indptr)[zc]
-    starts = lam_csr.indptr[zc]
+    # Lambda's pattern as CSR: np.nonzero lists (lr, lc) row by row with sorted columns, so
+    # entry k of (lr, lc) is entry k of the CSR data
+    lam_indptr = np.zeros(q + 1, dtype=np.int64)
+    np.cumsum(np.bincount(lr, minlength=q), out=lam_indptr[1:])
+    lam_number = np.arange(1, len(lr) + 1)
+    counts = np.diff(lam_indptr)[zc]
+    starts = lam_indptr[zc]
     rep = np.repeat(np.arange(len(zr)), counts)
     within = np.arange(len(rep)) - np.repeat(np.cumsum(counts) - counts, counts)
-    lam_pos = lam_csr.data[starts[rep] + within] - 1  # index into (lr, lc)
+    lam_pos = lam_number[starts[rep] + within] - 1  # index into (lr, lc)
     e_row = zr[rep]
     e_col = lc[lam_pos]
     e_val = Zb[zr[rep], zc[rep]][:, None] * lam_vals[lam_pos]  # (nnz_raw, m)
@@ -587,14 +604,12 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     # Lambda-row pairs over the active effects (mode SDs of u = Lambda v need K^{-1} there)
     col_of_glob = np.full(C * q, -1, dtype=np.int64)
     col_of_glob[active] = np.arange(n)
-    lam_by_row = sp.csr_matrix((np.arange(1, len(lr) + 1), (lr, lc)), shape=(q, q))
-    lam_by_row.sort_indices()
-    rl = np.diff(lam_by_row.indptr)
+    rl = np.diff(lam_indptr)
     ent_row = np.repeat(np.arange(q), rl)
-    ent_idx = lam_by_row.data - 1
+    ent_idx = lam_number - 1
     per_l = rl[ent_row]
     la = np.repeat(np.arange(len(ent_idx)), per_l)
-    lb = (lam_by_row.indptr[ent_row[la]]
+    lb = (lam_indptr[ent_row[la]]
           + np.arange(len(la)) - np.repeat(np.cumsum(per_l) - per_l, per_l))
     la, lb = ent_idx[la], ent_idx[lb]  # indices into (lr, lc) of the two entries of one row
     cl_off = (np.arange(C, dtype=np.int64) * q)[:, None]
@@ -607,19 +622,18 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     ki = np.concatenate([np.arange(n), m_col[pair_e1], ca[both]])
     kj = np.concatenate([np.arange(n), m_col[pair_e2], cb[both]])
     ki, kj = np.concatenate([ki, kj]), np.concatenate([kj, ki])
-    pattern = sp.csc_matrix((np.ones(len(ki)), (ki, kj)), shape=(n, n))
-    pattern.sum_duplicates()
-    # a diagonally dominant matrix with K's pattern (positive definite)
-    probe = pattern.copy()
-    probe.data[:] = 1.0
-    probe = (probe + sp.diags(np.diff(pattern.indptr) + 1.0)).tocsc()
-    perm = _fill_reducing_order(probe)  # perm[new] = old
+    keys = np.unique(kj.astype(np.int64) * n + ki)  # CSC order: col * n + row
+    identity = np.arange(n, dtype=np.int64)
+    # a diagonally dominant matrix with K's pattern (positive definite): 1 off the diagonal,
+    # column count + 1 on it
+    p_indptr, p_indices = _permuted(keys, n, identity)
+    probe_data = np.ones(len(keys))
+    probe_data[np.searchsorted(keys, identity * (n + 1))] = np.diff(p_indptr) + 1.0
+    probe = sp.csc_matrix((probe_data, p_indices, p_indptr), shape=(n, n))
+    perm = _fill_reducing_order(probe, keys)  # perm[new] = old
     iperm = np.empty(n, dtype=np.int64)
-    iperm[perm] = np.arange(n)
-    kp = pattern[perm][:, perm].tocsc()
-    kp.sort_indices()
-    k_indptr = kp.indptr.astype(np.int64)
-    k_indices = kp.indices.astype(np.int64)
+    iperm[perm] = identity
+    k_indptr, k_indices, probe_p = _permuted(keys, n, iperm, probe_data)
     k_cols = np.repeat(np.arange(n), np.diff(k_indptr))
     k_keys = k_cols * n + k_indices  # sorted (CSC, sorted rows)
     k_diag = _lookup(k_keys, np.arange(n) * (n + 1))
@@ -630,10 +644,8 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     l_indices = np.zeros(l_indptr[-1], dtype=np.int64)
     lx = np.zeros(l_indptr[-1])
     dd = np.zeros(n)
-    probe_p = probe[perm][:, perm].tocsc()
-    probe_p.sort_indices()
-    if _ldl_numeric(n, n, probe_p.indptr.astype(np.int64), probe_p.indices.astype(np.int64),
-                    probe_p.data, l_indptr, parent, l_indices, lx, dd, np.zeros((0, 0))) != n:
+    if _ldl_numeric(n, n, k_indptr, k_indices, probe_p, l_indptr, parent, l_indices, lx, dd,
+                    np.zeros((0, 0))) != n:
         raise AssertionError("sparse Laplace: probe matrix is not positive definite")
     l_cols = np.repeat(np.arange(n), np.diff(l_indptr))
     # the dense trailing block: the largest whose part of L is at least half full
@@ -808,6 +820,12 @@ def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
 
     v = np.asarray(obj._v_start, dtype=float).reshape(-1)
     v = v[s.active] if v.shape[0] == C * s.q else np.zeros(s.n)
+    tangent = getattr(obj, "_sparse_tangent", None)
+    if tangent is not None and tangent[0].shape == params.shape:
+        # first-order prediction of the modes from the last gradient's dv/dparams: saves
+        # about one Newton iteration per evaluation along the optimiser's path
+        x0, v0, dv = tangent
+        v = v0 + dv @ (np.asarray(params, dtype=float) - x0)
     fast = _compiled_modes(obj, s, eta0, m_data, v, max_iter)
     if fast is not None:
         v, eta, converged, factor = fast
@@ -863,6 +881,7 @@ def sparse_value_and_gradient(
         value = (total - 0.5 * float(v @ v) - 0.5 * f.log_det()
                  + s.n_clusters * float(obj.log_weights[0]) + obj._constant)
         dv = np.ascontiguousarray(f.solve(s, dF))
+        obj._sparse_tangent = (params.copy(), v.copy(), dv)
         sigma = f.selected_inverse(s)[s.pair_sigma]
         grad = _glm_gradient(g, H, T, dzf, dv, v, s.m_row, s.m_col, info.m_data, s.m_values,
                              s.pair_row, s.pair_e1, s.pair_e2, sigma, X.shape[1])
