@@ -480,6 +480,54 @@ def _selected_inverse(Lp, Li, Lx, D, t, S22):  # pragma: no cover - compiled
     return Sd, S
 
 
+@_njit
+def _glm_laplace(code, Y, X, eta0, m_row, m_col, m_data, mv, row_cluster, col_cluster, pair_k,
+                 pair_row, pair_e1, pair_e2, pair_sigma, k_diag, k_indptr, k_indices, l_indptr,
+                 l_indices, parent, perm, v, tol, max_iter, grad, dv):  # pragma: no cover
+    """One evaluation of the sparse Laplace objective for Poisson / binomial blocks without a
+    dense trailing block, all compiled: the modes (``_glm_modes``), then ``sum l``,
+    ``log det K`` and the gradient as in ``sparse_value_and_gradient``. ``v`` (modes), ``grad``
+    and ``dv = dv/dparams`` (n, P) are written in place; returns (status of the mode
+    search, sum l - |v|^2 / 2, log det K)."""
+    n = v.shape[0]
+    eta = np.empty(eta0.shape[0])
+    Lx = np.empty(l_indptr[n])
+    D = np.empty(n)
+    status = _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pair_k,
+                        pair_row, pair_e1, pair_e2, k_diag, k_indptr, k_indices, l_indptr,
+                        parent, perm, v, eta, tol, max_iter, Lx, D)
+    if status >= 2:
+        return status, 0.0, 0.0
+    total, g, H, T, dzf, dF = _glm_score_parts(code, Y, X, eta, v, m_row, m_col, m_data, mv, n)
+    P = dzf.shape[1]
+    x = np.empty((n, P))
+    for i in range(n):
+        for a in range(P):
+            x[i, a] = dF[perm[i], a]
+    _lsolve(l_indptr, l_indices, Lx, n, x)
+    for i in range(n):
+        for a in range(P):
+            x[i, a] /= D[i]
+    _ltsolve(l_indptr, l_indices, Lx, n, x)
+    for i in range(n):
+        for a in range(P):
+            dv[perm[i], a] = x[i, a]
+    sd, sl = _selected_inverse(l_indptr, l_indices, Lx, D, n, np.zeros((0, 0)))
+    sigma = np.empty(pair_sigma.shape[0])
+    for q in range(pair_sigma.shape[0]):
+        ps = pair_sigma[q]
+        sigma[q] = sd[ps] if ps < n else sl[ps - n]
+    out = _glm_gradient(g, H, T, dzf, dv, v, m_row, m_col, m_data, mv, pair_row, pair_e1,
+                        pair_e2, sigma, X.shape[1])
+    grad[:] = out
+    log_det = 0.0
+    vv = 0.0
+    for i in range(n):
+        log_det += math.log(D[i])
+        vv += v[i] * v[i]
+    return status, total - 0.5 * vv, log_det
+
+
 # ---------------------------------------------------------------------- structure
 @dataclass
 class _Structure:
@@ -863,6 +911,45 @@ def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
     return SparseModes(v, eta, factor, m_data, converged)
 
 
+def _fused_value_and_gradient(obj: MarginalLikelihood, s: _Structure,
+                              params: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """``sparse_value_and_gradient`` by the single compiled call ``_glm_laplace`` where it
+    applies (Poisson / binomial, no dense trailing block); None otherwise or when the mode
+    search hands over to the shifted Python iteration."""
+    code = _glm_code(obj)
+    if code is None or s.dense_start < s.n:
+        return None
+    d = obj.design
+    beta, theta = obj.split(params)
+    if not hasattr(s, "row_cluster"):
+        s.row_cluster = np.ascontiguousarray(d.cluster, dtype=np.int64)
+    if not hasattr(s, "X"):
+        s.X = np.ascontiguousarray(d.X[:, 0, :])
+    eta0 = s.X @ beta + d.offset[:, 0]
+    m_data = s.m_values @ theta
+    C = s.n_clusters
+    v = np.asarray(obj._v_start, dtype=float).reshape(-1)
+    v = np.array(v[s.active]) if v.shape[0] == C * s.q else np.zeros(s.n)
+    tangent = getattr(obj, "_sparse_tangent", None)
+    if tangent is not None and tangent[0].shape == params.shape:
+        v = tangent[1] + tangent[2] @ (params - tangent[0])
+    grad = np.empty(len(params))
+    dv = np.empty((s.n, len(params)))
+    status, part, log_det = _glm_laplace(
+        code, obj._glm_y, s.X, np.ascontiguousarray(eta0), s.m_row, s.m_col, m_data,
+        s.m_values, s.row_cluster, s.col_cluster, s.pair_k, s.pair_row, s.pair_e1, s.pair_e2,
+        s.pair_sigma, s.k_diag, s.k_indptr, s.k_indices, s.l_indptr, s.l_indices, s.parent,
+        s.perm, v, obj.inner_tol, 100, grad, dv)
+    if status >= 2:
+        return None
+    full = np.zeros(C * s.q)
+    full[s.active] = v
+    obj._v_start = full.reshape(C, s.q)
+    obj._sparse_tangent = (params.copy(), v.copy(), dv)
+    value = part - 0.5 * log_det + C * float(obj.log_weights[0]) + obj._constant
+    return value, grad
+
+
 def sparse_value_and_gradient(
     obj: MarginalLikelihood, params: np.ndarray, gradient: bool = True
 ) -> tuple[float, np.ndarray | None]:
@@ -871,6 +958,9 @@ def sparse_value_and_gradient(
     d = obj.design
     s = _structure(obj)
     params = np.asarray(params, dtype=float)
+    fused = _fused_value_and_gradient(obj, s, params) if gradient else None
+    if fused is not None:
+        return fused
     info = sparse_modes(obj, params)
     v, f = info.v, info.factor
     code = _glm_code(obj)
