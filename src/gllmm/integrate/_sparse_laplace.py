@@ -590,16 +590,25 @@ def _symbolic_cost(keys: np.ndarray, n: int, perm: np.ndarray) -> float:
     return float((np.diff(lp).astype(float) ** 2).sum())
 
 
+#: below this many effects the multiple-minimum-degree order is not tried: the natural and
+#: the static degree orders are as good for the designs seen (crossed factors, nested terms,
+#: vector effects per cluster) and SuperLU's call cost more than the rest of the structure
+MMD_MIN_N = 300
+
+
 def _fill_reducing_order(probe: sp.csc_matrix, keys: np.ndarray) -> np.ndarray:
-    """Symmetric fill-reducing order (perm[new] = old): SuperLU's multiple minimum degree on
-    ``K + K'`` (in symmetric mode; the factorisation itself is discarded), or the natural
-    order (terms, then levels) when that is cheaper, as it can be for two crossed factors."""
+    """Symmetric fill-reducing order (perm[new] = old), the cheapest (by the symbolic
+    factorisation) of: the natural order (terms, then levels), the static degree order
+    (fewest neighbours first: for two crossed factors, the one with more levels is eliminated
+    first and the other's block fills), and, from ``MMD_MIN_N`` effects on, SuperLU's
+    multiple minimum degree on ``K + K'`` (in symmetric mode; its factorisation discarded)."""
     n = probe.shape[0]
-    perm_c = splu(probe, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                  options={"SymmetricMode": True}).perm_c
-    mmd = np.argsort(perm_c)  # SuperLU moves column i to position perm_c[i]
-    natural = np.arange(n)
-    return min((mmd, natural), key=lambda p: _symbolic_cost(keys, n, p))
+    candidates = [np.arange(n), np.argsort(np.diff(probe.indptr), kind="stable")]
+    if n >= MMD_MIN_N:
+        perm_c = splu(probe, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                      options={"SymmetricMode": True}).perm_c
+        candidates.append(np.argsort(perm_c))  # SuperLU moves column i to position perm_c[i]
+    return min(candidates, key=lambda p: _symbolic_cost(keys, n, p))
 
 
 def _build_structure(obj: MarginalLikelihood) -> _Structure:
