@@ -44,41 +44,14 @@ POISSON, BINOMIAL, CUMULATIVE_LOGIT = 0, 1, 2
 OK, NONFINITE_CURVATURE, NOT_POSITIVE = 0, 1, 2
 
 
-@_njit_inline
-def _block(code, Y, D, C, bi, eta, order, g, H, T, W):  # pragma: no cover - compiled
-    """Log-likelihood of block ``bi`` at ``eta`` (J,), filling g (J,), H (J,J), T (J,J,J);
-    ``W`` (4, max(D.shape)) is scratch space for the cumulative logit. No allocation here:
-    a function that allocates (even in a branch not taken) costs ~20x more per call."""
-    if code == 0:
-        mu = math.exp(eta[0])
-        if order >= 1:
-            g[0] = Y[bi, 0] - mu
-        if order >= 2:
-            H[0, 0] = -mu
-        if order >= 3:
-            T[0, 0, 0] = -mu
-        return Y[bi, 0] * eta[0] - mu
-    if code == 1:
-        s, n = Y[bi, 0], Y[bi, 0] + Y[bi, 1]
-        e = eta[0]
-        # n log(1 + exp(e)) without overflow
-        lae = e + math.log1p(math.exp(-e)) if e > 0 else math.log1p(math.exp(e))
-        if order >= 1:
-            p = 1.0 / (1.0 + math.exp(-e)) if e >= 0 else math.exp(e) / (1.0 + math.exp(e))
-            g[0] = s - n * p
-            v = p * (1.0 - p)
-            if order >= 2:
-                H[0, 0] = -n * v
-            if order >= 3:
-                T[0, 0, 0] = -n * v * (1.0 - 2.0 * p)
-        return s * e - n * lae
-    return _cumulative_block(Y, D, C, bi, eta, order, g, H, T, W)
-
-
 @_njit
-def _cumulative_block(Y, D, C, bi, eta, order, g, H, T, W):  # pragma: no cover - compiled
-    """``_block`` for the cumulative logit, kept out of line: its loops would stop the
-    Poisson and binomial branches from being inlined into the Newton loop (8x slower)."""
+def _block(Y, D, C, bi, eta, order, g, H, T, W):  # pragma: no cover - compiled
+    """Cumulative-logit log-likelihood of block ``bi`` at ``eta`` (J,), filling g (J,),
+    H (J,J), T (J,J,J); ``W`` (4, max(D.shape)) is scratch space (no allocation per call).
+
+    The one-predictor families (Poisson, binomial) never come here: ``scalar_agq`` and
+    ``glm_derivatives`` hand them to the scalar ``_glm_l`` (a generic block call cost ~8x
+    the arithmetic it wraps)."""
     y = Y[bi]
     # cumulative logit: pi_k = sum_j D_kj F(eta_j) + c_k
     nk, nj = D.shape
@@ -142,7 +115,7 @@ def _cumulative_block(Y, D, C, bi, eta, order, g, H, T, W):  # pragma: no cover 
 
 
 @_njit_inline
-def _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W):  # pragma: no cover
+def _cluster_h(Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W):  # pragma: no cover
     """``h(v)``, ``h'(v)`` and ``K = -h''(v)`` of one cluster (blocks b0 .. b0 + nb - 1)."""
     J = eta.shape[0]
     h = -0.5 * v * v
@@ -152,7 +125,7 @@ def _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W):  # pragm
         b = b0 + i
         for j in range(J):
             eta[j] = eta0[b, j] + M[b, j] * v
-        h += _block(code, Y, D, Cc, b, eta, 2, gb, Hb, Tb, W)
+        h += _block(Y, D, Cc, b, eta, 2, gb, Hb, Tb, W)
         if not np.isfinite(h):
             return h, gr, K
         for j in range(J):
@@ -354,7 +327,7 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
     (value, status).
     """
     B, J = eta0.shape
-    if code <= 1 and J == 1:
+    if code <= 1:  # Poisson / binomial: one linear predictor per block
         return scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, tol,
                               max_iter, want_grad, grad, L_out, post)
     n_cl = starts.shape[0] - 1
@@ -387,10 +360,10 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
         nb = b1 - b0
         # ---- mode by damped Newton (value, gradient and curvature in one pass per trial)
         v = v_start[c]
-        h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
+        h, gr, K = _cluster_h(Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
         if not np.isfinite(h):
             v = 0.0
-            h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
+            h, gr, K = _cluster_h(Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
         for it in range(max_iter + 1):
             if not np.isfinite(K):
                 return 0.0, NONFINITE_CURVATURE
@@ -401,13 +374,13 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
                 # one last full step: Newton's quadratic convergence puts v within ~tol^2 of
                 # the mode, so gradients (and differences of them) carry no mode error
                 v += step
-                h, gr, K = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
+                h, gr, K = _cluster_h(Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
                 break
             t = 1.0
             vnew, hnew, grnew, Knew = v, h, gr, K
             for _half in range(40):
                 vnew = v + t * step
-                hnew, grnew, Knew = _cluster_h(code, Y, D, Cc, eta0, M, b0, nb, vnew, eta, gb,
+                hnew, grnew, Knew = _cluster_h(Y, D, Cc, eta0, M, b0, nb, vnew, eta, gb,
                                                Hb, Tb, W)
                 if hnew >= h - 1e-12 * (1.0 + abs(h)):
                     break
@@ -428,7 +401,7 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
                 b = b0 + i
                 for j in range(J):
                     eta[j] = eta0[b, j] + M[b, j] * vv
-                sn += _block(code, Y, D, Cc, b, eta, 1 if want_grad else 0, gb, Hb, Tb, W)
+                sn += _block(Y, D, Cc, b, eta, 1 if want_grad else 0, gb, Hb, Tb, W)
                 if want_grad:
                     for j in range(J):
                         gn[i, n, j] = gb[j]
@@ -443,7 +416,7 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
             b = b0 + i
             for j in range(J):
                 eta[j] = eta0[b, j] + M[b, j] * v
-            _block(code, Y, D, Cc, b, eta, 3, gb, Hb, Tb, W)
+            _block(Y, D, Cc, b, eta, 3, gb, Hb, Tb, W)
             for j in range(J):
                 gh[i, j] = gb[j]
                 for k in range(J):
@@ -597,18 +570,13 @@ def glm_derivatives(code, Y, D, Cc, X, offset, beta, order, score,
     """Log-likelihood (without constants) of ``eta = X beta + offset``, its score and the
     information ``-X' H X`` (order 2)."""
     B, J, p = X.shape
-    eta = np.empty(J)
-    gb = np.empty(J)
-    Hb = np.empty((J, J))
-    Tb = np.empty((J, J, J))
-    W = np.empty((4, max(D.shape[0], D.shape[1])))
     for a in range(p):
         score[a] = 0.0
         for c in range(p):
             info[a, c] = 0.0
     ll = 0.0
-    if code <= 1 and J == 1:
-        # Poisson / binomial: scalar blocks, the family inlined (as scalar_agq_glm)
+    if code <= 1:
+        # Poisson / binomial: one predictor per block, the family inlined (as scalar_agq_glm)
         for b in range(B):
             e = offset[b, 0]
             for a in range(p):
@@ -631,13 +599,18 @@ def glm_derivatives(code, Y, D, Cc, X, offset, beta, order, score,
                 for c in range(a):
                     info[c, a] = info[a, c]
         return ll
+    eta = np.empty(J)
+    gb = np.empty(J)
+    Hb = np.empty((J, J))
+    Tb = np.empty((J, J, J))
+    W = np.empty((4, max(D.shape[0], D.shape[1])))
     for b in range(B):
         for j in range(J):
             e = offset[b, j]
             for a in range(p):
                 e += X[b, j, a] * beta[a]
             eta[j] = e
-        ll += _block(code, Y, D, Cc, b, eta, order, gb, Hb, Tb, W)
+        ll += _block(Y, D, Cc, b, eta, order, gb, Hb, Tb, W)
         if order >= 1:
             for j in range(J):
                 for a in range(p):
