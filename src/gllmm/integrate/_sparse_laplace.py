@@ -187,17 +187,16 @@ def _ltsolve(Lp, Li, Lx, t, X):  # pragma: no cover - compiled
 
 
 @_njit
-def _glm_terms(code, Y, b, e):  # pragma: no cover - compiled
-    """Poisson (code 0) or binomial (code 1, Y[b] = successes, failures) log-likelihood of
-    block b at linear predictor e, its first derivative and minus its second.
+def _glm_l(code, y, n, e, order):  # pragma: no cover - compiled
+    """Poisson (code 0: y, log mu = e) or binomial (code 1: y of n, logit p = e): the
+    log-likelihood and its first three derivatives in e (0 beyond ``order`` for binomial).
 
-    The same formulas as ``gllmm._kernels._glm_l``, kept here on purpose: numba's cache of a
-    function is invalidated only by changes to its own file, so compiled code here must not
-    call compiled code of another file."""
+    A copy of ``gllmm._kernels._glm_l`` on purpose: numba's cache of a function is
+    invalidated only by changes to its own file, so compiled code here must not call
+    compiled code of another file."""
     if code == 0:
         mu = math.exp(e)
-        return Y[b, 0] * e - mu, Y[b, 0] - mu, mu
-    y, n = Y[b, 0], Y[b, 0] + Y[b, 1]
+        return y * e - mu, y - mu, -mu, -mu
     if e > 0:
         q = math.exp(-e)
         pr = 1.0 / (1.0 + q)
@@ -206,7 +205,16 @@ def _glm_terms(code, Y, b, e):  # pragma: no cover - compiled
         q = math.exp(e)
         pr = q / (1.0 + q)
         ll = y * e - n * math.log1p(q)
-    return ll, y - n * pr, n * pr * (1.0 - pr)
+    if order == 0:
+        return ll, 0.0, 0.0, 0.0
+    w = pr * (1.0 - pr)
+    return ll, y - n * pr, -n * w, -n * w * (1.0 - 2.0 * pr)
+
+
+@_njit
+def _trials(code, Y, b):  # pragma: no cover - compiled
+    """The binomial index n of block b (0 for Poisson, where it is unused)."""
+    return Y[b, 0] + Y[b, 1] if code else 0.0
 
 
 @_njit
@@ -220,7 +228,8 @@ def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta
         eta[m_row[e]] += m_data[e] * v[m_col[e]]
     h[:] = 0.0
     for b in range(B):
-        lb, g[b], w[b] = _glm_terms(code, Y, b, eta[b])
+        lb, g[b], hb, _ = _glm_l(code, Y[b, 0], _trials(code, Y, b), eta[b], 2)
+        w[b] = -hb
         h[row_cluster[b]] += lb
     for i in range(v.shape[0]):
         h[col_cluster[i]] -= 0.5 * v[i] * v[i]
@@ -282,8 +291,10 @@ def _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pa
     hn = np.empty(n_cl)
     t = np.empty(n_cl)
     status = 1
+    grad = np.empty(n)
     for _it in range(max_iter):
-        grad = -v.copy()
+        for i in range(n):
+            grad[i] = -v[i]
         for e in range(m_row.shape[0]):
             grad[m_col[e]] += m_data[e] * g[m_row[e]]
         if not _factor_k(w, m_data, pair_k, pair_row, pair_e1, pair_e2, k_diag, k_indptr,
@@ -365,18 +376,8 @@ def _glm_score_parts(code, Y, X, eta, v, m_row, m_col, md, mv, n):  # pragma: no
     dF = np.zeros((n, p + m))
     total = 0.0
     for b in range(B):
-        lb, gb, wb = _glm_terms(code, Y, b, eta[b])
+        lb, g[b], H[b], T[b] = _glm_l(code, Y[b, 0], _trials(code, Y, b), eta[b], 3)
         total += lb
-        g[b] = gb
-        H[b] = -wb
-        if code == 0:
-            T[b] = -wb
-        else:
-            nb = Y[b, 0] + Y[b, 1]
-            pr = wb / nb if nb > 0 else 0.0  # p (1 - p)
-            e = eta[b]
-            pp = 1.0 / (1.0 + math.exp(-e)) if e >= 0 else math.exp(e) / (1.0 + math.exp(e))
-            T[b] = -nb * pr * (1.0 - 2.0 * pp)
         for a in range(p):
             dzf[b, a] = X[b, a]
     for e in range(m_row.shape[0]):
@@ -559,6 +560,8 @@ class _Structure:
     lam_b: np.ndarray
     lam_sigma: np.ndarray  # position in the selected inverse (-1: exactly zero, -2: 1)
     lam_pattern: tuple  # (rows, cols, values (nnzLam, m)) of the q x q factor
+    row_cluster: np.ndarray  # (B,) cluster of each block (int64, for the compiled kernels)
+    X: np.ndarray  # (B, p) fixed-effects design of the one linear predictor, contiguous
 
 
 def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -730,6 +733,7 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
         pair_row, pair_e1, pair_e2, pair_k, pair_sigma,
         k_indptr, k_indices, k_diag, parent, l_indptr, l_indices, perm, dense_start,
         lam_rows_glob, np.tile(la, C), np.tile(lb, C), lam_sigma, (lr, lc, lam_vals),
+        np.ascontiguousarray(d.cluster, dtype=np.int64), np.ascontiguousarray(d.X[:, 0, :]),
     )
 
 
@@ -834,6 +838,32 @@ def _glm_code(obj: MarginalLikelihood) -> int | None:
     return obj._glm_code
 
 
+def _predictors(obj: MarginalLikelihood, s: _Structure,
+                params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``eta0 = X beta + offset`` (B,) and the values of M = Z Lambda(theta) (nnz,)."""
+    beta, theta = obj.split(params)
+    return s.X @ beta + obj.design.offset[:, 0], s.m_values @ theta
+
+
+def _start_modes(obj: MarginalLikelihood, s: _Structure, params: np.ndarray) -> np.ndarray:
+    """Where the mode search starts: the first-order prediction ``v + dv/dparams (x - x0)``
+    from the last gradient (about one Newton iteration fewer per evaluation along the
+    optimiser's path), else the last modes, else 0."""
+    tangent = getattr(obj, "_sparse_tangent", None)
+    if tangent is not None and tangent[0].shape == params.shape:
+        x0, v0, dv = tangent
+        return v0 + dv @ (params - x0)
+    v = np.asarray(obj._v_start, dtype=float).reshape(-1)
+    return np.array(v[s.active]) if v.shape[0] == s.n_clusters * s.q else np.zeros(s.n)
+
+
+def _keep_modes(obj: MarginalLikelihood, s: _Structure, v: np.ndarray) -> None:
+    """Store the modes (stacked over the active effects) as ``obj._v_start`` (C, q)."""
+    full = np.zeros(s.n_clusters * s.q)
+    full[s.active] = v
+    obj._v_start = full.reshape(s.n_clusters, s.q)
+
+
 def _compiled_modes(obj: MarginalLikelihood, s: _Structure, eta0: np.ndarray,
                     m_data: np.ndarray, v: np.ndarray, max_iter: int) -> tuple | None:
     """(v, eta, converged, factor) by ``_glm_modes`` for Poisson / binomial designs without a dense
@@ -841,8 +871,6 @@ def _compiled_modes(obj: MarginalLikelihood, s: _Structure, eta0: np.ndarray,
     code = _glm_code(obj)
     if s.dense_start < s.n or code is None:
         return None
-    if not hasattr(s, "row_cluster"):
-        s.row_cluster = np.ascontiguousarray(obj.design.cluster, dtype=np.int64)
     v = np.array(v, dtype=float)
     eta = np.empty(len(eta0))
     Lx = np.empty(s.l_indptr[-1])
@@ -862,9 +890,8 @@ def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
     (as ``MarginalLikelihood.modes``)."""
     d = obj.design
     s = _structure(obj)
-    beta, theta = obj.split(np.asarray(params, dtype=float))
-    eta0 = d.X[:, 0, :] @ beta + d.offset[:, 0]
-    m_data = s.m_values @ theta
+    params = np.asarray(params, dtype=float)
+    eta0, m_data = _predictors(obj, s, params)
     fam = d.family
     C = s.n_clusters
 
@@ -875,20 +902,11 @@ def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
               - 0.5 * np.bincount(s.col_cluster, weights=v_ * v_, minlength=C))
         return h_, eta_, g_[:, 0, 0], H_[:, 0, 0, 0]
 
-    v = np.asarray(obj._v_start, dtype=float).reshape(-1)
-    v = v[s.active] if v.shape[0] == C * s.q else np.zeros(s.n)
-    tangent = getattr(obj, "_sparse_tangent", None)
-    if tangent is not None and tangent[0].shape == params.shape:
-        # first-order prediction of the modes from the last gradient's dv/dparams: saves
-        # about one Newton iteration per evaluation along the optimiser's path
-        x0, v0, dv = tangent
-        v = v0 + dv @ (np.asarray(params, dtype=float) - x0)
+    v = _start_modes(obj, s, params)
     fast = _compiled_modes(obj, s, eta0, m_data, v, max_iter)
     if fast is not None:
         v, eta, converged, factor = fast
-        full = np.zeros(C * s.q)
-        full[s.active] = v
-        obj._v_start = full.reshape(C, s.q)
+        _keep_modes(obj, s, v)
         return SparseModes(v, eta, factor, m_data, converged)
     h, eta, g, H = evaluate(v)
     if not np.all(np.isfinite(h)):
@@ -914,10 +932,15 @@ def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
     factor = _factorize(s, m_data, -H)
     if factor is None:
         raise FitError("curvature at the posterior mode is not positive definite")
-    full = np.zeros(C * s.q)
-    full[s.active] = v
-    obj._v_start = full.reshape(C, s.q)
+    _keep_modes(obj, s, v)
     return SparseModes(v, eta, factor, m_data, converged)
+
+
+def _laplace_value(obj: MarginalLikelihood, s: _Structure, h_hat: float,
+                   log_det: float) -> float:
+    """The full-scale Laplace log-likelihood from ``h(v_hat) = sum l - |v|^2 / 2`` and
+    ``log det K`` (the one-node rule's weight per cluster and the family constant added)."""
+    return h_hat - 0.5 * log_det + s.n_clusters * float(obj.log_weights[0]) + obj._constant
 
 
 def _fused_value_and_gradient(obj: MarginalLikelihood, s: _Structure,
@@ -928,35 +951,20 @@ def _fused_value_and_gradient(obj: MarginalLikelihood, s: _Structure,
     code = _glm_code(obj)
     if code is None or s.dense_start < s.n:
         return None
-    d = obj.design
-    beta, theta = obj.split(params)
-    if not hasattr(s, "row_cluster"):
-        s.row_cluster = np.ascontiguousarray(d.cluster, dtype=np.int64)
-    if not hasattr(s, "X"):
-        s.X = np.ascontiguousarray(d.X[:, 0, :])
-    eta0 = s.X @ beta + d.offset[:, 0]
-    m_data = s.m_values @ theta
-    C = s.n_clusters
-    v = np.asarray(obj._v_start, dtype=float).reshape(-1)
-    v = np.array(v[s.active]) if v.shape[0] == C * s.q else np.zeros(s.n)
-    tangent = getattr(obj, "_sparse_tangent", None)
-    if tangent is not None and tangent[0].shape == params.shape:
-        v = tangent[1] + tangent[2] @ (params - tangent[0])
+    eta0, m_data = _predictors(obj, s, params)
+    v = _start_modes(obj, s, params)
     grad = np.empty(len(params))
     dv = np.empty((s.n, len(params)))
     status, part, log_det = _glm_laplace(
-        code, obj._glm_y, s.X, np.ascontiguousarray(eta0), s.m_row, s.m_col, m_data,
+        code, obj._glm_y, s.X, eta0, s.m_row, s.m_col, m_data,
         s.m_values, s.row_cluster, s.col_cluster, s.pair_k, s.pair_row, s.pair_e1, s.pair_e2,
         s.pair_sigma, s.k_diag, s.k_indptr, s.k_indices, s.l_indptr, s.l_indices, s.parent,
         s.perm, v, obj.inner_tol, 100, grad, dv)
     if status >= 2:
         return None
-    full = np.zeros(C * s.q)
-    full[s.active] = v
-    obj._v_start = full.reshape(C, s.q)
+    _keep_modes(obj, s, v)
     obj._sparse_tangent = (params.copy(), v.copy(), dv)
-    value = part - 0.5 * log_det + C * float(obj.log_weights[0]) + obj._constant
-    return value, grad
+    return _laplace_value(obj, s, part, log_det), grad
 
 
 def sparse_value_and_gradient(
@@ -974,21 +982,18 @@ def sparse_value_and_gradient(
     v, f = info.v, info.factor
     code = _glm_code(obj)
     if code is not None and gradient:
-        X = np.ascontiguousarray(d.X[:, 0, :])
         total, g, H, T, dzf, dF = _glm_score_parts(
-            code, obj._glm_y, X, info.eta, v, s.m_row, s.m_col, info.m_data, s.m_values, s.n)
-        value = (total - 0.5 * float(v @ v) - 0.5 * f.log_det()
-                 + s.n_clusters * float(obj.log_weights[0]) + obj._constant)
+            code, obj._glm_y, s.X, info.eta, v, s.m_row, s.m_col, info.m_data, s.m_values, s.n)
+        value = _laplace_value(obj, s, total - 0.5 * float(v @ v), f.log_det())
         dv = np.ascontiguousarray(f.solve(s, dF))
         obj._sparse_tangent = (params.copy(), v.copy(), dv)
         sigma = f.selected_inverse(s)[s.pair_sigma]
         grad = _glm_gradient(g, H, T, dzf, dv, v, s.m_row, s.m_col, info.m_data, s.m_values,
-                             s.pair_row, s.pair_e1, s.pair_e2, sigma, X.shape[1])
+                             s.pair_row, s.pair_e1, s.pair_e2, sigma, s.X.shape[1])
         return value, grad
     fam = d.family
     l, g, H, T = fam.derivatives(info.eta[:, None, None], 3 if gradient else 0)
-    value = (float(l.sum()) - 0.5 * float(v @ v) - 0.5 * f.log_det()
-             + s.n_clusters * float(obj.log_weights[0]) + obj._constant)
+    value = _laplace_value(obj, s, float(l.sum()) - 0.5 * float(v @ v), f.log_det())
     if not gradient:
         return value, None
     g, H, T = g[:, 0, 0], H[:, 0, 0, 0], T[:, 0, 0, 0, 0]
