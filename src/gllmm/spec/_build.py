@@ -25,7 +25,7 @@ from ._formula import group_codes, model_matrix, parse_formula
 
 def count_column(data: pd.DataFrame, name: str) -> np.ndarray:
     """The count column as floats; SpecError naming rows with missing, negative or non-integer
-    counts."""
+    counts, or saying the column is empty or zero throughout."""
     if name not in data.columns:
         raise SpecError(f"unknown count column {name!r}; available: {', '.join(data.columns)}")
     y = pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=float)
@@ -39,6 +39,11 @@ def count_column(data: pd.DataFrame, name: str) -> np.ndarray:
     if np.any(y != np.round(y)):
         raise SpecError(f"count column {name!r} has non-integer counts in rows "
                         f"{np.flatnonzero(y != np.round(y))[:10].tolist()}")
+    if y.size == 0:
+        raise SpecError(f"count column {name!r} is empty: the data have no rows")
+    if not y.any():
+        # every estimate would run off to -infinity (a fit "converges" at its start values)
+        raise SpecError(f"count column {name!r} is zero in every row: there is nothing to fit")
     return y
 
 
