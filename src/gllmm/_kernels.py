@@ -178,18 +178,14 @@ def _glm_l(code, y, n, e, order):  # pragma: no cover - compiled
     return ll, y - n * pr, -n * w, -n * w * (1.0 - 2.0 * pr)
 
 
-@_njit_inline
-def _trials(code, Y, b):  # pragma: no cover - compiled
-    """The binomial index n of block b (0 for Poisson, where it is unused)."""
-    return Y[b, 0] + Y[b, 1] if code else 0.0
-
-
 @_njit
 def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, tol, max_iter,
                    want_grad, grad, L_out, post):  # pragma: no cover - compiled
     """``scalar_agq`` for one linear predictor per block (J = 1) and a Poisson or binomial
     response, with the family inlined: the same formulas as ``scalar_agq``, ~3x faster
-    because every per-block quantity is a scalar (no block arrays, no generic family call)."""
+    because every per-block quantity is a scalar (no block arrays, no generic family call).
+    The binomial index ``Y[b, 0] + Y[b, 1]`` is written out at each call: a helper taking
+    the array Y made the whole fit 40% slower (measured)."""
     n_cl = starts.shape[0] - 1
     p = X.shape[2]
     m = dM.shape[2]
@@ -215,7 +211,7 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
             h, gr, K = -0.5 * v * v, -v, 1.0
             for b in range(b0, b1):
                 mb = M[b, 0]
-                lb, gb, Hb, _ = _glm_l(code, Y[b, 0], _trials(code, Y, b),
+                lb, gb, Hb, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
                                        eta0[b, 0] + mb * v, 2)
                 h += lb
                 gr += gb * mb
@@ -236,7 +232,7 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
                 hn, grn, Kn = -0.5 * vnew * vnew, -vnew, 1.0
                 for b in range(b0, b1):
                     mb = M[b, 0]
-                    lb, gb, Hb, _ = _glm_l(code, Y[b, 0], _trials(code, Y, b),
+                    lb, gb, Hb, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
                                            eta0[b, 0] + mb * vnew, 2)
                     hn += lb
                     grn += gb * mb
@@ -261,7 +257,7 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
             vn[n] = vv
             sn = logw[n] - 0.5 * vv * vv + half_z2[n]
             for b in range(b0, b1):
-                lb, gb, _, _ = _glm_l(code, Y[b, 0], _trials(code, Y, b),
+                lb, gb, _, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
                                       eta0[b, 0] + M[b, 0] * vv, 1 if want_grad else 0)
                 sn += lb
                 gn[b - b0, n] = gb
@@ -277,7 +273,7 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
             dK[a] = 0.0
         for b in range(b0, b1):
             mb = M[b, 0]
-            _, gb, Hb, _ = _glm_l(code, Y[b, 0], _trials(code, Y, b),
+            _, gb, Hb, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
                                   eta0[b, 0] + mb * v, 2)
             hm = Hb * mb
             for a in range(p):
@@ -288,7 +284,7 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
             dF[a] /= K
         for b in range(b0, b1):
             mb = M[b, 0]
-            _, _, Hb, Tb = _glm_l(code, Y[b, 0], _trials(code, Y, b),
+            _, _, Hb, Tb = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
                                   eta0[b, 0] + mb * v, 3)
             mt = mb * Tb * mb
             for a in range(p):
@@ -587,7 +583,7 @@ def glm_derivatives(code, Y, D, Cc, X, offset, beta, order, score,
             e = offset[b, 0]
             for a in range(p):
                 e += X[b, 0, a] * beta[a]
-            lb, gb0, hb0, _ = _glm_l(code, Y[b, 0], _trials(code, Y, b), e,
+            lb, gb0, hb0, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, e,
                                      min(order, 2))
             ll += lb
             if order >= 1:

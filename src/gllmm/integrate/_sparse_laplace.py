@@ -212,12 +212,6 @@ def _glm_l(code, y, n, e, order):  # pragma: no cover - compiled
 
 
 @_njit
-def _trials(code, Y, b):  # pragma: no cover - compiled
-    """The binomial index n of block b (0 for Poisson, where it is unused)."""
-    return Y[b, 0] + Y[b, 1] if code else 0.0
-
-
-@_njit
 def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w,
            h):  # pragma: no cover - compiled
     """eta = eta0 + M v; per block g = l', w = -l''; per cluster h = sum l - |v_c|^2 / 2."""
@@ -228,7 +222,7 @@ def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta
         eta[m_row[e]] += m_data[e] * v[m_col[e]]
     h[:] = 0.0
     for b in range(B):
-        lb, g[b], hb, _ = _glm_l(code, Y[b, 0], _trials(code, Y, b), eta[b], 2)
+        lb, g[b], hb, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b], 2)
         w[b] = -hb
         h[row_cluster[b]] += lb
     for i in range(v.shape[0]):
@@ -376,7 +370,7 @@ def _glm_score_parts(code, Y, X, eta, v, m_row, m_col, md, mv, n):  # pragma: no
     dF = np.zeros((n, p + m))
     total = 0.0
     for b in range(B):
-        lb, g[b], H[b], T[b] = _glm_l(code, Y[b, 0], _trials(code, Y, b), eta[b], 3)
+        lb, g[b], H[b], T[b] = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b], 3)
         total += lb
         for a in range(p):
             dzf[b, a] = X[b, a]
