@@ -2,7 +2,7 @@
 
 The model (Coull & Agresti 2003) is ``C log(A mu) = X beta + Z u``, ``u ~ N(0, Sigma(theta))``,
 for Poisson, multinomial or product-multinomial counts given u. Layers: ``tables`` -> ``spec``
--> ``links`` -> ``integrate`` -> ``fit`` -> ``results`` -> ``models``; ``smooth``,
+-> ``links`` -> ``integrate`` -> ``fitting`` -> ``results`` -> ``models``; ``smooth``,
 ``simulate``, ``plot`` and ``cli`` sit on top.
 """
 
@@ -16,7 +16,7 @@ from .errors import (
     SpecError,
     TableError,
 )
-from .fit import fit, make_objective, make_result, optimize
+from .fitting import fit, make_objective, make_result, optimize
 from .results import FitResult
 from .spec import Design, build_design
 from .tables import Table, from_array, from_cells, from_long, from_wide, read_table

@@ -515,8 +515,8 @@ def scalar_agq_at(code, Y, D, Cc, X, offset, Z, lam_vec, dM, starts, z, logw, ha
 
 @_njit
 def negative_scalar_agq(data, x, g):  # pragma: no cover - compiled
-    """``-(log-likelihood)`` and its gradient into g, for the compiled BFGS (fit._bfgs);
-    a point where the modes cannot be found is rejected (+1e300), as in fit._optimize."""
+    """``-(log-likelihood)`` and its gradient into g, for the compiled BFGS (fitting._bfgs);
+    a point where the modes cannot be found is rejected (+1e300), as in fitting._optimize."""
     (code, Y, D, Cc, X, offset, Z, lam_vec, dM, starts, z, logw, half_z2, v, tol, max_inner,
      constant, L, post) = data
     value, status = scalar_agq_at(code, Y, D, Cc, X, offset, Z, lam_vec, dM, starts, z, logw,
@@ -661,7 +661,7 @@ def family_arrays(family) -> tuple[int, np.ndarray, np.ndarray, np.ndarray] | No
 # The Newton and BFGS loops are templates calling a global (DERIVS, OBJECTIVE) that ``bind``
 # sets: compiled with a kernel here (one cached machine-code function per objective; numba
 # cannot cache functions that take functions as arguments), or run as Python with a Python
-# objective (fit._glm, fit._bfgs).
+# objective (fitting._glm, fitting._bfgs).
 
 
 def DERIVS(data, beta, order, score, info):  # noqa: N802 - placeholder that bind() replaces

@@ -104,7 +104,7 @@ def test_fit_progress_and_output(mba_csv, tmp_path, capsys):
 
 
 def test_fit_mcem_is_wired(mba_csv, monkeypatch, capsys, mba_independence):
-    mcem = importlib.import_module("gllmm.fit._mcem")  # gllmm.fit is also the function
+    mcem = importlib.import_module("gllmm.fitting._mcem")  # gllmm.fit is also the function
 
     seen = {}
 
@@ -120,7 +120,7 @@ def test_fit_mcem_is_wired(mba_csv, monkeypatch, capsys, mba_independence):
 
 def test_fit_pql(trial_csv, capsys):
     """PQL on model (5.1): close to ML here (sd 0.3436 against 0.3439), labelled as PQL."""
-    pytest.importorskip("gllmm.fit._pql")
+    pytest.importorskip("gllmm.fitting._pql")
     out = run_json(capsys, ["fit", trial_csv, *CLINICAL_ARGS, "--formula", CLINICAL_LOCAL,
                             "--method", "pql", "--json"])
     assert out["method"] == "pql"

@@ -186,7 +186,7 @@ def test_unknown_method(mba_csv, capsys):
 
 
 def test_method_missing_from_installation(mba_csv, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "gllmm.fit._pql", None)
+    monkeypatch.setitem(sys.modules, "gllmm.fitting._pql", None)
     check(capsys, ["fit", mba_csv, "--formula", MBA_25, "--add-cell", "--method", "pql"], 2,
           "--method pql is not available", "use --method agq or laplace")
 

@@ -13,8 +13,8 @@ import pytest
 
 import gllmm
 from gllmm import _kernels, models
-from gllmm.fit._bfgs import minimize_bfgs
-from gllmm.fit._glm import fit_glm
+from gllmm.fitting._bfgs import minimize_bfgs
+from gllmm.fitting._glm import fit_glm
 from gllmm.spec import build_design
 
 pytestmark = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="numba not installed")

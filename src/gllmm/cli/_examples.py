@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import datasets, models
-from ..fit import fit
+from ..fitting import fit
 from ..results._result import _jsonable
 from ._paper import printed
 

@@ -23,7 +23,7 @@ FAMILIES = ("poisson", "binomial", "multinomial")
 LINKS = ("cumulative", "adjacent", "continuation", "baseline")
 METHODS = ("agq", "laplace", "mcem", "pql")
 #: methods fitted by their own function (module, name), imported when asked for
-ALTERNATIVE_FITS = {"mcem": ("gllmm.fit._mcem", "fit_mcem"), "pql": ("gllmm.fit._pql", "fit_pql")}
+ALTERNATIVE_FITS = {"mcem": ("gllmm.fitting._mcem", "fit_mcem"), "pql": ("gllmm.fitting._pql", "fit_pql")}
 
 
 class _CountingObjective:
@@ -82,7 +82,7 @@ def run_fit(design: Any, method: str, n_nodes: int, *, progress: bool = False,
 
 
 def _fit(design: Any, method: str, n_nodes: int, progress: bool, seed: int | None) -> Any:
-    from ..fit import fit, make_result, optimize
+    from ..fitting import fit, make_result, optimize
 
     if method in ALTERNATIVE_FITS:
         if design.n_random == 0:

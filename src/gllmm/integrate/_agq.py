@@ -259,7 +259,7 @@ class MarginalLikelihood:
         return value, grad_c.sum(axis=0)
 
     def compiled_negative(self) -> tuple | None:
-        """``(name, data)`` for ``fit._bfgs.minimize_bfgs(compiled=...)`` when the compiled
+        """``(name, data)`` for ``fitting._bfgs.minimize_bfgs(compiled=...)`` when the compiled
         kernel covers this design, else None."""
         d = self.design
         if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):

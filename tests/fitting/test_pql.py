@@ -22,8 +22,8 @@ import pytest
 
 import gllmm
 from gllmm.errors import FitError
-from gllmm.fit._glm import fit_glm
-from gllmm.fit._pql import WorkingModel, _weights, fit_pql
+from gllmm.fitting._glm import fit_glm
+from gllmm.fitting._pql import WorkingModel, _weights, fit_pql
 from gllmm.models._association_gllmm import random_association, stratified_random_association
 from gllmm.spec import build_design
 

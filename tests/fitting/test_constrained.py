@@ -18,13 +18,13 @@ from scipy.optimize import NonlinearConstraint, minimize
 from scipy.special import gammaln
 
 from gllmm.errors import ConvergenceWarning, SpecError, TableError
-from gllmm.fit._constrained import fit_constrained
-from gllmm.fit._constrained_builders import (
+from gllmm.fitting._constrained import fit_constrained
+from gllmm.fitting._constrained_builders import (
     marginal_cumulative_logit_model,
     marginal_homogeneity_association_model,
     marginal_homogeneity_model,
 )
-from gllmm.fit._constrained_spec import orthogonal_complement
+from gllmm.fitting._constrained_spec import orthogonal_complement
 
 # Coffee brand at two purchases (rows: first purchase; High Point, Taster's Choice, Sanka,
 # Nescafe, Brim), Agresti (2002), Categorical Data Analysis 2nd ed., Section 10.3 (coffee table).

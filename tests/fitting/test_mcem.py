@@ -18,7 +18,7 @@ import pytest
 
 import gllmm
 from gllmm.errors import FitError
-from gllmm.fit._mcem import _importance_loglik, _Sampler, fit_mcem
+from gllmm.fitting._mcem import _importance_loglik, _Sampler, fit_mcem
 from gllmm.models._association_gllmm import random_association, stratified_random_association
 
 SCORES = np.array([1.0, 2.0, 3.0])

@@ -34,7 +34,7 @@ import pytest
 import scipy.linalg
 
 from gllmm.errors import ConvergenceWarning
-from gllmm.fit._constrained import fit_constrained
+from gllmm.fitting._constrained import fit_constrained
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "published" / "hmmm_tutorial.json"
 
