@@ -89,9 +89,8 @@ class MarginalLikelihood:
         self.log_weights = np.log(self.weights)
         self.half_z2 = 0.5 * (self.nodes**2).sum(axis=1)
         self._starts = design.starts()
-        self._one_per_cluster = design.X.shape[0] == design.n_clusters
+        self._one_per_cluster = design.n_blocks == design.n_clusters
         self._constant = float(design.family.constant().sum())
-        self._templates = design.covariance.templates if q else np.zeros((0, 0, 0))
         self._v_start = np.zeros((design.n_clusters, q))
         self._dM_cache: np.ndarray | None = None
         self.inner_tol = inner_tol
@@ -105,6 +104,13 @@ class MarginalLikelihood:
         if self._dM_cache is None and self.design.n_random:
             self._dM_cache = np.einsum("bjq,kqr->bjrk", self.design.Z, self._templates)
         return self._dM_cache
+
+    @property
+    def _templates(self) -> np.ndarray:
+        """The dense (m, q, q) templates, read only by the dense paths (small q per
+        cluster); the sparse Laplace path uses the design's sparse pattern instead."""
+        d = self.design
+        return d.covariance.templates if d.n_random else np.zeros((0, 0, 0))
 
     def _csum(self, a: np.ndarray) -> np.ndarray:
         if self._one_per_cluster:

@@ -71,7 +71,7 @@ DENSE_FILL = 0.9
 def use_sparse(obj: MarginalLikelihood) -> bool:
     """Whether ``obj`` (a MarginalLikelihood) evaluates by the sparse Laplace path."""
     d = obj.design
-    if obj.n_nodes != 1 or d.X.shape[1] != 1 or d.n_random == 0:
+    if obj.n_nodes != 1 or d.n_eta != 1 or d.n_random == 0:
         return False
     flag = getattr(obj, "sparse", None)
     if flag is not None:
@@ -610,18 +610,16 @@ def _fill_reducing_order(probe: sp.csc_matrix, keys: np.ndarray) -> np.ndarray:
 
 def _build_structure(obj: MarginalLikelihood) -> _Structure:
     d = obj.design
-    B, q, C = d.X.shape[0], d.n_random, d.n_clusters
-    tmpl = np.asarray(d.covariance.templates, dtype=float)  # (m, q, q)
-    m = tmpl.shape[0]
-    # Lambda's pattern (union over templates) with one value column per template
-    lam_struct = np.any(tmpl != 0, axis=0)
-    lr, lc = np.nonzero(lam_struct)
-    lam_vals = tmpl[:, lr, lc].T  # (nnzLam, m)
+    B, q, C = d.n_blocks, d.n_random, d.n_clusters
+    pat = d.covariance.pattern  # Lambda's pattern, sorted by row then column
+    lr, lc, lam_vals = pat.rows, pat.cols, pat.values  # lam_vals (nnzLam, m)
+    m = lam_vals.shape[1]
     # M = Z Lambda, structurally: entry (b, j) for every Z_bi != 0 and Lambda_ij in the pattern
-    Zb = d.Z[:, 0, :]
-    zr, zc = np.nonzero(Zb)
-    # Lambda's pattern as CSR: np.nonzero lists (lr, lc) row by row with sorted columns, so
-    # entry k of (lr, lc) is entry k of the CSR data
+    Zb = d.z_sparse.tocoo()
+    zr, zc, zv = Zb.row.astype(np.int64), Zb.col.astype(np.int64), Zb.data
+    keep = zv != 0
+    zr, zc, zv = zr[keep], zc[keep], zv[keep]
+    # Lambda's pattern as CSR: entry k of (lr, lc) is entry k of the CSR data
     lam_indptr = np.zeros(q + 1, dtype=np.int64)
     np.cumsum(np.bincount(lr, minlength=q), out=lam_indptr[1:])
     lam_number = np.arange(1, len(lr) + 1)
@@ -632,7 +630,7 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     lam_pos = lam_number[starts[rep] + within] - 1  # index into (lr, lc)
     e_row = zr[rep]
     e_col = lc[lam_pos]
-    e_val = Zb[zr[rep], zc[rep]][:, None] * lam_vals[lam_pos]  # (nnz_raw, m)
+    e_val = zv[rep][:, None] * lam_vals[lam_pos]  # (nnz_raw, m)
     # merge duplicates (b, j) and stack clusters
     glob = d.cluster[e_row].astype(np.int64) * q + e_col
     key = e_row.astype(np.int64) * (C * q) + glob
@@ -727,8 +725,15 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
         pair_row, pair_e1, pair_e2, pair_k, pair_sigma,
         k_indptr, k_indices, k_diag, parent, l_indptr, l_indices, perm, dense_start,
         lam_rows_glob, np.tile(la, C), np.tile(lb, C), lam_sigma, (lr, lc, lam_vals),
-        np.ascontiguousarray(d.cluster, dtype=np.int64), np.ascontiguousarray(d.X[:, 0, :]),
+        np.ascontiguousarray(d.cluster, dtype=np.int64), _dense_x(d),
     )
+
+
+def _dense_x(d) -> np.ndarray:
+    """The fixed-effects matrix of the one linear predictor, (B, p) contiguous (a sparse X is
+    densified here: its p columns enter every gradient as dense (B, p) derivatives)."""
+    x = d.x_matrix
+    return np.ascontiguousarray(x.toarray() if sp.issparse(x) else x, dtype=float)
 
 
 def _structure(obj: MarginalLikelihood) -> _Structure:
@@ -992,7 +997,7 @@ def sparse_value_and_gradient(
         return value, None
     g, H, T = g[:, 0, 0], H[:, 0, 0, 0], T[:, 0, 0, 0, 0]
     md, mv = info.m_data, s.m_values
-    X = d.X[:, 0, :]
+    X = s.X
     # derivative of eta at fixed v: X for beta, dM_k v for theta_k
     B = X.shape[0]
     dzf = np.concatenate([X, _sum_by(s.m_row, mv * v[s.m_col][:, None], B)], axis=1)  # (B, P)

@@ -115,7 +115,8 @@ class FitResult:
 
     # ------------------------------------------------------------------ variance components
     def _sigma_and_derivs(self) -> tuple[np.ndarray, np.ndarray]:
-        cs = self.design.covariance
+        # on one repetition of each block: q x q would be 3000 x 3000 for crossed factors
+        cs = self.design.covariance.compact()
         lam = cs.factor(self.theta)
         sigma = lam @ lam.T
         d = np.einsum("kqr,sr->kqs", cs.templates, lam)
@@ -129,7 +130,7 @@ class FitResult:
         """
         if self.design.covariance is None:
             return pd.DataFrame(columns=["term", "component", "estimate", "se"])
-        cs = self.design.covariance
+        cs = self.design.covariance.compact()
         sigma, dsig = self._sigma_and_derivs()
         p = self.design.n_fixed
         cov_t = self.cov[p:, p:]

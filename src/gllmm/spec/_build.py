@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -148,7 +149,7 @@ def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
     n_clusters = int(cluster.max()) + 1
 
     specs = []
-    z_cols = []
+    z_rows, z_cols, z_vals = [], [], []
     pos = 0
     rnames: list[str] = []
     first_term_labels = None
@@ -157,16 +158,17 @@ def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
         # slot of each row's group within its cluster
         slot = _slots(cluster_of_row, codes)
         n_slots = int(slot.max()) + 1
-        reps = [pos + s * qt + np.arange(qt) for s in range(n_slots)]
+        reps = pos + np.arange(n_slots)[:, None] * qt + np.arange(qt)[None, :]
         kind = covariance or ("diagonal" if term.diagonal else "unstructured")
         if qt == 1:
             kind = "identity"
         specs.append((term.group, znames, kind, reps))
-        z_cols.append((pos, qt, slot, Zt))
-        for s in range(n_slots):
-            for zn in znames:
-                rnames.append(f"{term.group}:{zn}" if n_slots == 1 else
-                              f"{term.group}[{s}]:{zn}")
+        # Z's entries in O(rows x components): row r has Zt[r] in its group's columns
+        z_rows.append(np.repeat(np.arange(n), qt))
+        z_cols.append((pos + slot[:, None] * qt + np.arange(qt)[None, :]).ravel())
+        z_vals.append(np.asarray(Zt, dtype=float).ravel())
+        rnames.extend(f"{term.group}:{zn}" if n_slots == 1 else f"{term.group}[{s}]:{zn}"
+                      for s in range(n_slots) for zn in znames)
         pos += n_slots * qt
         if first_term_labels is None and n_slots == 1:
             # cluster labels = group labels of the first single-slot term
@@ -174,10 +176,14 @@ def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
             lab[cluster_of_row] = np.asarray(labels, dtype=object)[codes]
             first_term_labels = tuple(lab.tolist())
     q = pos
-    Z = np.zeros((n, 1, q))
-    for start, qt, slot, Zt in z_cols:
-        cols = start + slot[:, None] * qt + np.arange(qt)[None, :]
-        Z[np.arange(n)[:, None], 0, cols] = Zt
+    # rows in cluster order; a (rows x q) CSR matrix, never dense (crossed designs have q in
+    # the thousands)
+    new_row = np.empty(n, dtype=np.int64)
+    new_row[order] = np.arange(n)
+    Z = sp.csr_matrix((np.concatenate(z_vals), (new_row[np.concatenate(z_rows)],
+                                                np.concatenate(z_cols))), shape=(n, q))
+    Z.sum_duplicates()
+    Z.eliminate_zeros()
     cov = block_structure(specs, q)
     labels_out = first_term_labels or tuple(range(n_clusters))
-    return cluster, order, Z[order], cov, labels_out, tuple(rnames)
+    return cluster, order, Z, cov, labels_out, tuple(rnames)
