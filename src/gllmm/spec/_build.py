@@ -90,7 +90,7 @@ def build_design(
         raise SpecError(f"unknown family {family!r} for formula designs; use 'poisson' or "
                         "'binomial' (ordinal and association models have builders in "
                         "gllmm.models)")
-    X, xnames = model_matrix(parsed.fixed, data)
+    X, xnames = model_matrix(parsed.fixed, data, sparse_ok=True)
     n = len(data)
     terms = []
     for term in parsed.random:
@@ -116,7 +116,8 @@ def build_design(
         rows = data.loc[np.repeat(np.arange(n), 2)].reset_index(drop=True)
         rows["outcome"] = np.tile(["success", "failure"], n)
         notes["data"] = rows
-    return Design(fam, X[order][:, None, :], Z, np.zeros((n, 1)), cluster, cov, xnames,
+    X = X[order] if sp.issparse(X) else X[order][:, None, :]
+    return Design(fam, X, Z, np.zeros((n, 1)), cluster, cov, xnames,
                   labels_out, rnames, notes)
 
 

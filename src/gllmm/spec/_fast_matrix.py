@@ -15,8 +15,11 @@ import re
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 _NAME = r"[A-Za-z_][A-Za-z_0-9]*"
+# above this many entries (rows x columns: 32 MB of float64) X is returned sparse
+SPARSE_ABOVE = 4_000_000
 
 
 def _factor_levels(values: pd.Series) -> tuple[list, np.ndarray] | None:
@@ -72,8 +75,14 @@ def _parse_terms(expr: str) -> tuple[bool, list[tuple[str, ...]]] | None:
     return intercept, terms
 
 
-def fast_model_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]] | None:
-    """Dense model matrix and column names of ``expr``, or None when formulaic is needed."""
+def fast_model_matrix(
+    expr: str, data: pd.DataFrame, sparse_ok: bool = False
+) -> tuple[np.ndarray | sp.csr_matrix, tuple[str, ...]] | None:
+    """Model matrix and column names of ``expr``, or None when formulaic is needed.
+
+    Dense, or with ``sparse_ok`` CSR above ``SPARSE_ABOVE`` entries (a factor of many levels:
+    rows x levels dense is 16 GB for a 1000 x 1000 table's ``C(row) + C(col)``).
+    """
     parsed = _parse_terms(expr)
     if parsed is None:
         return None
@@ -113,30 +122,60 @@ def fast_model_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[
                         return None
         elif term[0].startswith("C(") and not intercept:
             return None  # full dummy coding of the first factor: formulaic
-    cols: list[np.ndarray] = []
+    # each column group: a numeric column, or indicators (one column index per row, -1: none)
+    groups: list[tuple[str, np.ndarray, int]] = []
     names: list[str] = []
     if intercept:
-        cols.append(np.ones((n, 1)))
+        groups.append(("numeric", np.ones(n), 1))
         names.append("Intercept")
     for term in terms:
         if len(term) == 1 and term[0] in numeric:
-            cols.append(numeric[term[0]][:, None])
+            groups.append(("numeric", numeric[term[0]], 1))
             names.append(term[0])
             continue
-        block = np.ones((n, 1))
+        index = np.zeros(n, dtype=np.int64)
+        width = 1
         labels = [""]
         for f in term:
             levels, codes = factors[f]
             k = len(levels)
-            dummies = np.zeros((n, k - 1))
-            rows = np.flatnonzero(codes > 0)
-            dummies[rows, codes[rows] - 1] = 1.0
-            # earlier factors vary fastest: new factor's levels are the slow index
-            block = (block[:, None, :] * dummies[:, :, None]).reshape(n, -1)
+            # earlier factors vary fastest: the new factor's levels are the slow index
+            index = np.where((index >= 0) & (codes > 0), (codes - 1) * width + index, -1)
+            width *= k - 1
             labels = [f"{prev}:{f}[T.{lev}]" if prev else f"{f}[T.{lev}]"
                       for lev in levels[1:] for prev in labels]
-        cols.append(block)
+        groups.append(("indicator", index, width))
         names.extend(labels)
-    if not cols:
-        return np.zeros((n, 0)), ()
-    return np.hstack(cols), tuple(names)
+    p = sum(g[2] for g in groups)
+    if sparse_ok and n * p > SPARSE_ABOVE:
+        return _sparse(groups, n, p), tuple(names)
+    out = np.zeros((n, p))
+    col = 0
+    for kind, values, width in groups:
+        if kind == "numeric":
+            out[:, col] = values
+        else:
+            rows = np.flatnonzero(values >= 0)
+            out[rows, col + values[rows]] = 1.0
+        col += width
+    return out, tuple(names)
+
+
+def _sparse(groups: list[tuple[str, np.ndarray, int]], n: int, p: int) -> sp.csr_matrix:
+    """CSR model matrix from column groups, O(rows x groups) time and memory."""
+    rows, cols, vals = [], [], []
+    col = 0
+    for kind, values, width in groups:
+        if kind == "numeric":
+            keep = np.flatnonzero(values != 0)
+            rows.append(keep)
+            cols.append(np.full(keep.size, col, dtype=np.int64))
+            vals.append(values[keep])
+        else:
+            keep = np.flatnonzero(values >= 0)
+            rows.append(keep)
+            cols.append(col + values[keep])
+            vals.append(np.ones(keep.size))
+        col += width
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(n, p))

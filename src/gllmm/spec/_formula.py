@@ -93,8 +93,12 @@ def formula_columns(expr: str) -> set[str]:
     return names - {"C", "I", "factor", "np", "log", "exp", "center", "scale", "poly", "cbind"}
 
 
-def model_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Dense model matrix of a formulaic right-hand side, with a clear error for unknown names.
+def model_matrix(
+    expr: str, data: pd.DataFrame, sparse_ok: bool = False
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Model matrix of a formulaic right-hand side, with a clear error for unknown names.
+
+    Dense, except that with ``sparse_ok`` a large matrix of the common shapes is CSR.
 
     The common shapes (numeric columns, treatment-coded ``C(a)`` and their products) are built
     directly, with formulaic's columns and names (``_fast_matrix``): formulaic's generality
@@ -104,7 +108,7 @@ def model_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, 
 
     from ._fast_matrix import fast_model_matrix
 
-    fast = fast_model_matrix(expr, data)
+    fast = fast_model_matrix(expr, data, sparse_ok)
     if fast is not None:
         return fast
 
