@@ -18,10 +18,10 @@ from scipy.optimize import minimize
 
 from gllmm.errors import InfiniteEstimateWarning, SpecError, TableError
 from gllmm.integrate import MarginalLikelihood
+from gllmm.integrate._cellwise_kernel import CellKernel
 from gllmm.links import Poisson
 from gllmm.smooth._cellwise import _build, _Objective, _start, fit_cellwise
 from gllmm.smooth._cellwise_data import prepare
-from gllmm.smooth._cellwise_kernel import CellKernel
 from gllmm.smooth._cellwise_random import RandomObjective
 from gllmm.spec import Design, block_structure, scalar_structure
 

@@ -8,7 +8,16 @@ from ._constrained_builders import (
     marginal_homogeneity_model,
 )
 from ._constrained_result import ConstrainedFit, ConvergenceInfo, HypothesisTest
-from ._fit import FITTERS, OBJECTIVES, default_start, fit, make_objective, make_result, optimize
+from ._fit import (
+    FITTERS,
+    OBJECTIVES,
+    STRATEGIES,
+    default_start,
+    fit,
+    make_objective,
+    make_result,
+    optimize,
+)
 from ._glm import aliased_columns, check_full_rank, fit_glm
 from ._inference import check_nodes, profile_interval
 from ._mcem import fit_mcem
@@ -27,6 +36,7 @@ __all__ = [
     "marginal_homogeneity_model",
     "FITTERS",
     "OBJECTIVES",
+    "STRATEGIES",
     "fit_mcem",
     "fit_pql",
     "OptSummary",

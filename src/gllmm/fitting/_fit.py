@@ -17,6 +17,8 @@ from ..errors import BoundaryWarning, ConvergenceWarning, FitError
 from ..integrate import MarginalLikelihood
 from ..results import FitResult
 from ..spec._design import Design
+from ._cellwise import applies as cellwise_applies
+from ._cellwise import fit_cellwise_design
 from ._glm import check_full_rank, fit_glm
 from ._optimize import OptSummary, maximize
 
@@ -47,6 +49,25 @@ def _pql(design: Design, **kw: Any) -> FitResult:
 # whole fitting algorithms (not a likelihood handed to an optimiser)
 FITTERS: dict[str, Callable[..., FitResult]] = {"mcem": _mcem, "pql": _pql}
 
+# how AGQ / Laplace evaluate the likelihood, chosen from the design's structure unless given:
+# one effect per cluster; product rule over vector effects; sparse Laplace over large (crossed,
+# nested) clusters; per-cell integrals with a block Newton over factor fixed effects
+STRATEGIES = ("scalar", "product", "sparse", "cellwise")
+
+
+def _set_strategy(objective: MarginalLikelihood, strategy: str | None) -> None:
+    """Make ``objective`` evaluate by ``strategy`` (None: keep the structural choice)."""
+    d = objective.design
+    if strategy is None:
+        return
+    if strategy == "sparse" and objective.n_nodes != 1:
+        raise FitError("the sparse strategy is a Laplace approximation: use method='laplace'")
+    if strategy == "scalar" and (d.n_random != 1 or d.n_theta != 1):
+        raise FitError("the scalar strategy needs one random effect per cluster; use "
+                       "strategy='product' or 'sparse'")
+    objective.sparse = strategy == "sparse"
+    objective.use_kernel = strategy == "scalar"
+
 
 def make_objective(design: Design, method: str = "agq", n_nodes: int | None = None) -> Any:
     """The marginal log-likelihood of ``design`` as a callable of one flat parameter vector.
@@ -60,7 +81,7 @@ def make_objective(design: Design, method: str = "agq", n_nodes: int | None = No
     if key not in OBJECTIVES:
         valid = sorted(OBJECTIVES) + sorted(FITTERS)
         raise FitError(f"unknown method {method!r}; valid methods: {', '.join(valid)}")
-    return OBJECTIVES[key](design, n_nodes)
+    return OBJECTIVES[key](design.dense(), n_nodes)
 
 
 def default_start(design: Design, sd_start: float = 0.5) -> np.ndarray:
@@ -103,10 +124,12 @@ def optimize(
     lower = np.r_[np.full(design.n_fixed, -np.inf),
                   design.covariance.lower if design.covariance is not None else []]
     sd_index = np.flatnonzero(np.r_[np.zeros(design.n_fixed), np.isfinite(lower[design.n_fixed:])])
-    return maximize(
+    opt = maximize(
         objective, start, lower, design.param_names, getattr(objective, "method_name", "agq"),
         getattr(objective, "n_nodes", 0), sd_index, hinv0=hinv, **options,
     )
+    opt.strategy = getattr(objective, "strategy", "")
+    return opt
 
 
 def observed_information(objective: Any, x: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -151,6 +174,7 @@ def fit(
     *,
     data: Any = None,
     family: str = "poisson",
+    strategy: str | None = None,
     **options: Any,
 ) -> FitResult | Any:
     """Fit a GLLMM (or GLLM when the design has no random effects) by maximum likelihood.
@@ -166,6 +190,12 @@ def fit(
     method : {"agq", "laplace"}
     n_nodes : int, optional
         Nodes per dimension for AGQ (default 15).
+    strategy : {"scalar", "product", "sparse", "cellwise"}, optional
+        How AGQ / Laplace evaluate the likelihood; by default chosen from the design's
+        structure (``result.strategy`` says which): ``cellwise`` for one Poisson cell per
+        random effect with factor fixed effects of 30 or more indicator columns, ``sparse``
+        (Laplace) for clusters of many effects, ``scalar`` for one effect per cluster,
+        ``product`` otherwise.
 
     Examples
     --------
@@ -175,30 +205,52 @@ def fit(
         from ..spec import build_design
 
         design = build_design(data, design, family=family)
+    key = method.lower()
+    if strategy is not None and strategy not in STRATEGIES:
+        raise FitError(f"unknown strategy {strategy!r}; valid strategies: "
+                       + ", ".join(STRATEGIES))
+    if strategy is not None and key not in OBJECTIVES:
+        raise FitError(f"strategy applies to the methods agq and laplace, not {method!r}")
+    if design.n_random and key in OBJECTIVES and (
+            strategy == "cellwise" or (strategy is None and cellwise_applies(design))):
+        if objective_only:
+            raise FitError("the cell-wise strategy fits by block Newton and has no objective "
+                           "for objective_only; choose another strategy")
+        res = fit_cellwise_design(design, key, n_nodes, start, **options)
+        _warn(res.opt)
+        return res
+    design = design.dense()
     check_full_rank(design)
     if design.n_random == 0 and not objective_only:
         return _fit_gllm(design, start)
     if method.lower() in FITTERS and not objective_only:
         return FITTERS[method.lower()](design, **options)
     objective = make_objective(design, method, n_nodes)
-    objective.method_name = method.lower()
+    objective.method_name = key
+    _set_strategy(objective, strategy)
     if objective_only:
         return objective
     opt = optimize(objective, design, start, **options)
+    _warn(opt)
+    return make_result(design, objective, opt)
+
+
+def _warn(opt: OptSummary) -> None:
+    """Warnings about convergence and the boundary, for the caller of ``fit``."""
     if not opt.converged:
+        where = (f"; largest gradient {opt.tolerances['max_abs_gradient']:.2e}"
+                 if "max_abs_gradient" in opt.tolerances else "")
         warnings.warn(
-            f"optimisation did not converge ({opt.return_code}; largest gradient "
-            f"{opt.tolerances['max_abs_gradient']:.2e}); estimates may be inaccurate",
-            ConvergenceWarning, stacklevel=2,
+            f"optimisation did not converge ({opt.return_code}{where}); estimates may be "
+            "inaccurate", ConvergenceWarning, stacklevel=3,
         )
     if opt.boundary:
         warnings.warn(
             "variance estimated as zero (boundary fit) for " + ", ".join(opt.boundary)
             + ": the data show no extra variation for that term; its SE is not reported and "
             "tests of it use the boundary-corrected chi-bar-square reference",
-            BoundaryWarning, stacklevel=2,
+            BoundaryWarning, stacklevel=3,
         )
-    return make_result(design, objective, opt)
 
 
 def _fit_gllm(design: Design, start: np.ndarray | None) -> FitResult:
@@ -213,7 +265,7 @@ def _fit_gllm(design: Design, start: np.ndarray | None) -> FitResult:
         n_evaluations=glm.n_iterations, n_iterations=glm.n_iterations,
         return_code="converged" if glm.converged else "iteration limit",
         converged=glm.converged and glm.infinite_cells.size == 0,
-        timings={"optimize": time.perf_counter() - t0},
+        timings={"optimize": time.perf_counter() - t0}, strategy="glm",
     )
     try:
         cov = np.linalg.inv(glm.information)

@@ -39,6 +39,7 @@ class OptSummary:
     log: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     boundary: tuple[str, ...] = ()
+    strategy: str = ""  # how the likelihood was evaluated (see fitting.STRATEGIES)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class OptSummary:
             "tolerances": dict(self.tolerances),
             "timings": dict(self.timings),
             "boundary": list(self.boundary),
+            "strategy": self.strategy,
         }
 
 

@@ -96,6 +96,20 @@ class MarginalLikelihood:
         self.inner_tol = inner_tol
         self.n_evaluations = 0
 
+    @property
+    def strategy(self) -> str:
+        """``sparse`` (Laplace by sparse factorisation), ``scalar`` (one effect per cluster)
+        or ``product`` (product-rule AGQ over vector effects); set by ``gllmm.fit(...,
+        strategy=...)``."""
+        from ._sparse_laplace import use_sparse
+
+        if use_sparse(self):
+            return "sparse"
+        d = self.design
+        if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
+            return "scalar"
+        return "product"
+
     # ------------------------------------------------------------------ helpers
     @property
     def _dM(self) -> np.ndarray | None:

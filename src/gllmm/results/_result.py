@@ -55,6 +55,13 @@ class FitResult:
         return self.opt.method if self.design.n_random else "ml"
 
     @property
+    def strategy(self) -> str:
+        """How the likelihood was evaluated: ``scalar``, ``product``, ``sparse``, ``cellwise``
+        (``glm`` without random effects; the method's name for MCEM and PQL)."""
+        return getattr(self.opt, "strategy", "") or (self.method if self.design.n_random
+                                                      else "glm")
+
+    @property
     def n_nodes(self) -> int:
         return self.opt.n_nodes if self.design.n_random else 0
 
@@ -201,7 +208,7 @@ class FitResult:
     def linear_predictor(self, kind: str = "mode") -> np.ndarray:
         d = self.design
         if kind == "fixed" or d.n_random == 0:
-            return d.X @ self.params[: d.n_fixed] + d.offset
+            return d.fixed_predictor(self.params[: d.n_fixed])
         if kind == "mode":
             return self.posterior["eta_mode"]
         raise ValueError("kind must be 'mode' or 'fixed'")

@@ -35,17 +35,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import BoundaryWarning, ConvergenceWarning, SpecError
-from ._cellwise_data import CellData, prepare, progress_logger
-from ._cellwise_kernel import CellKernel
-from ._cellwise_newton import (
+from ..fitting._block_newton import (
     Factor,
     State,
     Structure,
     factor,
     local_global_covariance,
     maximise,
+    progress_logger,
     solve,
 )
+from ..integrate._cellwise_kernel import CellKernel
+from ._cellwise_data import CellData, prepare
 
 BASES = ("independence", "linear_by_linear")
 ASSOCIATIONS = ("heterogeneous", "common", "random")

@@ -8,9 +8,7 @@ Rows or columns with no counts within a stratum are dropped with a warning (thei
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,17 +175,3 @@ def _drop_empty(data: CellData) -> None:
         )
     data.kept = kept
 
-
-def progress_logger(t0: float, progress: Callable[[dict], None] | None
-                    ) -> tuple[list[dict], Callable[[dict], None]]:
-    """A fitting history and the callback that appends to it (and forwards to ``progress``)."""
-    history: list[dict] = []
-
-    def log(info: dict) -> None:
-        rec = {k: v for k, v in info.items() if k != "params"}
-        rec["elapsed"] = time.perf_counter() - t0
-        history.append(rec)
-        if progress is not None:
-            progress(dict(info, elapsed=rec["elapsed"]))
-
-    return history, log

@@ -31,9 +31,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConvergenceWarning, SpecError
-from ._cellwise_data import progress_logger
-from ._cellwise_kernel import CellKernel, cell_modes
-from ._cellwise_newton import Factor, State, Structure, factor, maximise, solve
+from ..fitting._block_newton import (
+    Factor,
+    State,
+    Structure,
+    factor,
+    maximise,
+    progress_logger,
+    solve,
+)
+from ..integrate._cellwise_kernel import CellKernel, cell_modes
 
 if TYPE_CHECKING:
     from ._cellwise import CellwiseFit, _Model

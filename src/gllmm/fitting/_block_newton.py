@@ -26,6 +26,7 @@ sigma, so the modified step is still an ascent direction (modified Newton in sig
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,8 @@ class Structure:
     Attributes
     ----------
     stratum, row, col : ndarray (n,) of int
-        Stratum, global row level and global column level of each cell.
+        Stratum, global row level and global column level of each cell (row -1: the cell has
+        no row parameter, as the reference row of a treatment-coded design with an intercept).
     row_stratum, row_slot : ndarray (R,)
         Stratum and slot (0..I_k-1) of each global row level.
     col_stratum, col_slot : ndarray (C,)
@@ -87,7 +89,9 @@ class Structure:
         self.n_local = self.n_strata if self.has_local else 0
         self.n_params = self.n_theta + self.n_phi + self.n_local + self.n_global
         self.cell_slot = self.col_slot[self.col]  # -1 on reference columns
-        free = self.cell_slot >= 0
+        # row -1 -> an extra level n_rows whose sums are dropped and whose theta is 0
+        self._row = np.where(self.row >= 0, self.row, self.n_rows)
+        free = (self.cell_slot >= 0) & (self.row >= 0)
         self._bl_index = (
             (self.stratum[free] * self.i_max + self.row_slot[self.row[free]]) * self.m_max
             + self.cell_slot[free]
@@ -108,17 +112,21 @@ class Structure:
         theta, phi, loc, lin, sigma = self.split(p)
         phi_full = np.zeros(self.n_cols)
         phi_full[self.free_col] = phi
-        e = theta[self.row] + phi_full[self.col]
+        e = np.append(theta, 0.0)[self._row] + phi_full[self.col]
         if self.has_local:
             e = e + self.x_local * loc[self.stratum]
         if self.n_lin:
             e = e + self.x_global @ lin
         return e, (sigma if self.sigma_free else sigma_fixed)
 
+    def row_sum(self, v: np.ndarray) -> np.ndarray:
+        """Sum of per-cell values over each row level's cells."""
+        return np.bincount(self._row, v, minlength=self.n_rows + 1)[: self.n_rows]
+
     # ------------------------------------------------------------------ gradient and blocks
     def gradient(self, d_e: np.ndarray, d_s: np.ndarray | None) -> np.ndarray:
         """Flat gradient from per-cell first derivatives dF/deps and dF/dsigma."""
-        g_theta = np.bincount(self.row, d_e, minlength=self.n_rows)
+        g_theta = self.row_sum(d_e)
         g_phi = np.bincount(self.col, d_e, minlength=self.n_cols)[self.free_col]
         parts = [g_theta, g_phi]
         if self.has_local:
@@ -135,7 +143,7 @@ class Structure:
         K, I, M, G = self.n_strata, self.i_max, self.m_max, self.n_global
         w = -d_ee
         D = np.ones((K, I))
-        D[self.row_stratum, self.row_slot] = np.bincount(self.row, w, minlength=self.n_rows)
+        D[self.row_stratum, self.row_slot] = self.row_sum(w)
         Bl = np.zeros(K * I * M)
         Bl[self._bl_index] = w[self._free_cells]
         Bl = Bl.reshape(K, I, M)
@@ -148,9 +156,7 @@ class Structure:
             xl = self.x_local
             loc = M - 1
             pad[:, loc] = False
-            Bl[self.row_stratum, self.row_slot, loc] = np.bincount(
-                self.row, w * xl, minlength=self.n_rows
-            )
+            Bl[self.row_stratum, self.row_slot, loc] = self.row_sum(w * xl)
             col_l = np.bincount(self.col, w * xl, minlength=self.n_cols)[fc]
             All[ks, ss, loc] = col_l
             All[ks, loc, ss] = col_l
@@ -167,9 +173,7 @@ class Structure:
         if G:
             Wg = np.hstack(cols_w)  # (n, G): -d2F/(deps dg)
             for g in range(G):
-                BG[self.row_stratum, self.row_slot, g] = np.bincount(
-                    self.row, Wg[:, g], minlength=self.n_rows
-                )
+                BG[self.row_stratum, self.row_slot, g] = self.row_sum(Wg[:, g])
                 AlG[ks, ss, g] = np.bincount(self.col, Wg[:, g], minlength=self.n_cols)[fc]
                 if self.has_local:
                     AlG[:, M - 1, g] = np.bincount(
@@ -307,6 +311,29 @@ def local_global_covariance(f: Factor) -> tuple[np.ndarray, np.ndarray]:
     return var_l, Tinv
 
 
+def dense_information(st: Structure, b: Blocks) -> np.ndarray:
+    """The negative Hessian ``A`` as a dense matrix in the flat parameter layout (for the
+    covariance of all estimates: (levels + globals)^2, 32 MB for a 1000 x 1000 table)."""
+    K, I, M, G = st.n_strata, st.i_max, st.m_max, st.n_global
+    P = np.zeros((K * I + K * M + G,) * 2)
+    t, lo = slice(0, K * I), slice(K * I, K * I + K * M)
+    g = slice(K * I + K * M, None)
+    P[t, t] = np.diag(b.D.ravel())
+    P[t, lo] = scipy.linalg.block_diag(*b.Bl)
+    P[lo, lo] = scipy.linalg.block_diag(*b.All)
+    P[t, g] = b.BG.reshape(K * I, G)
+    P[lo, g] = b.AlG.reshape(K * M, G)
+    P[g, g] = b.AGG
+    P = np.triu(P) + np.triu(P, 1).T
+    fc = st.free_col
+    idx = [st.row_stratum * I + st.row_slot, K * I + st.col_stratum[fc] * M + st.col_slot[fc]]
+    if st.has_local:
+        idx.append(K * I + np.arange(K) * M + M - 1)
+    idx.append(K * I + K * M + np.arange(G))
+    flat = np.concatenate(idx)
+    return P[np.ix_(flat, flat)]
+
+
 # ---------------------------------------------------------------------- the Newton driver
 @dataclass
 class State:
@@ -383,3 +410,18 @@ def maximise(
             n_eval += 1
         state = trial
     return NewtonResult(state, False, max_iter, n_eval, "maximum number of iterations")
+
+
+def progress_logger(t0: float, progress: Callable[[dict], None] | None
+                    ) -> tuple[list[dict], Callable[[dict], None]]:
+    """A fitting history and the callback that appends to it (and forwards to ``progress``)."""
+    history: list[dict] = []
+
+    def log(info: dict) -> None:
+        rec = {k: v for k, v in info.items() if k != "params"}
+        rec["elapsed"] = time.perf_counter() - t0
+        history.append(rec)
+        if progress is not None:
+            progress(dict(info, elapsed=rec["elapsed"]))
+
+    return history, log

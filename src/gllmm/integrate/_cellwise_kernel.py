@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from ..integrate import gauss_hermite
+from ._gauss_hermite import gauss_hermite
 
 _X_MAX = 500.0  # cap on t z: beyond it a node's weight underflows to exactly zero anyway
 

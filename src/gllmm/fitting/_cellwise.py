@@ -1,0 +1,308 @@
+"""The cell-wise strategy: one scalar random effect per Poisson cell, factor fixed effects.
+
+For ``log mu_n = x_n' beta + offset_n + sigma v_n``, ``v_n ~ N(0, 1)`` iid per cell (paper
+models (2.5) / (2.6) and their stratified forms, Coull & Agresti 2003, Section 2.2), the marginal
+likelihood is a product of one-dimensional integrals, one per cell, so an AGQ evaluation is
+O(cells x nodes) (``integrate._cellwise_kernel``). When the fixed effects hold two large sets of
+indicator columns with disjoint supports (``C(row)`` and ``C(col)``: each cell has at most one
+non-zero in each set) the negative Hessian is diagonal in the first set, dense only in the
+second, and small in the rest, and a Newton step costs O(cells + levels^2)
+(``_block_newton``). The strategy is chosen from this structure of X, however the design was
+written; X may be sparse.
+
+Fit: the Poisson GLM (sigma = 0) by block Newton, then (beta, sigma) jointly from the GLM and a
+moment estimate of sigma; sigma is optimised on the whole real line (the approximation is even
+in sigma) and reported as ``|sigma|``; the GLM is kept, flagged boundary, when the mixed model
+does not improve on it (MixedModels' xtol_zero / ftol_zero rule).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import BoundaryWarning, ConvergenceWarning, FitError
+from ..integrate._cellwise_kernel import CellKernel
+from ..results import FitResult
+from ..spec._design import Design
+from ._block_newton import (
+    Factor,
+    State,
+    Structure,
+    dense_information,
+    factor,
+    maximise,
+    progress_logger,
+    solve,
+)
+from ._optimize import OptSummary
+
+STRATEGY = "cellwise"
+AUTO_MIN_LEVELS = 30  # chosen automatically from this many indicator columns on
+MAX_DENSE_LEVELS = 6000  # the second indicator set's Schur complement is dense
+MAX_GLOBAL = 50  # columns outside the two indicator sets (dense per cell)
+XTOL_ZERO = 1e-4  # |sigma| below this is tried at 0 (MixedModels' xtol_zero)
+FTOL_ZERO = 1e-8  # ... and set to 0 if the log-likelihood drops by less than this
+
+
+@dataclass
+class CellwiseLayout:
+    """A design in the block layout: the structure with sigma free and with sigma = 0, and
+    ``perm`` (the structure's i-th fixed parameter is X's column ``perm[i]``)."""
+
+    mixed: Structure
+    glm: Structure
+    perm: np.ndarray
+    y: np.ndarray
+    offset: np.ndarray
+    n_indicators: int
+
+
+def _indicator_sets(X: sp.csc_matrix) -> tuple[list[int], list[int], list[int]]:
+    """Two sets of 0/1 columns with disjoint supports within each set, and the other columns.
+
+    Greedy in column order: an indicator column joins the first set it does not overlap.
+    Columns non-zero in more than half the rows (an intercept) stay with the others.
+    """
+    n = X.shape[0]
+    covered = [np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)]
+    sets: tuple[list[int], list[int]] = ([], [])
+    rest: list[int] = []
+    for j in range(X.shape[1]):
+        lo, hi = X.indptr[j], X.indptr[j + 1]
+        rows = X.indices[lo:hi]
+        if 0 < hi - lo <= n // 2 and np.all(X.data[lo:hi] == 1.0):
+            for k in (0, 1):
+                if not covered[k][rows].any():
+                    covered[k][rows] = True
+                    sets[k].append(j)
+                    break
+            else:
+                rest.append(j)
+        else:
+            rest.append(j)
+    return sets[0], sets[1], rest
+
+
+def cellwise_layout(design: Design) -> CellwiseLayout | str:
+    """The block layout of ``design``, or a sentence saying why the strategy does not apply."""
+    fam = design.family
+    if fam.name != "poisson" or fam.n_eta != 1:
+        return "it needs Poisson counts (one cell per block)"
+    if design.n_random != 1 or design.n_theta != 1:
+        return "it needs one scalar random effect per cluster"
+    if design.n_clusters != fam.n_blocks:
+        return "it needs one cell per cluster, as (1 | cell)"
+    lam = design.covariance.templates[0, 0, 0]
+    if not np.all(design.Z[:, 0, 0] * lam == 1.0):
+        return "it needs a random intercept per cell"
+    n = fam.n_blocks
+    X = design.X if design.sparse_x else sp.csr_matrix(design.X.reshape(n, -1))
+    X = sp.csc_matrix(X)
+    X.sum_duplicates()
+    X.eliminate_zeros()
+    first, second, rest = _indicator_sets(X)
+    if len(second) > len(first):
+        first, second = second, first
+    if not first or not second:
+        return "its fixed effects have no two sets of indicator columns (C(row) + C(col))"
+    if len(second) > MAX_DENSE_LEVELS:
+        return f"its second indicator set has {len(second)} columns (> {MAX_DENSE_LEVELS})"
+    if len(rest) > MAX_GLOBAL:
+        return f"{len(rest)} fixed-effect columns are not indicators (> {MAX_GLOBAL})"
+    row = np.full(n, -1, dtype=np.intp)
+    col = np.full(n, len(second), dtype=np.intp)  # the last column level is the reference
+    for target, columns in ((row, first), (col, second)):
+        for level, j in enumerate(columns):
+            target[X.indices[X.indptr[j] : X.indptr[j + 1]]] = level
+    n_r, n_c = len(first), len(second)
+    common = {
+        "stratum": np.zeros(n, dtype=np.intp), "row": row, "col": col,
+        "row_stratum": np.zeros(n_r, dtype=np.intp), "row_slot": np.arange(n_r),
+        "col_stratum": np.zeros(n_c + 1, dtype=np.intp), "col_slot": np.r_[np.arange(n_c), -1],
+        "n_strata": 1, "x_local": None, "x_global": X[:, rest].toarray(),
+    }
+    return CellwiseLayout(
+        Structure(**common, sigma_free=True), Structure(**common, sigma_free=False),
+        np.array(first + second + rest, dtype=np.intp), fam.y[:, 0].astype(float),
+        design.offset[:, 0].astype(float), n_r + n_c,
+    )
+
+
+def applies(design: Design, automatic: bool = True) -> bool:
+    """Whether the strategy applies (``automatic``: and the indicator sets are large enough
+    for it to be the fast choice)."""
+    if design.n_random != 1 or design.family.name != "poisson":
+        return False  # cheap refusals before looking at X
+    lay = cellwise_layout(design)
+    if isinstance(lay, str):
+        return False
+    return not automatic or lay.n_indicators >= AUTO_MIN_LEVELS
+
+
+class CellObjective:
+    """Sum of per-cell AGQ log-likelihoods as a function of the structure's flat parameters."""
+
+    def __init__(self, st: Structure, kernel: CellKernel, offset: np.ndarray | None = None
+                 ) -> None:
+        self.st = st
+        self.kernel = kernel
+        self.offset = offset if offset is not None and np.any(offset) else None
+        self.u: np.ndarray | None = None  # warm start of the cell modes only
+
+    def eta(self, p: np.ndarray) -> tuple[np.ndarray, float]:
+        e, sg = self.st.eps(p)
+        return (e if self.offset is None else e + self.offset), sg
+
+    def evaluate(self, p: np.ndarray, order: int) -> State:
+        e, sg = self.eta(p)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            terms = self.kernel.evaluate(e, sg, order, start=self.u)
+            value = float(terms.value.sum())
+        if not np.isfinite(value):
+            return State(p, -np.inf, order)
+        self.u = terms.u
+        if order < 2:
+            return State(p, value, order, extra=terms)
+        grad = self.st.gradient(terms.d_e, terms.d_s)
+        return State(p, value, order, grad, terms)
+
+    def factor(self, state: State) -> Factor:
+        t = state.extra
+        return factor(self.st.blocks(t.d_ee, t.d_es, t.d_ss))
+
+    def step(self, state: State) -> np.ndarray:
+        return self.st.from_padded(*solve(self.factor(state), *self.st.to_padded(state.grad)))
+
+    def least_squares(self, target: np.ndarray) -> np.ndarray:
+        """Parameters whose predictor is closest to ``target`` (the block solve with unit
+        weights): a start for the Newton iterations."""
+        one = np.ones_like(target)
+        f = factor(self.st.blocks(-one, None, None))
+        rhs = self.st.gradient(target, None)
+        return self.st.from_padded(*solve(f, *self.st.to_padded(rhs)))
+
+
+def sigma_moment(y: np.ndarray, mu: np.ndarray) -> float:
+    """Moment estimate of sigma from the Poisson GLM fit: Var y ~ mu + sigma^2 mu^2."""
+    s2 = float(((y - mu) ** 2 - y).sum() / (mu * mu).sum())
+    return float(np.clip(np.sqrt(max(s2, 0.0)), 0.1, 2.0))
+
+
+def fit_cellwise_design(
+    design: Design,
+    method: str = "agq",
+    n_nodes: int | None = None,
+    start: np.ndarray | None = None,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    progress: Callable[[dict], None] | None = None,
+    chunk_size: int = 8192,
+) -> FitResult:
+    """Marginal ML of a cell-wise design by AGQ per cell and block Newton (module docstring).
+
+    Parameters
+    ----------
+    method : {"agq", "laplace"}
+    n_nodes : int, optional
+        Gauss-Hermite nodes per cell (default 15 for AGQ; Laplace is one node).
+    start : ndarray, optional
+        Start of the fixed effects for the GLM stage (default: least squares on log(y + 1/2)).
+    tol : float
+        Convergence: the Newton decrement ``g' A^-1 g`` (log-likelihood units).
+    progress : callable, optional
+        Called with a dict (stage, iteration, loglik, decrement, params, elapsed) per iteration.
+    chunk_size : int
+        Cells per block of quadrature temporaries (memory ~ 10 x chunk x nodes doubles).
+    """
+    t0 = time.perf_counter()
+    lay = cellwise_layout(design)
+    if isinstance(lay, str):
+        raise FitError(f"the cell-wise strategy does not apply to this design: {lay}")
+    nodes = 1 if method == "laplace" else (15 if n_nodes is None else int(n_nodes))
+    if nodes < 1:
+        raise FitError("n_nodes must be at least 1 (1 = Laplace)")
+    y, st = lay.y, lay.mixed
+    kernel = CellKernel(y, nodes, chunk_size)
+    history, log = progress_logger(t0, progress)
+    glm_obj = CellObjective(lay.glm, kernel, lay.offset)
+    p_fixed = design.n_fixed
+    if start is not None:
+        p0 = np.asarray(start, dtype=float)[:p_fixed][lay.perm]
+    else:
+        base = np.log(y + 0.5) - (0.0 if glm_obj.offset is None else glm_obj.offset)
+        p0 = glm_obj.least_squares(base)
+    glm = maximise(glm_obj.evaluate, glm_obj.step, p0, tol=tol, max_iter=max_iter,
+                   progress=log, stage="glm")
+    e0, _ = glm_obj.eta(glm.state.params)
+    s0 = sigma_moment(y, np.exp(e0))
+    # E y = exp(eta + sigma^2 / 2): start the mixed fit with the GLM's means
+    shift = glm_obj.least_squares(np.full_like(y, -0.5 * s0 * s0))
+    obj = CellObjective(st, kernel, lay.offset)
+    res = maximise(obj.evaluate, obj.step, np.r_[glm.state.params + shift, s0], tol=tol,
+                   max_iter=max_iter, progress=log, stage="mixed",
+                   scale_index=(st.n_params - 1,))
+    sigma = abs(float(res.state.params[-1]))
+    boundary = sigma < XTOL_ZERO and glm.state.value >= res.state.value - FTOL_ZERO
+    if not boundary and glm.state.value > res.state.value + FTOL_ZERO:
+        warnings.warn(
+            f"the mixed fit stopped at sigma = {sigma:.4g} with a log-likelihood below the "
+            "Poisson GLM's; reporting sigma = 0", BoundaryWarning, stacklevel=3)
+        boundary = True
+    converged = glm.converged and res.converged  # the caller warns (fitting.fit)
+    final_obj, final = (glm_obj, glm.state) if boundary else (obj, res.state)
+    sign = 1.0 if boundary or res.state.params[-1] >= 0 else -1.0
+    if boundary:
+        sigma = 0.0
+    t1 = time.perf_counter()
+    cov = _covariance(final_obj, final, lay, p_fixed, sign)
+    beta = np.empty(p_fixed)
+    beta[lay.perm] = final.params[:p_fixed]
+    e, _ = final_obj.eta(final.params)
+    post = kernel.posterior(e, sigma)
+    name = design.param_names[-1]
+    opt = OptSummary(
+        method=method, optimizer="block Newton", n_nodes=nodes,
+        initial=np.r_[p0[np.argsort(lay.perm)], s0], final=np.r_[beta, sigma],
+        initial_loglik=history[0]["loglik"] if history else float("nan"),
+        final_loglik=final.value, n_evaluations=glm.n_evaluations + res.n_evaluations,
+        n_iterations=glm.n_iter + res.n_iter, converged=converged,
+        return_code=res.message if glm.converged else f"GLM stage: {glm.message}",
+        tolerances={"newton_decrement": tol, "xtol_zero": XTOL_ZERO, "ftol_zero": FTOL_ZERO},
+        log=history, timings={"optimize": t1 - t0, "information": time.perf_counter() - t1},
+        boundary=(name,) if boundary else (), strategy=STRATEGY,
+    )
+    posterior = {k: v[:, None] for k, v in post.items()}
+    posterior["eta_mode"] = (e + post["mode"])[:, None]
+    return FitResult(design=design, params=np.r_[beta, sigma], cov=cov, loglik=final.value,
+                     opt=opt, posterior=posterior,
+                     extra={"loglik_sigma0": glm.state.value})
+
+
+def _covariance(obj: CellObjective, state: State, lay: CellwiseLayout, p_fixed: int,
+                sign: float) -> np.ndarray:
+    """Inverse observed information of (beta, |sigma|) in the design's parameter order."""
+    t = state.extra
+    st = obj.st
+    cov = np.full((p_fixed + 1, p_fixed + 1), np.nan)
+    A = dense_information(st, st.blocks(t.d_ee, t.d_es, t.d_ss))
+    try:
+        L = np.linalg.cholesky(A)
+        inv = np.linalg.inv(L)
+        sub = inv.T @ inv
+    except np.linalg.LinAlgError:
+        warnings.warn("the information matrix is not positive definite at the estimate; "
+                      "standard errors are not available", ConvergenceWarning, stacklevel=4)
+        return cov
+    order = lay.perm if not st.sigma_free else np.r_[lay.perm, p_fixed]
+    if st.sigma_free:
+        sub[-1, :-1] *= sign
+        sub[:-1, -1] *= sign
+    cov[np.ix_(order, order)] = sub
+    return cov
