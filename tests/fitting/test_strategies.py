@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 import gllmm
-from gllmm.errors import FitError
+from gllmm.errors import FitError, SpecError
 from gllmm.spec import _fast_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,9 +87,9 @@ def test_formula_path_chooses_cellwise_and_sparse_x(monkeypatch: pytest.MonkeyPa
     dense = gllmm.build_design(df, formula)
     monkeypatch.setattr(_fast_matrix, "SPARSE_ABOVE", 10)
     sparse = gllmm.build_design(df, formula)
-    assert sp.issparse(sparse.X) and not sp.issparse(dense.X)
+    assert sp.issparse(sparse.x_matrix) and not sp.issparse(dense.x_matrix)
     assert sparse.fixed_names == dense.fixed_names
-    np.testing.assert_array_equal(sparse.X.toarray(), dense.X[:, 0, :])
+    np.testing.assert_array_equal(sparse.x_matrix.toarray(), dense.X[:, 0, :])
     a = gllmm.fit(sparse, method="agq", n_nodes=15)
     b = gllmm.fit(dense, method="agq", n_nodes=15, strategy="scalar")
     assert a.strategy == "cellwise" and b.strategy == "scalar"
@@ -108,3 +108,11 @@ def test_strategy_refusals() -> None:
     with pytest.raises(FitError, match="Laplace"):
         gllmm.fit(nested, method="agq", strategy="sparse")
     assert gllmm.fit(nested, method="laplace").strategy == "scalar"
+
+
+def test_cellwise_refuses_rank_deficient_x() -> None:
+    df = _generated(9, 7)
+    df["xy2"] = 2.0 * df["xy"]
+    design = gllmm.build_design(df, "count ~ C(row) + C(col) + xy + xy2 + (1 | cell)")
+    with pytest.raises(SpecError, match="rank deficient"):
+        gllmm.fit(design, strategy="cellwise")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import BoundaryWarning, ConvergenceWarning, FitError
+from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
 from ..integrate._cellwise_kernel import CellKernel
 from ..results import FitResult
 from ..spec._design import Design
@@ -98,12 +98,12 @@ def cellwise_layout(design: Design) -> CellwiseLayout | str:
         return "it needs one scalar random effect per cluster"
     if design.n_clusters != fam.n_blocks:
         return "it needs one cell per cluster, as (1 | cell)"
-    lam = design.covariance.templates[0, 0, 0]
-    if not np.all(design.Z[:, 0, 0] * lam == 1.0):
-        return "it needs a random intercept per cell"
+    lam = design.covariance.factor(np.ones(1))[0, 0]
     n = fam.n_blocks
-    X = design.X if design.sparse_x else sp.csr_matrix(design.X.reshape(n, -1))
-    X = sp.csc_matrix(X)
+    z = design.z_sparse
+    if z.nnz != n or not np.all(z.data * lam == 1.0):
+        return "it needs a random intercept per cell"
+    X = sp.csc_matrix(design.x_matrix)  # never the dense (B, J, p) array
     X.sum_duplicates()
     X.eliminate_zeros()
     first, second, rest = _indicator_sets(X)
@@ -181,9 +181,12 @@ class CellObjective:
 
     def least_squares(self, target: np.ndarray) -> np.ndarray:
         """Parameters whose predictor is closest to ``target`` (the block solve with unit
-        weights): a start for the Newton iterations."""
+        weights): a start for the Newton iterations. SpecError if X is rank deficient."""
         one = np.ones_like(target)
         f = factor(self.st.blocks(-one, None, None))
+        if f.modified:  # X'X is singular
+            raise SpecError("the fixed-effects design is rank deficient (X'X is singular); "
+                            "drop aliased columns")
         rhs = self.st.gradient(target, None)
         return self.st.from_padded(*solve(f, *self.st.to_padded(rhs)))
 
@@ -233,11 +236,10 @@ def fit_cellwise_design(
     history, log = progress_logger(t0, progress)
     glm_obj = CellObjective(lay.glm, kernel, lay.offset)
     p_fixed = design.n_fixed
+    base = np.log(y + 0.5) - (0.0 if glm_obj.offset is None else glm_obj.offset)
+    p0 = glm_obj.least_squares(base)  # checks the rank of X too
     if start is not None:
         p0 = np.asarray(start, dtype=float)[:p_fixed][lay.perm]
-    else:
-        base = np.log(y + 0.5) - (0.0 if glm_obj.offset is None else glm_obj.offset)
-        p0 = glm_obj.least_squares(base)
     glm = maximise(glm_obj.evaluate, glm_obj.step, p0, tol=tol, max_iter=max_iter,
                    progress=log, stage="glm")
     e0, _ = glm_obj.eta(glm.state.params)

@@ -81,7 +81,7 @@ def make_objective(design: Design, method: str = "agq", n_nodes: int | None = No
     if key not in OBJECTIVES:
         valid = sorted(OBJECTIVES) + sorted(FITTERS)
         raise FitError(f"unknown method {method!r}; valid methods: {', '.join(valid)}")
-    return OBJECTIVES[key](design.dense(), n_nodes)
+    return OBJECTIVES[key](design, n_nodes)
 
 
 def default_start(design: Design, sd_start: float = 0.5) -> np.ndarray:
@@ -219,7 +219,6 @@ def fit(
         res = fit_cellwise_design(design, key, n_nodes, start, **options)
         _warn(res.opt)
         return res
-    design = design.dense()
     check_full_rank(design)
     if design.n_random == 0 and not objective_only:
         return _fit_gllm(design, start)

@@ -208,7 +208,8 @@ class FitResult:
     def linear_predictor(self, kind: str = "mode") -> np.ndarray:
         d = self.design
         if kind == "fixed" or d.n_random == 0:
-            return d.fixed_predictor(self.params[: d.n_fixed])
+            eta = d.x_matrix @ self.params[: d.n_fixed]  # sparse X stays sparse
+            return np.asarray(eta).reshape(d.offset.shape) + d.offset
         if kind == "mode":
             return self.posterior["eta_mode"]
         raise ValueError("kind must be 'mode' or 'fixed'")
