@@ -40,7 +40,7 @@ MODULES = [
     ("gllmm.tables", "Tables: input and validation"),
     ("gllmm.spec", "Model specification: designs and formulas"),
     ("gllmm.models", "The paper's models as builders"),
-    ("gllmm.fit", "Fitting: AGQ / Laplace, GLLM Newton, constrained ML, inference"),
+    ("gllmm.fitting", "Fitting: AGQ / Laplace, GLLM Newton, constrained ML, inference"),
     ("gllmm.results", "Results"),
     ("gllmm.smooth", "Smoothing and its comparators"),
     ("gllmm.simulate", "Simulation studies (Table 1)"),

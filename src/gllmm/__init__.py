@@ -6,7 +6,7 @@ for Poisson, multinomial or product-multinomial counts given u. Layers: ``tables
 ``simulate``, ``plot`` and ``cli`` sit on top.
 """
 
-from . import datasets, models, tables
+from . import datasets, fitting, models, results, smooth, spec, tables
 from .errors import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -16,8 +16,18 @@ from .errors import (
     SpecError,
     TableError,
 )
-from .fitting import fit, make_objective, make_result, optimize
-from .results import FitResult
+from .fitting import (
+    check_nodes,
+    fit,
+    fit_constrained,
+    fit_mcem,
+    fit_pql,
+    make_objective,
+    make_result,
+    optimize,
+    profile_interval,
+)
+from .results import FitResult, HypothesisTest, anova, lr_test, wald_test
 from .spec import Design, build_design
 from .tables import Table, from_array, from_cells, from_long, from_wide, read_table
 
@@ -30,21 +40,34 @@ __all__ = [
     "FitError",
     "FitResult",
     "GllmmError",
+    "HypothesisTest",
     "InfiniteEstimateWarning",
     "SpecError",
     "Table",
     "TableError",
+    "anova",
     "build_design",
+    "check_nodes",
     "datasets",
+    "fit_constrained",
+    "fit_mcem",
+    "fit_pql",
+    "fitting",
     "from_array",
     "from_cells",
     "from_long",
     "from_wide",
     "fit",
+    "lr_test",
     "make_objective",
     "make_result",
     "models",
     "optimize",
+    "profile_interval",
     "read_table",
+    "results",
+    "smooth",
+    "spec",
     "tables",
+    "wald_test",
 ]

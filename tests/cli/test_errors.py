@@ -185,12 +185,6 @@ def test_unknown_method(mba_csv, capsys):
           "--method", "invalid choice", "agq", "pql")
 
 
-def test_method_missing_from_installation(mba_csv, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "gllmm.fitting._pql", None)
-    check(capsys, ["fit", mba_csv, "--formula", MBA_25, "--add-cell", "--method", "pql"], 2,
-          "--method pql is not available", "use --method agq or laplace")
-
-
 def test_unknown_base(mba_csv, capsys):
     check(capsys, ["smooth", mba_csv, "--row", "statistics", "--col", "economics", "--base",
                    "loess"], 2, "--base", "invalid choice", "linear_by_linear")

@@ -37,7 +37,7 @@ def test_mba_lxl_boundary(mba_lxl):
 
 def test_mba_lr_for_beta(mba_independence, mba_lxl):
     lr = mba_lxl.lr_test(mba_independence)
-    assert abs(lr["statistic"] - 13.239) < 1e-2
+    assert abs(lr.statistic - 13.239) < 1e-2
 
 
 def test_table2_columns(mba_independence, mba_lxl):
@@ -84,8 +84,8 @@ def test_clinical_global_lr(trial, clinical_global):
         r0 = gllmm.fit(models.stratified_global_association(
             trial, "center", "treatment", "response", random=False))
     lr = clinical_global.lr_test(r0)
-    assert abs(lr["statistic"] - 3.716) < 1e-2
-    assert abs(lr["p_value"] - 0.027) < 1e-3
+    assert abs(lr.statistic - 3.716) < 1e-2
+    assert abs(lr.p_value - 0.027) < 1e-3
 
 
 def test_table4_random_columns(clinical_local, clinical_global):

@@ -105,7 +105,7 @@ def _mba(progress: bool = False) -> dict[str, Any]:
     for col in ("cellwise_independence", "cellwise_linear_by_linear", "local_likelihood"):
         table[f"paper_{col}"] = paper[col].to_numpy()
     return {"data": mba, "fits": fits, "local": ll, "table": table,
-            "lr": r6.lr_test(r5)}
+            "lr": r6.lr_test(r5).to_dict()}
 
 
 def table2(progress: bool = False) -> ExampleRun:
@@ -187,8 +187,8 @@ def _clinical(progress: bool = False) -> dict[str, Any]:
     return {"fits": {"local": loc, "global": glo, "local_fixed": fits["local_fixed"],
                      "global_fixed": fits["global_fixed"]},
             "table4": t4, "table5": t5,
-            "lr_local": loc.lr_test(fits["local_fixed"]),
-            "lr_global": glo.lr_test(fits["global_fixed"])}
+            "lr_local": loc.lr_test(fits["local_fixed"]).to_dict(),
+            "lr_global": glo.lr_test(fits["global_fixed"]).to_dict()}
 
 
 def _estimates_line(res: Any, label: str) -> str:

@@ -8,7 +8,6 @@ without the library knowing about it.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import warnings
 from typing import Any
@@ -16,14 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import BoundaryWarning, ConvergenceWarning
 from ._io import CliError, apply_levels, apply_scores, check_formula, require_columns
 
 FAMILIES = ("poisson", "binomial", "multinomial")
 LINKS = ("cumulative", "adjacent", "continuation", "baseline")
 METHODS = ("agq", "laplace", "mcem", "pql")
-#: methods fitted by their own function (module, name), imported when asked for
-ALTERNATIVE_FITS = {"mcem": ("gllmm.fitting._mcem", "fit_mcem"), "pql": ("gllmm.fitting._pql", "fit_pql")}
+#: whole fitting algorithms (not a likelihood handed to the optimiser): no progress bar
+ALTERNATIVE_FITS = ("mcem", "pql")
 
 
 class _CountingObjective:
@@ -87,13 +85,8 @@ def _fit(design: Any, method: str, n_nodes: int, progress: bool, seed: int | Non
     if method in ALTERNATIVE_FITS:
         if design.n_random == 0:
             return fit(design)  # no random effects: the GLM, whatever the method
-        module, name = ALTERNATIVE_FITS[method]
-        try:
-            function = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
-            raise CliError(f"--method {method} is not available in this installation "
-                           f"({exc}); use --method agq or laplace") from exc
-        return function(design, seed=seed) if method == "mcem" else function(design)
+        return fit(design, method=method, seed=seed) if method == "mcem" else \
+            fit(design, method=method)
     if not progress or design.n_random == 0:
         return fit(design, method=method, n_nodes=n_nodes)
     from tqdm.auto import tqdm
@@ -103,14 +96,7 @@ def _fit(design: Any, method: str, n_nodes: int, progress: bool, seed: int | Non
         counted = _CountingObjective(objective, bar)
         opt = optimize(counted, design)
         res = make_result(design, counted, opt)
-    if not opt.converged:
-        warnings.warn(f"optimisation did not converge ({opt.return_code}); estimates may be "
-                      "inaccurate", ConvergenceWarning, stacklevel=2)
-    if opt.boundary:
-        warnings.warn("variance estimated as zero (boundary fit) for " + ", ".join(opt.boundary)
-                      + ": the data show no extra variation for that term", BoundaryWarning,
-                      stacklevel=2)
-    return res
+    return res  # make_result warned about convergence and the boundary
 
 
 def resolve_method(args: argparse.Namespace) -> tuple[str, int]:

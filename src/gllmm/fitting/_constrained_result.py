@@ -13,23 +13,7 @@ import scipy.linalg
 from scipy.stats import chi2, norm
 
 from ..errors import SpecError
-
-
-@dataclass(frozen=True)
-class HypothesisTest:
-    """A chi-square test: statistic, degrees of freedom, upper-tail P-value."""
-
-    method: str
-    statistic: float
-    df: int
-    p_value: float
-    hypothesis: str = ""
-
-    def __str__(self) -> str:
-        return (
-            f"{self.method}: {self.statistic:.4f} on {self.df} df, P = {self.p_value:.4g}"
-            + (f"  [{self.hypothesis}]" if self.hypothesis else "")
-        )
+from ..results import HypothesisTest
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,9 @@ def make_objective(design: Design, method: str = "agq", n_nodes: int | None = No
     if key not in OBJECTIVES:
         valid = sorted(OBJECTIVES) + sorted(FITTERS)
         raise FitError(f"unknown method {method!r}; valid methods: {', '.join(valid)}")
-    return OBJECTIVES[key](design, n_nodes)
+    objective = OBJECTIVES[key](design, n_nodes)
+    objective.method_name = key  # the label optimize and make_result report
+    return objective
 
 
 def default_start(design: Design, sd_start: float = 0.5) -> np.ndarray:
@@ -144,7 +146,13 @@ def observed_information(objective: Any, x: np.ndarray, free: np.ndarray) -> np.
 
 
 def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
-    """Estimates, covariance from the observed information, and predictions."""
+    """Estimates, covariance from the observed information, and predictions.
+
+    Warns (``ConvergenceWarning``, ``BoundaryWarning``) when the optimisation did not converge
+    or a variance was estimated as 0, so ``make_objective -> optimize -> make_result`` reports
+    what ``fit`` reports.
+    """
+    _warn(opt)
     t0 = time.perf_counter()
     x = opt.final
     names = design.param_names
@@ -158,7 +166,7 @@ def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
         cov[np.ix_(free, free)] = sub
     except np.linalg.LinAlgError:
         warnings.warn("observed information is singular; standard errors are unavailable",
-                      ConvergenceWarning, stacklevel=3)
+                      ConvergenceWarning, stacklevel=2)
     opt.timings["information"] = time.perf_counter() - t0
     posterior = objective.posterior(x) if design.n_random else None
     return FitResult(design=design, params=x, cov=cov, loglik=opt.final_loglik, opt=opt,
@@ -184,10 +192,14 @@ def fit(
 
     Parameters
     ----------
-    design : Design or str
+    design : Design, str or ConstrainedModel
         A design from ``build_design`` / ``gllmm.models``, or an lme4-style formula, in which
-        case ``data`` (and ``family``) are passed to ``build_design``.
-    method : {"agq", "laplace"}
+        case ``data`` (and ``family``) are passed to ``build_design``; or a constrained model
+        (``gllmm.fitting.marginal_homogeneity_model`` ...), fitted by constrained ML to the
+        counts given as ``data`` (``options`` go to ``ConstrainedModel.fit``).
+    method : {"agq", "laplace", "mcem", "pql"}
+        Adaptive Gauss-Hermite quadrature, Laplace, Monte Carlo EM (``fit_mcem``) or penalised
+        quasi-likelihood (``fit_pql``); ``options`` go to the method.
     n_nodes : int, optional
         Nodes per dimension for AGQ (default 15).
     strategy : {"scalar", "product", "sparse", "cellwise"}, optional
@@ -201,6 +213,18 @@ def fit(
     --------
     >>> res = fit("count ~ C(row) + C(col) + (1 | cell)", data=df, n_nodes=15)  # doctest: +SKIP
     """
+    from ._constrained_builders import ConstrainedModel
+
+    if isinstance(design, ConstrainedModel):  # constrained ML: counts come as ``data``
+        if data is None:
+            raise FitError("a constrained model is fitted to counts: gllmm.fit(model, "
+                           "data=table_counts)")
+        return design.fit(data, **options)
+    if method.lower() == "constrained":
+        raise FitError("method='constrained' fits a constrained model from "
+                       "gllmm.fitting (e.g. marginal_homogeneity_model(3)): "
+                       "gllmm.fit(model, data=counts), or use "
+                       "gllmm.fit_constrained(counts, C, A, X)")
     if isinstance(design, str):
         from ..spec import build_design
 
@@ -230,12 +254,12 @@ def fit(
     if objective_only:
         return objective
     opt = optimize(objective, design, start, **options)
-    _warn(opt)
     return make_result(design, objective, opt)
 
 
 def _warn(opt: OptSummary) -> None:
-    """Warnings about convergence and the boundary, for the caller of ``fit``."""
+    """Warnings about convergence and the boundary, for the caller of ``fit`` or
+    ``make_result``."""
     if not opt.converged:
         where = (f"; largest gradient {opt.tolerances['max_abs_gradient']:.2e}"
                  if "max_abs_gradient" in opt.tolerances else "")

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..spec._design import Design
+from ..errors import FitError, SpecError
+from ..spec._design import VARIANCE_ROLES, Design
+from ._tests import HypothesisTest, lr_test, wald_test
 
 
 @dataclass
@@ -62,6 +64,14 @@ class FitResult:
                                                       else "glm")
 
     @property
+    def method_label(self) -> str:
+        """The method as printed: ``AGQ (15 nodes per dimension)``, ``LAPLACE``, ``ML``, ..."""
+        label = self.method.upper()
+        if self.method == "agq" and self.design.n_random:
+            label += f" ({self.n_nodes} nodes per dimension)"
+        return label
+
+    @property
     def n_nodes(self) -> int:
         return self.opt.n_nodes if self.design.n_random else 0
 
@@ -93,8 +103,25 @@ class FitResult:
         return len(self.params)
 
     @property
-    def n_obs(self) -> float:
-        """Number of observations: the total count (individual responses)."""
+    def param_roles(self) -> tuple[str, ...]:
+        """Role of each parameter: ``"fixed"``, ``"sd"``, ``"cholesky_diagonal"``, ..."""
+        return self.design.param_roles
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations as R counts them (the n of ``bic``): cells of a Poisson
+        model (glm/glmer rows), rows of a binomial one (``cbind(s, f)`` rows), individual
+        responses of multinomial and ordinal models (clm/clmm with frequency weights)."""
+        fam = self.design.family
+        if fam.name == "poisson":
+            return int(fam.y.size)
+        if fam.name == "binomial":
+            return int(fam.y.shape[0])
+        return int(round(float(fam.y.sum())))
+
+    @property
+    def n_counts(self) -> float:
+        """Total count (individual responses)."""
         return float(self.design.family.y.sum())
 
     @property
@@ -103,7 +130,13 @@ class FitResult:
 
     @property
     def bic(self) -> float:
-        return -2.0 * self.loglik + math.log(self.n_obs) * self.n_params
+        """``-2 l + log(nobs) k`` with ``nobs`` as R's (rows), so equal to lme4's BIC."""
+        return -2.0 * self.loglik + math.log(self.nobs) * self.n_params
+
+    @property
+    def deviance(self) -> float:
+        """``-2 log-likelihood`` (lme4's ``deviance`` column of ``anova``)."""
+        return -2.0 * self.loglik
 
     def coefficients(self, level: float = 0.95) -> pd.DataFrame:
         """Fixed effects: estimate, SE, z, two-sided p-value and Wald interval."""
@@ -116,9 +149,40 @@ class FitResult:
             f"lower {level:.0%}": est - crit * se, f"upper {level:.0%}": est + crit * se,
         })
 
-    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        c = self.coefficients(level)
-        return c.iloc[:, -2:]
+    def conf_int(self, level: float = 0.95, method: str = "wald",
+                 parameters: list[str] | None = None) -> pd.DataFrame:
+        """Confidence intervals for every parameter of ``names`` (or ``parameters``).
+
+        ``method="wald"``: ``estimate -/+ z SE`` (a variance parameter's lower end is cut at 0);
+        ``method="profile"``: ``{x : 2 [l(hat) - l_p(x)] <= chi2_1(level)}``, each profile
+        maximised over the other parameters (refits; as lme4's ``confint(method="profile")``).
+        Variance parameters are on the scale of ``names`` (SDs, or factor entries).
+        """
+        names = list(self.names) if parameters is None else list(parameters)
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise SpecError(f"unknown parameter(s) {unknown}; parameters: {', '.join(self.names)}")
+        kind = method.lower()
+        if kind not in ("wald", "profile"):
+            raise SpecError(f"unknown interval method {method!r}; use 'wald' or 'profile'")
+        rows = []
+        if kind == "profile":
+            from ..fitting import profile_interval  # refits: the fitting layer does it
+
+            for n in names:
+                iv = profile_interval(self, n, level)
+                rows.append((iv["lower"], iv["upper"]))
+        else:
+            crit = stats.norm.ppf(0.5 + level / 2)
+            se_all = np.sqrt(np.diag(self.cov))
+            for n in names:
+                k = self.names.index(n)
+                lo, hi = self.params[k] - crit * se_all[k], self.params[k] + crit * se_all[k]
+                if self.param_roles[k] in VARIANCE_ROLES:
+                    lo = max(lo, 0.0)
+                rows.append((lo, hi))
+        pct = f"{(1 - level) / 2:.1%}", f"{(1 + level) / 2:.1%}"
+        return pd.DataFrame(rows, index=names, columns=list(pct))
 
     # ------------------------------------------------------------------ variance components
     def _sigma_and_derivs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +255,8 @@ class FitResult:
     def random_effects(self, kind: str = "mode") -> pd.DataFrame:
         """Empirical Bayes predictions of u per cluster: ``mode`` (default), ``mean``, ``sd``."""
         if self.posterior is None:
-            raise ValueError("the model has no random effects")
+            raise FitError("the model has no random effects, so there is nothing to predict; "
+                           "add a term such as (1 | group) to the formula")
         key = {"mode": "mode", "mean": "mean", "sd": "sd", "mode_sd": "mode_sd"}[kind]
         labels = list(self.design.cluster_labels) or list(range(self.design.n_clusters))
         cols = list(self.design.random_names) or [
@@ -212,7 +277,7 @@ class FitResult:
             return np.asarray(eta).reshape(d.offset.shape) + d.offset
         if kind == "mode":
             return self.posterior["eta_mode"]
-        raise ValueError("kind must be 'mode' or 'fixed'")
+        raise SpecError(f"unknown kind {kind!r}; use 'mode' or 'fixed'")
 
     def fitted_counts(self, kind: str = "mode") -> np.ndarray:
         """Fitted counts per input row (random effects at their posterior modes by default)."""
@@ -233,42 +298,76 @@ class FitResult:
         df["fitted"] = self.fitted_counts(kind)
         return df
 
-    def deviance_residuals(self) -> dict[str, float]:
-        """Goodness of fit of a GLLM: G^2, Pearson X^2 and residual df (no random effects)."""
+    def goodness_of_fit(self, kind: str = "fixed") -> dict[str, float]:
+        """Deviance G^2 against the saturated model, Pearson X^2 and residual df.
+
+        With random effects the fitted values are conditional on their modes
+        (``kind="mode"``); the df count only the fixed effects.
+        """
+        dev = self.residuals("deviance", kind)
+        pear = self.residuals("pearson", kind)
+        y = self.design.family.y
+        n_cells = y.size if self.design.family.name == "poisson" else y.size - y.shape[0]
+        return {"G2": float(np.sum(dev**2)), "X2": float(np.sum(pear**2)),
+                "df": n_cells - self.design.n_fixed}
+
+    def residuals(self, type: str = "deviance", kind: str = "mode") -> pd.Series:
+        """Residuals per observation (Poisson cell or binomial/multinomial row), as R's
+        ``residuals(fit, type)``, conditional on the random effects' modes (``kind="mode"``)
+        or at u = 0 (``kind="fixed"``).
+
+        ``response``: ``y - mu`` (binomial: ``y/n - p``, R's proportion scale);
+        ``pearson``: ``sqrt(sum_k (y_k - mu_k)^2 / mu_k)`` with the sign of the first
+        category's difference (Poisson: ``(y - mu)/sqrt(mu)``; binomial:
+        ``(y - n p)/sqrt(n p (1 - p))``); ``deviance``: ``sign * sqrt(d)``, d the contribution
+        to the deviance, ``2 sum_k y_k log(y_k / mu_k)`` (Poisson: ``- 2 (y - mu)`` added).
+        The index is the data row.
+        """
         fam = self.design.family
-        mu = fam.mean(self.linear_predictor("fixed"))
+        kind = "fixed" if self.posterior is None else kind
+        mu = fam.mean(self.linear_predictor(kind))
         y = fam.y
-        g2 = 2 * float(np.sum(np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / mu), 0)
-                              - (y - mu)))
-        x2 = float(np.sum((y - mu) ** 2 / mu))
-        n_cells = y.size if fam.name == "poisson" else y.size - y.shape[0]
-        return {"G2": g2, "X2": x2, "df": n_cells - self.design.n_fixed}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / mu), 0.0)
+        if fam.name == "poisson":  # every cell an observation
+            d, pear, resp = 2 * (term - (y - mu)), (y - mu) / np.sqrt(mu), y - mu
+            index = fam.cells.ravel()
+            d, pear, resp, sign = d.ravel(), pear.ravel(), resp.ravel(), np.sign(resp.ravel())
+        else:  # one observation per block (row): multinomial over its categories
+            d = 2 * term.sum(axis=1)
+            sign = np.sign(y[:, 0] - mu[:, 0])
+            pear = sign * np.sqrt(np.sum((y - mu) ** 2 / mu, axis=1))
+            n = y.sum(axis=1)
+            resp = (y[:, 0] - mu[:, 0]) / n if y.shape[1] == 2 else y[:, 0] - mu[:, 0]
+            index = fam.cells[:, 0] // y.shape[1]
+        out = {"deviance": sign * np.sqrt(np.maximum(d, 0.0)), "pearson": pear,
+               "response": resp}
+        if type not in out:
+            raise SpecError(f"unknown residual type {type!r}; use deviance, pearson or response")
+        return pd.Series(out[type], index=index, name=f"{type} residual").sort_index()
 
     # ------------------------------------------------------------------ tests
-    def lr_test(self, restricted: FitResult) -> dict[str, float]:
-        """Likelihood-ratio test of ``restricted`` (nested) against this fit.
+    def lr_test(self, other: Any) -> HypothesisTest:
+        """Likelihood-ratio test against another fit of the same data, in either order.
 
         Variance components set to zero under the null are on the boundary, so the reference is
-        the chi-bar-square mixture ``sum_i C(k, i) 2^-k chi2(df_fixed + i)`` for k independent
+        the chi-bar-square mixture ``sum_i C(k, i) 2^-k chi2(df - k + i)`` for k independent
         variance components (Self & Liang 1987; Stram & Lee 1994): for one variance, half the
-        chi-square(1) tail.
+        chi-square(1) tail. Which parameters are variances is declared by the covariance
+        structure (``Design.param_roles``). See ``gllmm.results.lr_test``.
         """
-        stat = max(2.0 * (self.loglik - restricted.loglik), 0.0)
-        sd_full = [n for n in self.names if n.startswith("sd(")]
-        sd_rest = [n for n in restricted.names if n.startswith("sd(")
-                   and n not in restricted.boundary]
-        k = max(len(sd_full) - len(sd_rest), 0)
-        df_total = self.n_params - restricted.n_params
-        df_fixed = max(df_total - k, 0)
-        if k == 0:
-            p = float(stats.chi2.sf(stat, df_total)) if df_total > 0 else float("nan")
-        else:
-            p = sum(math.comb(k, i) / 2**k * (stats.chi2.sf(stat, df_fixed + i)
-                                              if df_fixed + i > 0 else float(stat <= 0))
-                    for i in range(k + 1))
-        return {"statistic": stat, "df": df_total, "boundary_components": k, "p_value": float(p)}
+        return lr_test(self, other)
 
-    # ------------------------------------------------------------------ output
+    def wald_test(self, L: Any, rhs: Any | None = None) -> HypothesisTest:
+        """Wald test of ``L params = rhs``: ``(L x - rhs)' (L V L')^-1 (L x - rhs)``.
+
+        ``L`` has one column per parameter of ``names`` or per fixed effect (then the variance
+        parameters get zero weight); or it is a list of parameter names, each tested to be 0.
+        Degrees of freedom: the number of rows of L (linearly independent).
+        """
+        return wald_test(self.params, self.cov, self.names, L, rhs)
+
+        # ------------------------------------------------------------------ output
     def summary(self) -> str:
         """A text summary in the style of statsmodels / R."""
         from ._summary import format_summary
@@ -293,6 +392,8 @@ class FitResult:
             "random_sd_se": self.random_sd_se if self.design.n_random else {},
             "aic": self.aic,
             "bic": self.bic,
+            "nobs": self.nobs,
+            "strategy": self.strategy,
             "fitted": fitted.to_dict(orient="records"),
             "scores": self.design.notes.get("scores", {}),
             "optimizer": self.opt.to_dict(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,16 +17,37 @@ def _fmt(x: float, width: int = 10, digits: int = 4) -> str:
     return f"{x:{width}.{digits}f}"
 
 
+def reference_levels(res: FitResult) -> dict[str, str]:
+    """The reference (omitted) level of each treatment-coded factor among the fixed effects.
+
+    Columns named ``C(a)[T.level]`` (or ``a[T.level]``) are the factor's levels other than the
+    reference; the reference is the data's level that has no column (formulaic's coding).
+    """
+    data = res.design.notes.get("data")
+    shown: dict[str, set[str]] = {}
+    for name in res.design.fixed_names:
+        m = re.fullmatch(r"(.+)\[T\.(.+)\]", str(name))
+        if m and ":" not in m.group(1):
+            shown.setdefault(m.group(1), set()).add(m.group(2))
+    out = {}
+    for term, levels in shown.items():
+        inner = re.fullmatch(r"(?:C|factor)\((\w+)(?:,.*)?\)", term)
+        column = inner.group(1) if inner else term
+        if data is None or column not in data.columns:
+            continue
+        missing = [str(v) for v in sorted(data[column].dropna().unique()) if str(v) not in levels]
+        if len(missing) == 1:
+            out[term] = missing[0]
+    return out
+
+
 def format_summary(res: FitResult) -> str:
     d = res.design
     title = d.notes.get("title", "Generalized log-linear model")
     lines = [title, "=" * max(60, len(title))]
-    method = res.method.upper()
-    if d.n_random:
-        method += f" ({res.n_nodes} nodes per dimension)" if res.method == "agq" else ""
-    lines.append(f"Family: {d.family.name:<20} Method: {method}")
+    lines.append(f"Family: {d.family.name:<20} Method: {res.method_label}")
     lines.append(f"Log-likelihood: {res.loglik:.4f}   AIC: {res.aic:.2f}   BIC: {res.bic:.2f}")
-    lines.append(f"Observations: {res.n_obs:g}   Blocks: {d.X.shape[0]}   "
+    lines.append(f"Observations (n of BIC): {res.nobs:g}   Total count: {res.n_counts:g}   "
                  f"Clusters: {d.n_clusters if d.n_random else '-'}")
     for key, label in (("marginals", "Marginals"), ("coding", "Random-effect coding"),
                        ("sampling", "Sampling")):
@@ -37,6 +59,9 @@ def format_summary(res: FitResult) -> str:
     if scores:
         lines.append("Scores: " + "; ".join(f"{k} = {[round(float(x), 4) for x in v]}"
                                              for k, v in scores.items()))
+    refs = reference_levels(res)
+    if refs:
+        lines.append("Reference levels: " + "; ".join(f"{k} = {v}" for k, v in refs.items()))
     lines.append("")
     coef = res.coefficients()
     width = min(48, max(28, max(len(str(n)) for n in coef.index) + 2))

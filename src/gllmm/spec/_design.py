@@ -94,10 +94,17 @@ class CovarianceStructure:
     blocks : tuple of (term, component names, positions, kind)
         One entry per covariance block (its first repetition), for reporting SDs and
         correlations.
+    roles : tuple of str
+        What each parameter is: ``"sd"`` (a standard deviation), ``"cholesky_diagonal"`` or
+        ``"cholesky_offdiagonal"`` (entries of an unstructured factor, as lme4's theta). Tests
+        read them: a parameter whose role is in ``VARIANCE_ROLES`` is a variance direction,
+        on the boundary of the parameter space at 0. Default: bounded entries are SDs,
+        unbounded ones off-diagonal factor entries.
     """
 
     def __init__(self, templates: np.ndarray | LambdaPattern, lower: Any,
-                 names: tuple[str, ...], blocks: tuple = ()) -> None:
+                 names: tuple[str, ...], blocks: tuple = (),
+                 roles: tuple[str, ...] = ()) -> None:
         if isinstance(templates, LambdaPattern):
             self._pattern: LambdaPattern | None = templates
             self._templates: np.ndarray | None = None
@@ -107,6 +114,11 @@ class CovarianceStructure:
         self.lower = np.asarray(lower, dtype=float)
         self.names = tuple(names)
         self.blocks = tuple(blocks)
+        self.roles = tuple(roles) or tuple(
+            "sd" if lo == 0 else "cholesky_offdiagonal" for lo in self.lower)
+        if len(self.roles) != len(self.names):
+            raise SpecError(f"{len(self.roles)} roles for {len(self.names)} covariance "
+                            "parameters")
 
     def __repr__(self) -> str:
         return (f"CovarianceStructure(q={self.dimension}, names={self.names}, "
@@ -163,7 +175,11 @@ class CovarianceStructure:
         small = LambdaPattern(new[pat.rows[inside]], new[pat.cols[inside]],
                               pat.values[inside], len(keep))
         blocks = tuple((t, c, new[np.asarray(i)], k) for t, c, i, k in self.blocks)
-        return CovarianceStructure(small.dense(), self.lower, self.names, blocks)
+        return CovarianceStructure(small.dense(), self.lower, self.names, blocks, self.roles)
+
+
+#: Roles of covariance parameters that are (square roots of) variances: 0 is a boundary point.
+VARIANCE_ROLES = frozenset({"sd", "cholesky_diagonal"})
 
 
 def scalar_structure(term: str, q: int = 1, component: str = "(Intercept)") -> CovarianceStructure:
@@ -198,12 +214,14 @@ def block_structure(
     """
     lower: list[float] = []
     names: list[str] = []
+    roles: list[str] = []
     blocks = []
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     which: list[np.ndarray] = []  # template of each entry
 
-    def add(r: np.ndarray, c: np.ndarray, low: float, name: str) -> None:
+    def add(r: np.ndarray, c: np.ndarray, low: float, name: str, role: str = "sd") -> None:
+        roles.append(role)
         rows.append(r)
         cols.append(c)
         which.append(np.full(len(r), len(names)))
@@ -222,7 +240,8 @@ def block_structure(
             for a in range(d):
                 for b in range(a + 1):
                     add(idx[:, a], idx[:, b], 0.0 if a == b else -np.inf,
-                        f"lambda({term})[{a},{b}]")
+                        f"lambda({term})[{a},{b}]",
+                        "cholesky_diagonal" if a == b else "cholesky_offdiagonal")
         else:
             raise SpecError(f"unknown covariance kind {kind!r}; "
                             "use identity, diagonal or unstructured")
@@ -233,7 +252,8 @@ def block_structure(
     values[np.arange(len(k)), k] = 1.0
     pattern = LambdaPattern.from_coordinates(
         np.concatenate(rows) if rows else k, np.concatenate(cols) if cols else k, values, q)
-    return CovarianceStructure(pattern, np.array(lower), tuple(names), tuple(blocks))
+    return CovarianceStructure(pattern, np.array(lower), tuple(names), tuple(blocks),
+                               tuple(roles))
 
 
 def _as_matrix(a: Any, name: str) -> np.ndarray | sp.csr_matrix:
@@ -380,6 +400,12 @@ class Design:
     def param_names(self) -> tuple[str, ...]:
         theta = () if self.covariance is None else self.covariance.names
         return tuple(self.fixed_names) + tuple(theta)
+
+    @property
+    def param_roles(self) -> tuple[str, ...]:
+        """Role of each parameter of ``param_names``: ``"fixed"`` then the covariance roles."""
+        theta = () if self.covariance is None else self.covariance.roles
+        return ("fixed",) * self.n_fixed + tuple(theta)
 
     def starts(self) -> np.ndarray:
         """Index of the first block of each cluster (for ``np.add.reduceat``)."""

@@ -1,0 +1,160 @@
+"""Hypothesis tests shared by every result: Wald tests, likelihood-ratio tests and ``anova``.
+
+The likelihood-ratio test of nested fits uses the chi-bar-square reference when the smaller
+model sets variance components to zero (a boundary of the parameter space).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import FitError, SpecError
+from ..spec._design import VARIANCE_ROLES
+
+
+@dataclass(frozen=True)
+class HypothesisTest:
+    """A chi-square type test: statistic, degrees of freedom, upper-tail P-value.
+
+    ``boundary_components`` is the number k of variance components that the null hypothesis
+    sets to 0; for k > 0 the P-value is from the chi-bar-square mixture (see ``chibar_sf``).
+    """
+
+    method: str
+    statistic: float
+    df: int
+    p_value: float
+    hypothesis: str = ""
+    boundary_components: int = 0
+
+    def __str__(self) -> str:
+        ref = f" (chi-bar-square, {self.boundary_components} variance(s) on the boundary)" \
+            if self.boundary_components else ""
+        return (
+            f"{self.method}: {self.statistic:.4f} on {self.df} df, P = {self.p_value:.4g}{ref}"
+            + (f"  [{self.hypothesis}]" if self.hypothesis else "")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def chibar_sf(stat: float, df: int, k: int) -> float:
+    """Upper tail of the chi-bar-square mixture ``sum_i C(k, i) 2^-k chi2(df - k + i)``.
+
+    The reference of the LR statistic when the null sets k independent variance components
+    (and ``df - k`` unconstrained parameters) to 0 (Self & Liang 1987; Stram & Lee 1994). A
+    chi-square with 0 df is the point mass at 0 (tail 0 for a positive statistic).
+    """
+    base = df - k
+    total = 0.0
+    for i in range(k + 1):
+        d = base + i
+        tail = float(stats.chi2.sf(stat, d)) if d > 0 else float(stat <= 0)
+        total += math.comb(k, i) / 2**k * tail
+    return total
+
+
+def _variance_count(result: Any, free_only: bool) -> int:
+    boundary = set(getattr(result, "boundary", ()))
+    return sum(1 for name, role in zip(result.names, result.param_roles, strict=True)
+               if role in VARIANCE_ROLES and not (free_only and name in boundary))
+
+
+def lr_test(first: Any, second: Any) -> HypothesisTest:
+    """Likelihood-ratio test of two nested fits of the same data, in either order.
+
+    The model with fewer parameters is the null. ``stat = 2 (l_full - l_null)``; with k
+    variance components in the full model that the null fixes at 0 (counted from the
+    parameter roles the covariance structure declares; a variance the null estimated as 0
+    counts as fixed), the P-value is ``chibar_sf(stat, df, k)``, df the difference in the
+    number of parameters.
+    """
+    full, null = (first, second) if first.n_params >= second.n_params else (second, first)
+    df = full.n_params - null.n_params
+    if df == 0:
+        raise FitError("the two fits have the same number of parameters, so neither is nested "
+                       "in the other; compare them by AIC/BIC instead")
+    if getattr(full, "nobs", None) != getattr(null, "nobs", None):
+        raise SpecError(f"the fits use different data ({full.nobs} and {null.nobs} "
+                        "observations); fit both models to the same rows")
+    stat = max(2.0 * (full.loglik - null.loglik), 0.0)
+    k = max(_variance_count(full, False) - _variance_count(null, True), 0)
+    k = min(k, df)
+    p = chibar_sf(stat, df, k) if k else float(stats.chi2.sf(stat, df))
+    return HypothesisTest("likelihood ratio", stat, df, float(p),
+                          f"{df} parameter(s) of the larger model fixed", k)
+
+
+def anova(*fits: Any) -> pd.DataFrame:
+    """Compare nested fits as lme4's ``anova(m0, m1, ...)``: one row per model, ordered by
+    the number of parameters, each tested against the row above it by ``lr_test``.
+
+    Columns: ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance`` (-2 logLik), ``Chisq``,
+    ``Df``, ``Pr(>Chisq)`` (boundary-corrected where variance components are dropped).
+    """
+    if len(fits) < 2:
+        raise SpecError("anova compares two or more fits: anova(m0, m1, ...)")
+    order = sorted(range(len(fits)), key=lambda i: (fits[i].n_params, i))
+    rows = []
+    for pos, i in enumerate(order):
+        m = fits[i]
+        row = {"npar": m.n_params, "AIC": m.aic, "BIC": m.bic, "logLik": m.loglik,
+               "deviance": -2.0 * m.loglik, "Chisq": np.nan, "Df": np.nan,
+               "Pr(>Chisq)": np.nan}
+        if pos:
+            t = lr_test(m, fits[order[pos - 1]])
+            row.update({"Chisq": t.statistic, "Df": t.df, "Pr(>Chisq)": t.p_value})
+        rows.append(row)
+    index = [f"model {i + 1}" for i in order]
+    return pd.DataFrame(rows, index=index)
+
+
+def wald_test(params: np.ndarray, cov: np.ndarray, names: tuple[str, ...], L: Any,
+              rhs: Any | None = None) -> HypothesisTest:
+    """Wald test of ``L x = rhs`` for estimates x with covariance V:
+    ``(L x - rhs)' (L V L')^-1 (L x - rhs)`` on ``rank(L)`` df (rows must be independent).
+
+    ``L`` may have fewer columns than x (the leading parameters, e.g. the fixed effects), or be
+    a list of parameter names, each tested to be 0.
+    """
+    n = len(params)
+    if isinstance(L, str | list | tuple) and all(isinstance(v, str) for v in np.atleast_1d(L)):
+        wanted = [L] if isinstance(L, str) else list(L)
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            raise SpecError(f"unknown parameter(s) {unknown}; parameters: {', '.join(names)}")
+        L_mat = np.zeros((len(wanted), n))
+        for r, w in enumerate(wanted):
+            L_mat[r, list(names).index(w)] = 1.0
+    else:
+        L_mat = np.array(L, dtype=np.float64)
+        if L_mat.ndim == 1:
+            L_mat = L_mat.reshape(1, -1)
+        if L_mat.ndim != 2 or L_mat.shape[0] == 0 or not 0 < L_mat.shape[1] <= n:
+            raise SpecError(f"L must have shape (k, p) with k >= 1 and p <= {n}, got "
+                            f"{L_mat.shape}")
+        L_mat = np.pad(L_mat, ((0, 0), (0, n - L_mat.shape[1])))
+    if np.linalg.matrix_rank(L_mat) < L_mat.shape[0]:
+        raise SpecError("the rows of L must be linearly independent")
+    c = np.zeros(L_mat.shape[0]) if rhs is None else np.array(rhs, float).reshape(-1)
+    if c.shape[0] != L_mat.shape[0]:
+        raise SpecError(f"rhs must have {L_mat.shape[0]} entries")
+    used = np.any(L_mat != 0, axis=0)
+    v = L_mat[:, used] @ cov[np.ix_(used, used)] @ L_mat[:, used].T
+    if not np.all(np.isfinite(v)):
+        raise FitError("the tested parameters have no standard errors (a variance on the "
+                       "boundary or a singular information); use lr_test instead")
+    d = L_mat @ params - c
+    stat = float(d @ np.linalg.solve(v, d))
+    k = L_mat.shape[0]
+    terms = "; ".join(f"{' + '.join(f'{w:g} {nm}' for w, nm in zip(row, names, strict=True) if w)}"
+                      f" = {val:g}" for row, val in zip(L_mat, c, strict=True))
+    label = terms if k <= 3 else f"L x = c ({k} rows)"
+    return HypothesisTest("Wald", stat, k, float(stats.chi2.sf(stat, k)), label)
