@@ -11,16 +11,14 @@ specific row and column effects (the XZ and YZ terms) and a heterogeneous XY ass
 common (``"common"``), or random ``beta_k ~ N(beta, sigma_b^2)`` (``"random"``, the two
 variance components of Section 2.2).
 
-Given the fixed effects the marginal likelihood factorises into one 1-D integral per cell, so a
-likelihood pass is O(cells x nodes) and memory O(cells): each integral is approximated by
-adaptive Gauss-Hermite quadrature (``n_nodes``; 1 = Laplace), with exact first and second
-derivatives of the approximation (``_cellwise_kernel``). The fixed effects and sigma are fitted
-by a damped Newton method whose Hessian keeps its block structure: diagonal row block,
-per-stratum dense column block, small global block (``_cellwise_newton``). sigma is optimised
-on the whole real line (the approximation is even in sigma) and reported as ``|sigma|``; the
-Poisson GLM (sigma = 0) is fitted first and kept, flagged ``boundary``, when the mixed model
-does not improve on it. The random-association model does not factorise by cell; it is fitted
-by the Laplace approximation over ``(beta_k, v_.k)`` jointly (``_cellwise_random``).
+Given the fixed effects the marginal likelihood factorises into one 1-D integral per cell. This
+module prepares the table (levels, scores, empty rows and columns), writes the model as an
+engine design (sparse X: row, column and association columns; one random intercept per cell)
+and fits it by the engine's cell-wise strategy (``gllmm.fit(..., strategy="cellwise")``: AGQ
+per cell, block Newton over the factor effects, the Poisson GLM kept, flagged ``boundary``,
+when the mixed model does not improve on it); it maps the estimates back to table-shaped
+effects and smoothed counts. The random-association model does not factorise by cell; it is
+fitted by the Laplace approximation over ``(beta_k, v_.k)`` jointly (``_cellwise_random``).
 
 The log-likelihood is on the full scale (with ``-log y!``), equal for Laplace and AGQ.
 """
@@ -33,25 +31,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..errors import BoundaryWarning, ConvergenceWarning, SpecError
-from ..fitting._block_newton import (
-    Factor,
-    State,
-    Structure,
-    factor,
-    local_global_covariance,
-    maximise,
-    progress_logger,
-    solve,
-)
-from ..integrate._cellwise_kernel import CellKernel
+from ..errors import ConvergenceWarning, SpecError
+from ..fitting._block_newton import Structure
+from ..fitting._cellwise import fit_cellwise_design
+from ..links import Poisson
+from ..spec import Design, scalar_structure
 from ._cellwise_data import CellData, prepare
 
 BASES = ("independence", "linear_by_linear")
 ASSOCIATIONS = ("heterogeneous", "common", "random")
-XTOL_ZERO = 1e-4  # |sigma| below this is tried at 0 (MixedModels' xtol_zero)
-FTOL_ZERO = 1e-8  # ... and set to 0 if the log-likelihood drops by less than this
 
 
 @dataclass
@@ -279,42 +269,6 @@ def _start(model: _Model, st: Structure) -> np.ndarray:
     return np.concatenate([p, [0.0]]) if st.sigma_free else p
 
 
-class _Objective:
-    """Sum of per-cell AGQ log-likelihoods as a function of the flat parameter vector."""
-
-    def __init__(self, st: Structure, kernel: CellKernel) -> None:
-        self.st = st
-        self.kernel = kernel
-        self.u: np.ndarray | None = None  # warm start of the cell modes only
-
-    def evaluate(self, p: np.ndarray, order: int) -> State:
-        e, sg = self.st.eps(p)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            terms = self.kernel.evaluate(e, sg, order, start=self.u)
-            value = float(terms.value.sum())
-        if not np.isfinite(value):
-            return State(p, -np.inf, order)
-        self.u = terms.u
-        if order < 2:
-            return State(p, value, order, extra=terms)
-        grad = self.st.gradient(terms.d_e, terms.d_s)
-        return State(p, value, order, grad, terms)
-
-    def factor(self, state: State) -> Factor:
-        t = state.extra
-        return factor(self.st.blocks(t.d_ee, t.d_es, t.d_ss))
-
-    def step(self, state: State) -> np.ndarray:
-        f = self.factor(state)
-        return self.st.from_padded(*solve(f, *self.st.to_padded(state.grad)))
-
-
-def _sigma_start(y: np.ndarray, mu: np.ndarray) -> float:
-    """Moment estimate of sigma from the Poisson GLM fit: Var y ~ mu + sigma^2 mu^2."""
-    s2 = float(((y - mu) ** 2 - y).sum() / (mu * mu).sum())
-    return float(np.clip(np.sqrt(max(s2, 0.0)), 0.1, 2.0))
-
-
 # ---------------------------------------------------------------------- public entry point
 def fit_cellwise(
     counts: object,
@@ -377,74 +331,71 @@ def fit_cellwise(
         from ._cellwise_random import fit_random
 
         return fit_random(model, int(n_nodes), tol, max_iter, progress, chunk_size, t0)
-    y = data.y[model.cells]
-    kernel = CellKernel(y, int(n_nodes), chunk_size)
-    history, log = progress_logger(t0, progress)
-
-    # stage 1: the Poisson GLM (sigma = 0)
-    glm_obj = _Objective(model.glm, kernel)
-    glm = maximise(glm_obj.evaluate, glm_obj.step, _start(model, model.glm), tol=tol,
-                   max_iter=max_iter, progress=log, stage="glm")
-    e0, _ = model.glm.eps(glm.state.params)
-    s0 = _sigma_start(y, np.exp(e0))
-    p0 = np.concatenate([glm.state.params, [s0]])
-    p0[: model.structure.n_theta] -= 0.5 * s0 * s0
-    # stage 2: fixed effects and sigma jointly
-    obj = _Objective(model.structure, kernel)
+    res = fit_cellwise_design(
+        _design(model), "laplace" if int(n_nodes) == 1 else "agq", int(n_nodes),
+        _start(model, model.glm), tol=tol, max_iter=max_iter, progress=progress,
+        chunk_size=chunk_size)
+    if not res.converged:
+        warnings.warn(f"Newton iterations stopped: {res.opt.return_code}", ConvergenceWarning,
+                      stacklevel=2)
     st = model.structure
-    res = maximise(obj.evaluate, obj.step, p0, tol=tol, max_iter=max_iter, progress=log,
-                   stage="mixed", scale_index=(st.n_params - 1,))
-    sigma = abs(float(res.state.params[-1]))
-    boundary = sigma < XTOL_ZERO and glm.state.value >= res.state.value - FTOL_ZERO
-    if not boundary and glm.state.value > res.state.value + FTOL_ZERO:
-        warnings.warn(
-            f"the mixed fit stopped at sigma = {sigma:.4g} with a log-likelihood below the "
-            "Poisson GLM's; reporting sigma = 0", BoundaryWarning, stacklevel=2)
-        boundary = True
-    converged = glm.converged and res.converged
-    if not converged:
-        warnings.warn(f"Newton iterations stopped: {res.message if glm.converged else glm.message}",
-                      ConvergenceWarning, stacklevel=2)
-    if boundary:
-        final_obj, final, sigma = glm_obj, glm.state, 0.0
-        p_full = np.concatenate([glm.state.params, [0.0]])
-    else:
-        final_obj, final = obj, res.state
-        p_full = final.params.copy()
-        p_full[-1] = sigma
-    # standard errors from the observed information of the AGQ approximation
-    f = final_obj.factor(final)
-    var_l, cov_g = local_global_covariance(f)
-    if f.modified:
-        warnings.warn("the information matrix is not positive definite at the estimate; "
-                      "standard errors are not available", ConvergenceWarning, stacklevel=2)
-        var_l = np.full_like(var_l, np.nan)
-        cov_g = np.full_like(cov_g, np.nan)
-    sigma_se = float(np.sqrt(cov_g[-1, -1])) if not boundary else float("nan")
+    p_full = res.params
+    sigma, boundary = float(p_full[-1]), bool(res.boundary)
+    var = np.diag(res.cov)
+    sigma_se = float("nan") if boundary else float(np.sqrt(var[-1]))
     beta = beta_se = None
+    a = st.n_theta + st.n_phi
     if model.kind == "common":
-        beta, beta_se = float(p_full[st.n_theta + st.n_phi]), float(np.sqrt(cov_g[0, 0]))
+        beta, beta_se = float(p_full[a]), float(np.sqrt(var[a]))
     elif model.kind == "heterogeneous":
-        a = st.n_theta + st.n_phi
-        beta, beta_se = p_full[a : a + st.n_local].copy(), np.sqrt(var_l)
-    e, _ = st.eps(p_full)
-    post = kernel.posterior(e, sigma)
+        beta, beta_se = p_full[a : a + st.n_local].copy(), np.sqrt(var[a : a + st.n_local])
+    post = {k: v[:, 0] for k, v in res.posterior.items()}
+    e = post["eta_mode"] - post["mode"]
     out = _result(model, p_full, post, e, beta, beta_se, sigma, sigma_se)
     return CellwiseFit(
         base=base,
         association=None if model.kind in ("none",) or not data.stratified else model.kind,
         n_nodes=int(n_nodes),
         **out,
-        loglik=final.value,
-        loglik_sigma0=glm.state.value,
-        converged=converged,
+        loglik=res.loglik,
+        loglik_sigma0=res.extra["loglik_sigma0"],
+        converged=res.converged,
         boundary=boundary,
-        n_iter=glm.n_iter + res.n_iter,
-        n_evaluations=glm.n_evaluations + res.n_evaluations,
-        message=res.message,
+        n_iter=res.opt.n_iterations,
+        n_evaluations=res.opt.n_evaluations,
+        message=res.opt.return_code,
         elapsed=time.perf_counter() - t0,
-        history=history,
+        history=res.opt.log,
     )
+
+
+def _design(model: _Model) -> Design:
+    """The engine's design of the model: X (sparse) in the structure's parameter order, theta
+    (each row level's full effect) | phi (free columns) | per-stratum association | common
+    association; one random intercept per cell."""
+    st = model.structure
+    n = len(model.cells)
+    cells = np.arange(n)
+    parts = [(cells, st.row, np.ones(n), st.n_rows)]
+    free = np.flatnonzero(st.cell_slot >= 0)
+    parts.append((free, st.col_param[st.col[free]], np.ones(free.size), st.n_phi))
+    if st.has_local:
+        parts.append((cells, st.stratum, st.x_local, st.n_strata))
+    for g in range(st.n_lin):
+        parts.append((cells, np.zeros(n, dtype=np.intp), st.x_global[:, g], 1))
+    rows, cols, vals, offset = [], [], [], 0
+    for r, c, v, width in parts:
+        rows.append(r)
+        cols.append(offset + c)
+        vals.append(v)
+        offset += width
+    X = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(n, offset))
+    names = [f"row[{i}]" for i in range(st.n_rows)] + [f"col[{j}]" for j in range(st.n_phi)]
+    names += [f"beta[{k}]" for k in range(st.n_local)] + ["beta"] * st.n_lin
+    y = model.data.y[model.cells]
+    return Design(Poisson(y), X, sp.csr_matrix(np.ones((n, 1))), np.zeros((n, 1)), cells,
+                  scalar_structure("cell"), tuple(names))
 
 
 def _effects(model: _Model, p: np.ndarray) -> dict:

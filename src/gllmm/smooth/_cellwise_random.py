@@ -363,7 +363,8 @@ def fit_random(
 
 def _heterogeneous_start(model: _Model, max_iter: int) -> tuple:
     """Fixed beta_k fit (Laplace) on the same cells: starting values for the random model."""
-    from ._cellwise import _Objective, _sigma_start, _start
+    from ..fitting._cellwise import CellObjective, sigma_moment
+    from ._cellwise import _start
 
     st = model.structure
     het = Structure(
@@ -372,10 +373,10 @@ def _heterogeneous_start(model: _Model, max_iter: int) -> tuple:
         sigma_free=False,
     )
     y = model.data.y[model.cells]
-    obj = _Objective(het, CellKernel(y, 1))
+    obj = CellObjective(het, CellKernel(y, 1))
     res = maximise(obj.evaluate, obj.step, _start(model, het), tol=1e-6, max_iter=max_iter,
                    stage="start")
     p = res.state.params
     e, _ = het.eps(p)
     n_f = het.n_theta + het.n_phi
-    return p[:n_f], p[n_f : n_f + het.n_local], _sigma_start(y, np.exp(e))
+    return p[:n_f], p[n_f : n_f + het.n_local], sigma_moment(y, np.exp(e))
