@@ -1,6 +1,7 @@
 """``gllmm`` command-line entry point.
 
-Subcommands: ``fit`` (a formula model on a CSV/Parquet table), ``smooth`` (cell-wise smoothing
+Subcommands: ``fit`` (a formula model on a CSV/Parquet table), ``predict`` (new rows from a
+model saved by ``fit --save``), ``smooth`` (cell-wise smoothing
 of a table), ``simulate`` (the paper's Table 1 study), ``example`` (the paper's examples by
 name: ``table2``, ``table4``, ``table5``, ``hartzel``) and ``report`` (a self-contained HTML
 page of a fit or an example). Every subcommand has ``--json``.
@@ -40,6 +41,9 @@ examples:
   gllmm fit data.csv --formula "count ~ C(row) + C(col) + (1 | cell)" --add-cell --json
   gllmm smooth data.csv --row row --col col --base linear_by_linear --nagq 15
   gllmm report --example table4 -o report.html
+  gllmm fit claims.csv --formula "Claims ~ Age + offset(log(Holders)) + (1 | District)" \\
+      --method laplace --save model.json
+  gllmm predict model.json new.csv     predict new rows from the saved fit
 
 'gllmm COMMAND --help' describes each command."""
 
@@ -59,11 +63,34 @@ examples:
       --levels response=much_better,better,unchanged_or_worse \\
       --formula "response ~ x + (1 + x | center)" --nagq 10
 
-Formulas are lme4-style: fixed terms as in R/patsy (C(f) for factors, I(a*b) for products),
-random terms '(expr | group)' (correlated) or '(expr || group)' (independent).
+  # R idioms: cbind with expressions, factor(), an offset, nested groups, weights
+  gllmm fit cbpp.csv --family binomial \\
+      --formula "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)"
+  gllmm fit insurance.csv --formula "Claims ~ Group + Age + offset(log(Holders))"
+  gllmm fit grouseticks.csv --formula "TICKS ~ factor(YEAR) + cHEIGHT + (1 | LOCATION/BROOD)"
+  gllmm fit ucb.csv --family binomial --weights Freq \\
+      --formula "cbind(admitted, 1 - admitted) ~ Gender + Dept"
+
+Formulas are lme4-style: fixed terms as in R/patsy (factor(f) or C(f) for factors, a*b,
+(a + b)^2, log(x), I(a*b) for products, `odd name` for columns with dots or spaces,
+offset(expr)), random terms '(expr | group)' (correlated), '(expr || group)' (independent),
+'(1 | a/b)' = '(1 | a) + (1 | a:b)'. Binomial responses: cbind(successes, failures) with any
+expressions, or a 0/1 column. --offset and --weights (frequency weights) take a column or an
+expression. --save MODEL.json keeps the fit for 'gllmm predict'.
 --scores COL=s1,s2,... adds a numeric column COL_score (levels in --levels order, else
 sorted). JSON keys: loglik, converged, boundary, method, nagq, params, se, random_sd,
 random_sd_se, fitted (the input rows with observed and fitted counts), aic, bic, ..."""
+
+EPILOG_PREDICT = """\
+examples:
+  gllmm fit cbpp.csv --family binomial --method laplace --save cbpp.json \\
+      --formula "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)"
+  gllmm predict cbpp.json new_herds.csv                  probabilities, herd effects included
+  gllmm predict cbpp.json new_herds.csv --fixed-only --type link -o eta.csv
+
+The new file needs the columns of the formula's right-hand side (and of its offset), not
+the response. Groups the fit has not seen are predicted at u = 0 (lme4's allow.new.levels);
+--levels and --scores given at the fit are applied to the new rows too."""
 
 EPILOG_SMOOTH = """\
 examples:
@@ -135,13 +162,31 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from ._run import build_model, resolve_method, run_fit
 
     data = read_data(args.data)
+    raw = data.copy() if args.save else None
     design = build_model(data, args)
     method, nodes = resolve_method(args)
     res = run_fit(design, method, nodes, progress=args.progress, seed=args.seed)
     payload = res.to_dict()
     if args.output:
         _write_table(payload["fitted"], args.output)
+    if args.save:
+        from ._saved import save_model
+
+        save_model(args.save, res, raw, args)
     _emit(payload, res.summary(), args.json)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from ._saved import load_model, predict_file
+
+    res, options = load_model(args.model)
+    out = predict_file(res, options, read_data(args.data), args.type, args.fixed_only)
+    if args.output:
+        _write_table(out, args.output)
+    payload = {"type": args.type, "re_form": "NA" if args.fixed_only else "NULL",
+               "predicted": out["predicted"].tolist()}
+    _emit(payload, out.to_string(index=False), args.json)
     return 0
 
 
@@ -255,7 +300,8 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
                    help="lme4-style formula, e.g. 'count ~ C(a) + C(b) + (1 | cell)'")
     p.add_argument("--family", default="poisson", type=str.lower, choices=FAMILIES,
                    help="conditional distribution of the counts (default poisson; binomial "
-                        "needs 'cbind(successes, failures) ~ ...'; multinomial fits ordinal "
+                        "takes 'cbind(successes, failures) ~ ...' or a 0/1 response; "
+                        "multinomial fits ordinal "
                         "/ nominal logits with --link)")
     p.add_argument("--link", default="cumulative", choices=LINKS,
                    help="multinomial logit (default cumulative)")
@@ -274,6 +320,11 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
                    help="scores of a factor's levels: adds the column COL_score (repeatable)")
     p.add_argument("--add-cell", action="store_true",
                    help="add a column 'cell' numbering the rows (for '(1 | cell)')")
+    p.add_argument("--offset", metavar="EXPR",
+                   help="offset: a column or expression, e.g. 'log(Holders)' (added to any "
+                        "offset() terms of the formula)")
+    p.add_argument("--weights", metavar="EXPR",
+                   help="frequency weights: a column or expression (each row counts w times)")
     p.add_argument("--seed", type=int, default=None, help="random seed (MCEM)")
     p.add_argument("--progress", action="store_true",
                    help="show a progress bar (likelihood evaluations) on stderr")
@@ -295,8 +346,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p, formula_required=True)
     p.add_argument("-o", "--output", metavar="FILE",
                    help="also write the fitted table (CSV, or Parquet by suffix)")
+    p.add_argument("--save", metavar="MODEL.json",
+                   help="save the fitted model for 'gllmm predict MODEL.json NEW.csv'")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_fit)
+
+    q = sub.add_parser("predict", help="predict new rows from a model saved by 'fit --save'",
+                       description="Predict the rows of a new table from a model saved by "
+                       "'gllmm fit ... --save MODEL.json' (lme4's predict(fit, newdata)).",
+                       epilog=EPILOG_PREDICT, formatter_class=RAW)
+    q.add_argument("model", help="a model saved by 'gllmm fit ... --save MODEL.json'")
+    q.add_argument("data", help="CSV, TSV or Parquet file of the rows to predict")
+    q.add_argument("--type", choices=("link", "response"), default="response",
+                   help="response (default): mean count, or probability for binomial; "
+                        "link: the linear predictor")
+    q.add_argument("--fixed-only", action="store_true",
+                   help="leave out the random effects (lme4's re.form = NA); by default "
+                        "groups of the fit get their predicted effects, new groups u = 0")
+    q.add_argument("-o", "--output", metavar="FILE",
+                   help="write the rows with a column 'predicted' (CSV, or Parquet by suffix)")
+    q.add_argument("--json", action="store_true", help="print {type, re_form, predicted}")
+    q.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("smooth", help="smooth a sparse table by cell-wise random effects",
                        description="Smooth a contingency table toward a base model with one "

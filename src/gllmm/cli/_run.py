@@ -56,12 +56,17 @@ def build_model(data: pd.DataFrame, args: argparse.Namespace) -> Any:
     if args.add_cell and "cell" not in data.columns:
         data["cell"] = np.arange(len(data))
     family = args.family.lower()
+    offset, weights = getattr(args, "offset", None), getattr(args, "weights", None)
     if family == "multinomial":
+        if offset is not None or weights is not None:
+            raise CliError("--offset and --weights apply to poisson and binomial formulas; "
+                           "give multinomial counts in the --count column")
         require_columns(data, [args.count], "count column")
         return models.ordinal_mixed(data, args.formula, count=args.count, link=args.link,
                                     covariance=args.covariance)
     return build_design(data, args.formula, family=family, covariance=args.covariance,
-                        scores=scores or None, title=" ".join(args.formula.split()))
+                        scores=scores or None, title=" ".join(args.formula.split()),
+                        offset=offset, weights=weights)
 
 
 def run_fit(design: Any, method: str, n_nodes: int, *, progress: bool = False,

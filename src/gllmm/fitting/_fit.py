@@ -183,6 +183,8 @@ def fit(
     data: Any = None,
     family: str = "poisson",
     strategy: str | None = None,
+    offset: Any = None,
+    weights: Any = None,
     **options: Any,
 ) -> FitResult | Any:
     """Fit a GLLMM (or GLLM when the design has no random effects) by maximum likelihood.
@@ -208,6 +210,9 @@ def fit(
         random effect with factor fixed effects of 30 or more indicator columns, ``sparse``
         (Laplace) for clusters of many effects, ``scalar`` for one effect per cluster,
         ``product`` otherwise.
+    data, family, offset, weights
+        With a formula: passed to ``build_design`` (offset and frequency weights as a column,
+        an expression or one value per row).
 
     Examples
     --------
@@ -228,7 +233,7 @@ def fit(
     if isinstance(design, str):
         from ..spec import build_design
 
-        design = build_design(data, design, family=family)
+        design = build_design(data, design, family=family, offset=offset, weights=weights)
     key = method.lower()
     if strategy is not None and strategy not in STRATEGIES:
         raise FitError(f"unknown strategy {strategy!r}; valid strategies: "

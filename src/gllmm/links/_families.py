@@ -87,6 +87,7 @@ class Poisson(Family):
     cells: np.ndarray = field(default=None)  # type: ignore[assignment]
     name: str = "poisson"
     n_eta: int = 1
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.y = _as_counts(self.y)
@@ -110,10 +111,16 @@ class Poisson(Family):
         return np.exp(eta)
 
     def constant(self) -> np.ndarray:
+        if self.weights is not None:
+            # frequency weight w: y holds w y0 and eta has log w added, so the kernel's
+            # y eta - e^eta is w (y0 eta0 - e^eta0) + y log w; the rest of w log f(y0)
+            w = self.weights
+            return -(w * gammaln(self.y[:, 0] / w + 1.0) + self.y[:, 0] * np.log(w))
         return -gammaln(self.y + 1.0).sum(axis=1)
 
     def subset(self, blocks: np.ndarray) -> Poisson:
-        return Poisson(self.y[blocks], self.cells[blocks])
+        w = None if self.weights is None else self.weights[blocks]
+        return Poisson(self.y[blocks], self.cells[blocks], weights=w)
 
 
 @dataclass
@@ -127,6 +134,7 @@ class Binomial(Family):
     cells: np.ndarray = field(default=None)  # type: ignore[assignment]
     name: str = "binomial"
     n_eta: int = 1
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=float)
@@ -156,10 +164,15 @@ class Binomial(Family):
         return np.concatenate([n * p, n * (1.0 - p)], axis=-1)
 
     def constant(self) -> np.ndarray:
+        if self.weights is not None:
+            # frequency weight w: y holds w (s, f), whose kernel terms are w times those of
+            # (s, f); the constant is w log C(n, s)
+            return self.weights * multinomial_constant(self.y / self.weights[:, None])
         return multinomial_constant(self.y)
 
     def subset(self, blocks: np.ndarray) -> Binomial:
-        return Binomial(self.y[blocks], self.cells[blocks])
+        w = None if self.weights is None else self.weights[blocks]
+        return Binomial(self.y[blocks], self.cells[blocks], weights=w)
 
 
 @dataclass

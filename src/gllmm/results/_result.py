@@ -279,6 +279,14 @@ class FitResult:
             return self.posterior["eta_mode"]
         raise SpecError(f"unknown kind {kind!r}; use 'mode' or 'fixed'")
 
+    def predict(self, newdata: Any = None, type: str = "link", re_form: Any = None,
+                **kwargs: Any) -> np.ndarray:
+        """Linear predictor or mean of new rows, with (``re_form=None``) or without
+        (``re_form="NA"``) the random effects: ``gllmm.results._predict.predict``."""
+        from ._predict import predict
+
+        return predict(self, newdata, type=type, re_form=re_form, **kwargs)
+
     def fitted_counts(self, kind: str = "mode") -> np.ndarray:
         """Fitted counts per input row (random effects at their posterior modes by default)."""
         fam = self.design.family

@@ -21,15 +21,25 @@ from scipy.sparse.csgraph import connected_components
 from ..errors import SpecError
 from ..links import Binomial, Poisson
 from ._design import Design, block_structure
-from ._formula import group_codes, model_matrix, parse_formula
+from ._formula import _split_top_level, evaluate, group_codes, model_matrix, parse_formula
 
 
 def count_column(data: pd.DataFrame, name: str) -> np.ndarray:
-    """The count column as floats; SpecError naming rows with missing, negative or non-integer
-    counts, or saying the column is empty or zero throughout."""
-    if name not in data.columns:
+    """The count column (or expression of columns) as floats; SpecError naming rows with
+    missing, negative or non-integer counts, or saying the column is empty or zero throughout."""
+    if name not in data.columns and not _is_expression(name):
         raise SpecError(f"unknown count column {name!r}; available: {', '.join(data.columns)}")
-    y = pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=float)
+    return count_values(evaluate(name, data, "count"), name)
+
+
+def _is_expression(text: str) -> bool:
+    return not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", text.strip())
+
+
+def count_values(values: Any, name: str, check_zero: bool = True) -> np.ndarray:
+    """``values`` as float counts, or SpecError (see ``count_column``)."""
+    y = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(
+        dtype=float)
     bad = ~np.isfinite(y)
     if bad.any():
         raise SpecError(f"count column {name!r} has missing or non-numeric values in rows "
@@ -42,10 +52,79 @@ def count_column(data: pd.DataFrame, name: str) -> np.ndarray:
                         f"{np.flatnonzero(y != np.round(y))[:10].tolist()}")
     if y.size == 0:
         raise SpecError(f"count column {name!r} is empty: the data have no rows")
-    if not y.any():
+    if check_zero and not y.any():
         # every estimate would run off to -infinity (a fit "converges" at its start values)
         raise SpecError(f"count column {name!r} is zero in every row: there is nothing to fit")
     return y
+
+
+def response_counts(data: pd.DataFrame, response: str, family: str) -> np.ndarray:
+    """The response of a Poisson (n,) or binomial (n, 2) formula, in the rows of ``data``.
+
+    Binomial responses: ``cbind(successes, failures)`` with any expressions of columns
+    (``cbind(y, n - y)``), a 0/1 or logical column, or a two-level factor (its first level
+    is the failure, as in R's glm).
+    """
+    response = response.strip()
+    m = re.fullmatch(r"cbind\((.*)\)", response, flags=re.S)
+    if family == "poisson":
+        if m:
+            raise SpecError(f"the response {response!r} is a binomial (successes, failures) "
+                            "pair: fit it with family='binomial' (--family binomial)")
+        return count_column(data, response)
+    if m:
+        parts = [p for p in _split_top_level(m.group(1), ",") if p]
+        if len(parts) != 2:
+            raise SpecError(f"{response!r}: cbind() of {len(parts)} columns is not a binomial "
+                            "response; binomial formulas take cbind(successes, failures) "
+                            "(several categories: --family multinomial)")
+        s = count_values(evaluate(parts[0], data, "successes"), parts[0], check_zero=False)
+        f = count_values(evaluate(parts[1], data, "failures"), parts[1], check_zero=False)
+        if not (s + f).any():
+            raise SpecError(f"{response!r} has no trials in any row: there is nothing to fit")
+        return np.column_stack([s, f])
+    if response not in data.columns and not _is_expression(response):
+        raise SpecError(f"unknown response column {response!r}; binomial formulas take "
+                        "'cbind(successes, failures) ~ ...' or a 0/1 column; available: "
+                        + ", ".join(map(str, data.columns)))
+    values = pd.Series(evaluate(response, data, "response"))
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        y = values.to_numpy(dtype=float)
+        if np.all(np.isin(y, (0.0, 1.0))):
+            return np.column_stack([y, 1.0 - y])
+    elif values.nunique() == 2 and not values.isna().any():
+        levels = (list(values.cat.categories) if isinstance(values.dtype, pd.CategoricalDtype)
+                  else sorted(values.unique()))
+        y = (values != levels[0]).to_numpy(dtype=float)
+        return np.column_stack([y, 1.0 - y])
+    raise SpecError(f"binomial response {response!r} is neither cbind(successes, failures) "
+                    "nor a 0/1 or two-level column: write 'cbind(successes, failures) ~ ...' "
+                    "(e.g. cbind(y, n - y))")
+
+
+def row_values(data: pd.DataFrame, value: Any, what: str) -> np.ndarray | None:
+    """An offset or weights given as a column name, an expression of columns, or one value per
+    row of ``data`` (array, or a Series aligned on ``data``'s index); floats, in data's rows."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        out = evaluate(value, data, what)
+    elif isinstance(value, pd.Series) and value.index.isin(data.index).all() \
+            and data.index.isin(value.index).all():
+        out = value.reindex(data.index).to_numpy()
+    else:
+        out = np.asarray(value)
+    try:
+        out = np.asarray(out, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise SpecError(f"{what} must be numeric") from None
+    if out.shape != (len(data),):
+        raise SpecError(f"{what} has {out.size} values for {len(data)} rows: give one per row "
+                        "(in the rows' order) or a column name")
+    if not np.all(np.isfinite(out)):
+        raise SpecError(f"{what} has missing or infinite values in rows "
+                        f"{np.flatnonzero(~np.isfinite(out))[:10].tolist()}")
+    return out
 
 
 def build_design(
@@ -55,18 +134,37 @@ def build_design(
     covariance: str | None = None,
     title: str | None = None,
     scores: dict[str, Any] | None = None,
+    offset: Any = None,
+    weights: Any = None,
 ) -> Design:
     """Design for a Poisson log-linear or binomial logit GLLMM given by an lme4-style formula.
+
+    ``eta_i = x_i' beta + offset_i + z_i' u``; each row's log-likelihood counts ``w_i`` times
+    (frequency weights, as R's ``glm``/``glmer`` ``weights``).
 
     Parameters
     ----------
     data : DataFrame or Table
         One row per cell (Poisson) or per binomial (``cbind(successes, failures) ~ ...``).
     formula : str
-        ``count ~ fixed + (expr | group) + ...``.
+        ``count ~ fixed + offset(expr) + (expr | group) + ...`` in lme4's idioms:
+        ``cbind(y, n - y)``, ``factor(x)``, ``(1 | a/b)``, ``a*b``, ``(a + b)^2``, ``log(x)``,
+        back-quoted names.
     family : {"poisson", "binomial"}
     covariance : {"identity", "diagonal", "unstructured"}, optional
         Overrides the covariance implied by ``|`` (unstructured) / ``||`` (diagonal).
+    offset : str or array-like, optional
+        Added to the formula's ``offset()`` terms: a column, an expression (``"log(n)"``) or
+        one value per row of ``data``, in data's row order.
+    weights : str or array-like, optional
+        Frequency weights >= 0 (column, expression or values per row); rows of weight 0
+        are left out.
+
+    Notes
+    -----
+    The design's blocks are the rows sorted by cluster; ``notes["order"]`` maps them back
+    (block b is row ``order[b]`` of ``data``). Counts, offsets and weights are sorted with
+    them, so every per-row input is given in the data's own order.
     """
     if hasattr(data, "data") and isinstance(data.data, pd.DataFrame):
         data = data.data
@@ -74,24 +172,32 @@ def build_design(
         raise SpecError("data must be a pandas DataFrame or a gllmm Table")
     if len(data) == 0:
         raise SpecError("the data have no rows")
-    data = data.reset_index(drop=True)
     parsed = parse_formula(formula)
     if parsed.response is None:
         raise SpecError("the formula needs a response: 'count ~ ...'")
     fam_name = family.lower()
-    if fam_name == "poisson":
-        y = count_column(data, parsed.response.strip())
-    elif fam_name == "binomial":
-        m = re.fullmatch(r"cbind\((\w+)\s*,\s*(\w+)\)", parsed.response.strip())
-        if not m:
-            raise SpecError("binomial formulas need 'cbind(successes, failures) ~ ...'")
-        y = np.column_stack([count_column(data, m.group(1)), count_column(data, m.group(2))])
-    else:
+    if fam_name not in ("poisson", "binomial"):
         raise SpecError(f"unknown family {family!r} for formula designs; use 'poisson' or "
                         "'binomial' (ordinal and association models have builders in "
                         "gllmm.models)")
-    X, xnames = model_matrix(parsed.fixed, data, sparse_ok=True)
+    w = row_values(data, weights, "weights")
+    off_arg = row_values(data, offset, "offset")
+    data = data.reset_index(drop=True)
+    if w is not None:
+        if (w < 0).any():
+            raise SpecError(f"weights are negative in rows {np.flatnonzero(w < 0)[:10].tolist()}"
+                            ": frequency weights count rows and must be >= 0")
+        keep = w > 0
+        if not keep.any():
+            raise SpecError("every weight is zero: there is nothing to fit")
+        data, w = data[keep].reset_index(drop=True), w[keep]
+        off_arg = None if off_arg is None else off_arg[keep]
+    y = response_counts(data, parsed.response, fam_name)
     n = len(data)
+    off = np.zeros(n) if off_arg is None else off_arg
+    for expr in parsed.offsets:
+        off = off + row_values(data, expr, f"offset({expr})")
+    X, xnames = model_matrix(parsed.fixed, data, sparse_ok=True)
     terms = []
     for term in parsed.random:
         Zt, znames = model_matrix(term.expr, data)
@@ -107,9 +213,17 @@ def build_design(
         rnames: tuple[str, ...] = ()
     else:
         cluster, order, Z, cov, labels_out, rnames = _random_layout(terms, n, covariance)
-    fam = Poisson(y[order], np.arange(n)[order][:, None]) if fam_name == "poisson" else \
-        Binomial(y[order], np.column_stack([2 * order, 2 * order + 1]))
-    notes: dict[str, Any] = {"data": data, "formula": formula, "title": title or formula}
+    fam = _family(fam_name, y, w, order)
+    if w is not None and fam_name == "poisson":
+        off = off + np.log(w)  # w (y eta - e^eta) = (w y) (eta + log w) - e^(eta + log w) + c
+    notes: dict[str, Any] = {"data": data, "formula": formula, "title": title or formula,
+                             "frame": data, "family": fam_name, "order": order,
+                             "offset_argument": offset if isinstance(offset, str) else None,
+                             "offset_values": None if isinstance(offset, str) else off_arg}
+    if w is not None:
+        notes["weights"] = w
+    if terms:
+        notes["random_levels"] = _level_columns(terms, cluster, order)
     if scores:
         notes["scores"] = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
     if fam_name == "binomial":
@@ -117,8 +231,39 @@ def build_design(
         rows["outcome"] = np.tile(["success", "failure"], n)
         notes["data"] = rows
     X = X[order] if sp.issparse(X) else X[order][:, None, :]
-    return Design(fam, X, Z, np.zeros((n, 1)), cluster, cov, xnames,
+    return Design(fam, X, Z, off[order][:, None], cluster, cov, xnames,
                   labels_out, rnames, notes)
+
+
+def _family(name: str, y: np.ndarray, w: np.ndarray | None, order: np.ndarray) -> Any:
+    """The family of the rows in design order; frequency weights scale the counts (the
+    family's ``weights`` restore the log-likelihood's constant)."""
+    wo = None if w is None else w[order]
+    if name == "poisson":
+        yo = y[order] if wo is None else y[order] * wo
+        return Poisson(yo, order[:, None], weights=wo)
+    yo = y[order] if wo is None else y[order] * wo[:, None]
+    return Binomial(yo, np.column_stack([2 * order, 2 * order + 1]), weights=wo)
+
+
+def _level_columns(terms: list, cluster: np.ndarray, order: np.ndarray) -> tuple:
+    """Per random term: (group, expression, {group label: (cluster, first column)}), the
+    place of each group's effects in a cluster's u (the layout ``_random_layout`` builds:
+    terms one after another, each group's components at ``start + slot * q_term``)."""
+    cluster_of_row = np.empty_like(cluster)
+    cluster_of_row[order] = cluster
+    out = []
+    pos = 0
+    for term, Zt, _znames, codes, labels in terms:
+        qt = Zt.shape[1]
+        slot = _slots(cluster_of_row, codes)
+        texts = [str(lab) for lab in labels]  # as group_labels spells new data's groups
+        first = np.unique(codes, return_index=True)[1]
+        places = {texts[c]: (int(cluster_of_row[r]), int(pos + slot[r] * qt))
+                  for c, r in zip(codes[first], first, strict=True)}
+        out.append((term.group, term.expr, places))
+        pos += (int(slot.max()) + 1) * qt
+    return tuple(out)
 
 
 def _slots(cluster: np.ndarray, codes: np.ndarray) -> np.ndarray:

@@ -2,19 +2,34 @@
 
 ``count ~ factor(a) + factor(b) + I(a * b) + (1 | cell)``: terms in parentheses with a bar are
 random: ``(expr | group)`` has a full (unstructured) covariance over the components of ``expr``,
-``(expr || group)`` a diagonal one; ``group`` may be an interaction ``a:b`` (nested effects).
-Terms with different groupings that share rows are crossed and form one cluster.
+``(expr || group)`` a diagonal one; ``group`` may be an interaction ``a:b`` (nested effects) or
+lme4's ``a/b``, read as ``(expr | a) + (expr | a:b)``. Terms with different groupings that
+share rows are crossed and form one cluster.
+
+R idioms are translated before formulaic sees the fixed part: ``factor(x)`` and
+``as.factor(x)`` are ``C(x)``, column names with dots (``exposure.time``) are back-quoted,
+``^`` inside ``I(...)`` is a power, and ``offset(expr)`` terms are taken out of the fixed part
+(their sum is the offset). ``(a + b)^2``, ``a*b``, ``log(x)`` and back-quoted names are
+formulaic's own.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
+
+#: functions a formula or a response / offset / weights expression may call besides
+#: formulaic's own (log, exp, C, I, center, scale, poly, ...)
+FUNCTIONS = {"sqrt": np.sqrt, "abs": np.abs, "log2": np.log2, "log10": np.log10,
+             "log1p": np.log1p, "expm1": np.expm1}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 
 
 @dataclass(frozen=True)
@@ -35,18 +50,29 @@ class ParsedFormula:
     response: str | None
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()
+
+
+def clean_message(exc: BaseException) -> str:
+    """An exception's text without terminal colour codes (formulaic marks errors in colour)."""
+    return _ANSI.sub("", str(exc))
 
 
 def _split_top_level(text: str, sep: str = "+") -> list[str]:
     parts, depth, cur = [], 0, []
+    quote = None
     for ch in text:
-        if ch == "(":
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "`'\"":
+            quote = ch
+        elif ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
             if depth < 0:
                 raise SpecError(f"unbalanced parentheses in formula: {text!r}")
-        if ch == sep and depth == 0:
+        if ch == sep and depth == 0 and quote is None:
             parts.append("".join(cur).strip())
             cur = []
         else:
@@ -57,14 +83,28 @@ def _split_top_level(text: str, sep: str = "+") -> list[str]:
     return parts
 
 
+def _nested_groups(group: str) -> list[str]:
+    """lme4's ``a/b/c`` -> ``a``, ``a:b``, ``a:b:c``; anything else unchanged."""
+    parts = [p.strip() for p in group.split("/")]
+    if any(not p for p in parts):
+        raise SpecError(f"grouping {group!r}: '/' needs a factor on each side, as in '(1 | a/b)'")
+    return [":".join(parts[: k + 1]) for k in range(len(parts))]
+
+
 def parse_formula(formula: str) -> ParsedFormula:
-    """Split ``lhs ~ rhs`` into response, fixed part and random terms.
+    """Split ``lhs ~ rhs`` into response, fixed part, random terms and offset terms.
 
     Examples
     --------
     >>> parse_formula("y ~ x + (1 + x | g)").random
     (RandomTerm(expr='1 + x', group='g', diagonal=False),)
+    >>> [t.group for t in parse_formula("y ~ x + (1 | a/b)").random]
+    ['a', 'a:b']
+    >>> parse_formula("y ~ x + offset(log(n))").offsets
+    ('log(n)',)
     """
+    if formula.count("~") > 1:
+        raise SpecError(f"formula {formula!r} has more than one '~'; write 'response ~ terms'")
     if "~" in formula:
         lhs, rhs = formula.split("~", 1)
         lhs = lhs.strip() or None
@@ -72,25 +112,102 @@ def parse_formula(formula: str) -> ParsedFormula:
         lhs, rhs = None, formula
     fixed_parts: list[str] = []
     random: list[RandomTerm] = []
+    offsets: list[str] = []
     for part in _split_top_level(rhs):
         if not part:
             continue
         m = re.fullmatch(r"\((.*?)(\|\|?)(.*)\)", part, flags=re.S)
+        off = re.fullmatch(r"offset\((.*)\)", part, flags=re.S)
         if m and "|" in part:
             expr, bar, group = m.group(1).strip(), m.group(2), m.group(3).strip()
             if not expr or not group:
                 raise SpecError(f"random term {part!r} needs an expression and a grouping factor")
-            random.append(RandomTerm(expr, group, diagonal=(bar == "||")))
+            random.extend(RandomTerm(expr, g, diagonal=(bar == "||"))
+                          for g in _nested_groups(group))
+        elif off:
+            if not off.group(1).strip():
+                raise SpecError("offset() needs an expression, as in 'offset(log(exposure))'")
+            offsets.append(off.group(1).strip())
         else:
             fixed_parts.append(part)
     fixed = " + ".join(fixed_parts) if fixed_parts else "1"
-    return ParsedFormula(lhs, fixed, tuple(random))
+    return ParsedFormula(lhs, fixed, tuple(random), tuple(offsets))
+
+
+def translate(expr: str, columns) -> str:
+    """R spellings to formulaic's: ``factor(x)``/``as.factor(x)`` -> ``C(x)``, a column name
+    with dots (or other characters Python names lack) back-quoted, ``^`` in ``I()`` -> ``**``."""
+    cols = {str(c) for c in columns}
+    out: list[str] = []
+    i, n = 0, len(expr)
+    in_i: list[int] = []  # paren depths at which an I( opened
+    depth = 0
+    while i < n:
+        ch = expr[i]
+        if ch in "`'\"":
+            j = expr.find(ch, i + 1)
+            j = n - 1 if j < 0 else j
+            out.append(expr[i: j + 1])
+            i = j + 1
+            continue
+        m = _IDENT.match(expr, i)
+        if m and (i == 0 or not (expr[i - 1].isalnum() or expr[i - 1] in "_.")):
+            word = m.group(0)
+            after = expr[m.end():].lstrip()
+            if word in ("factor", "as.factor") and after.startswith("("):
+                out.append("C")
+            elif word == "I" and after.startswith("("):
+                out.append(word)
+                in_i.append(depth + 1)
+            elif word in cols and not word.isidentifier():
+                out.append(f"`{word}`")
+            else:
+                out.append(word)
+            i = m.end()
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if in_i and in_i[-1] == depth:
+                in_i.pop()
+            depth -= 1
+        out.append("**" if ch == "^" and in_i else ch)
+        i += 1
+    return "".join(out)
 
 
 def formula_columns(expr: str) -> set[str]:
     """Bare variable names used in a formula expression (for error messages)."""
-    names = set(re.findall(r"[A-Za-z_][A-Za-z_0-9.]*", expr))
-    return names - {"C", "I", "factor", "np", "log", "exp", "center", "scale", "poly", "cbind"}
+    expr = re.sub(r"'[^']*'|\"[^\"]*\"", "", expr)
+    quoted = set(re.findall(r"`([^`]*)`", expr))
+    names = set(re.findall(r"[A-Za-z_][A-Za-z_0-9.]*", re.sub(r"`[^`]*`", "", expr)))
+    return (names | quoted) - {"C", "I", "factor", "as.factor", "np", "log", "exp", "center",
+                               "scale", "poly", "cbind", "offset", *FUNCTIONS}
+
+
+def _unknown_error(expr: str, data: pd.DataFrame, what: str, exc: BaseException) -> SpecError:
+    unknown = sorted(n for n in formula_columns(expr) if n not in data.columns)
+    if unknown:
+        return SpecError(f"unknown column(s) {', '.join(unknown)} in {what} {expr!r}; "
+                         f"available columns: {', '.join(map(str, data.columns))}")
+    return SpecError(f"cannot evaluate {what} {expr!r}: {clean_message(exc)}")
+
+
+def evaluate(expr: str, data: pd.DataFrame, what: str = "expression") -> np.ndarray:
+    """The values of a column or an expression of columns (``size - incidence``,
+    ``log(Holders)``, ``Admit == 'Admitted'``), one per row."""
+    expr = expr.strip()
+    bare = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
+    if bare in data.columns:
+        return data[bare].to_numpy()
+    try:
+        out = data.eval(translate(expr, data.columns), engine="python", local_dict=FUNCTIONS)
+    except Exception as exc:  # pandas raises several types for unknown names and syntax
+        raise _unknown_error(expr, data, what, exc) from exc
+    out = np.asarray(out)
+    if out.ndim == 0:
+        out = np.full(len(data), out[()])
+    return out
 
 
 def model_matrix(
@@ -104,36 +221,52 @@ def model_matrix(
     directly, with formulaic's columns and names (``_fast_matrix``): formulaic's generality
     costs milliseconds per call, more than a small model's fit.
     """
-    import formulaic
-
     from ._fast_matrix import fast_model_matrix
 
+    expr = translate(expr, data.columns)
     fast = fast_model_matrix(expr, data, sparse_ok)
     if fast is not None:
         return fast
+    mm = _formulaic_matrix(expr, data)
+    return np.asarray(mm, dtype=float), tuple(str(c) for c in mm.columns)
 
-    unknown = sorted(n for n in formula_columns(expr) if n not in data.columns
-                     and n not in ("1", "0"))
+
+def _formulaic_matrix(expr: str, data: pd.DataFrame):
+    import formulaic
+
     try:
-        mm = formulaic.model_matrix(expr, data, na_action="raise")
-    except Exception as exc:  # formulaic raises several types for unknown names
-        if unknown:
-            raise SpecError(
-                f"unknown column(s) {', '.join(unknown)} in formula term {expr!r}; "
-                f"available columns: {', '.join(map(str, data.columns))}"
-            ) from exc
-        raise SpecError(f"cannot build the design for {expr!r}: {exc}") from exc
-    mat = np.asarray(mm, dtype=float)
-    return mat, tuple(str(c) for c in mm.columns)
+        return formulaic.model_matrix(expr, data, na_action="raise", context=FUNCTIONS)
+    except Exception as exc:  # formulaic raises several types for unknown names and syntax
+        raise _unknown_error(expr, data, "formula term", exc) from exc
+
+
+def new_model_matrix(expr: str, data: pd.DataFrame, newdata: pd.DataFrame) -> tuple[
+        np.ndarray, tuple[str, ...]]:
+    """The model matrix of ``expr`` on ``newdata`` coded as on ``data`` (the same factor levels
+    and the same state of ``center``/``scale``/``poly``): the rows of a prediction.
+
+    A level of a fixed-effect factor that ``data`` lacks has no coefficient: SpecError.
+    """
+    expr = translate(expr, data.columns)
+    spec = _formulaic_matrix(expr, data).model_spec
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            mm = spec.get_model_matrix(newdata, context=FUNCTIONS)
+        except Exception as exc:
+            if "categories outside" in str(exc):
+                seen = re.search(r"\{.*?\}", str(exc))
+                raise SpecError(f"the new data have factor levels the fitted data lack in "
+                                f"{expr!r} ({seen.group(0) if seen else 'unseen levels'}): a "
+                                "fixed effect has no estimate for them; predict only levels "
+                                "seen in the fit") from exc
+            raise _unknown_error(expr, newdata, "formula term", exc) from exc
+    return np.asarray(mm, dtype=float), tuple(str(c) for c in mm.columns)
 
 
 def group_codes(data: pd.DataFrame, group: str) -> tuple[np.ndarray, list]:
     """Integer codes (in order of first appearance) and labels of a grouping ``a`` or ``a:b``."""
-    cols = [g.strip() for g in group.split(":")]
-    missing = [c for c in cols if c not in data.columns]
-    if missing:
-        raise SpecError(f"unknown grouping column(s) {', '.join(missing)} in random term "
-                        f"'| {group}'; available columns: {', '.join(map(str, data.columns))}")
+    cols = group_columns(data, group)
     if len(cols) == 1:
         key = data[cols[0]]
         codes, labels = pd.factorize(key, sort=False)
@@ -141,3 +274,20 @@ def group_codes(data: pd.DataFrame, group: str) -> tuple[np.ndarray, list]:
     tuples = list(zip(*(data[c].to_numpy() for c in cols), strict=True))
     codes, labels = pd.factorize(pd.Series(tuples, dtype=object), sort=False)
     return codes, [":".join(map(str, t)) for t in labels]
+
+
+def group_columns(data: pd.DataFrame, group: str) -> list[str]:
+    """The columns of a grouping ``a`` or ``a:b`` (back-quoted names allowed)."""
+    cols = [g.strip().strip("`") for g in group.split(":")]
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise SpecError(f"unknown grouping column(s) {', '.join(missing)} in random term "
+                        f"'| {group}'; available columns: {', '.join(map(str, data.columns))}")
+    return cols
+
+
+def group_labels(data: pd.DataFrame, group: str) -> list[str]:
+    """Each row's group as text (``"3"``, ``"3:7"``), to match groups across data sets."""
+    cols = group_columns(data, group)
+    values = [data[c].astype(str).to_numpy() for c in cols]
+    return [":".join(t) for t in zip(*values, strict=True)]
