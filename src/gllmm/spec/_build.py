@@ -78,11 +78,8 @@ def response_counts(data: pd.DataFrame, response: str, family: str) -> np.ndarra
             raise SpecError(f"{response!r}: cbind() of {len(parts)} columns is not a binomial "
                             "response; binomial formulas take cbind(successes, failures) "
                             "(several categories: --family multinomial)")
-        s = count_values(evaluate(parts[0], data, "successes"), parts[0], check_zero=False)
-        f = count_values(evaluate(parts[1], data, "failures"), parts[1], check_zero=False)
-        if not (s + f).any():
-            raise SpecError(f"{response!r} has no trials in any row: there is nothing to fit")
-        return np.column_stack([s, f])
+        # successes (or failures) zero throughout: the intercept's estimate runs off to -inf
+        return np.column_stack([count_values(evaluate(p, data, "count"), p) for p in parts])
     if response not in data.columns and not _is_expression(response):
         raise SpecError(f"unknown response column {response!r}; binomial formulas take "
                         "'cbind(successes, failures) ~ ...' or a 0/1 column; available: "
