@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import FitError, GllmmError
 from ._io import CliError, read_data
-from ._run import FAMILIES, LINKS, METHODS, positive_int
+from ._run import FAMILIES, LINKS, METHODS, mass_points, positive_int
 
 RAW = argparse.RawDescriptionHelpFormatter
 BASE_CHOICES = ("independence", "linear_by_linear", "local")
@@ -309,7 +309,11 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
                    help="count column of multinomial data (default 'count')")
     p.add_argument("--method", default="agq", type=str.lower, choices=METHODS,
                    help="agq (default), laplace (= --nagq 1), mcem (Monte Carlo EM, slow; "
-                        "--seed) or pql (penalized quasi-likelihood)")
+                        "--seed), pql (penalized quasi-likelihood) or npml (nonparametric ML: "
+                        "--mass-points)")
+    p.add_argument("--mass-points", type=mass_points, default=2, metavar="K",
+                   help="npml: number of mass points, or a range K1:K2 chosen by BIC "
+                        "(default 2)")
     p.add_argument("--nagq", type=positive_int, default=15, metavar="Q",
                    help="adaptive Gauss-Hermite nodes per dimension (default 15; 1 = Laplace)")
     p.add_argument("--covariance", choices=("identity", "diagonal", "unstructured"),

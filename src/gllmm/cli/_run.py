@@ -19,9 +19,9 @@ from ._io import CliError, apply_levels, apply_scores, check_formula, require_co
 
 FAMILIES = ("poisson", "binomial", "multinomial")
 LINKS = ("cumulative", "adjacent", "continuation", "baseline")
-METHODS = ("agq", "laplace", "mcem", "pql")
+METHODS = ("agq", "laplace", "mcem", "pql", "npml")
 #: whole fitting algorithms (not a likelihood handed to the optimiser): no progress bar
-ALTERNATIVE_FITS = ("mcem", "pql")
+ALTERNATIVE_FITS = ("mcem", "pql", "npml")
 
 
 class _CountingObjective:
@@ -90,6 +90,8 @@ def _fit(design: Any, method: str, n_nodes: int, progress: bool, seed: int | Non
     if method in ALTERNATIVE_FITS:
         if design.n_random == 0:
             return fit(design)  # no random effects: the GLM, whatever the method
+        if method == "npml":  # its "nodes" are the mass points (--mass-points)
+            return fit(design, method=method, k=n_nodes)
         return fit(design, method=method, seed=seed) if method == "mcem" else \
             fit(design, method=method)
     if not progress or design.n_random == 0:
@@ -107,6 +109,8 @@ def _fit(design: Any, method: str, n_nodes: int, progress: bool, seed: int | Non
 def resolve_method(args: argparse.Namespace) -> tuple[str, int]:
     """(method, nodes): ``--nagq 1`` means Laplace, ``--method laplace`` means one node."""
     method = args.method
+    if method == "npml":
+        return method, getattr(args, "mass_points", 2)
     if method == "laplace" or (method == "agq" and args.nagq == 1):
         return "laplace", 1
     return method, args.nagq
@@ -135,3 +139,16 @@ def parse_scores(text: str | None, option: str) -> list[float] | None:
     except ValueError:
         raise CliError(f"{option} expects comma-separated numbers such as 1,2,3; got "
                        f"{text!r}") from None
+
+
+def mass_points(text: str) -> int | list[int]:
+    """argparse type of ``--mass-points``: K, or a range ``K1:K2`` chosen by BIC."""
+    try:
+        lo, _, hi = text.partition(":")
+        ks = list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of mass points; give K >= 1 or a range such as 1:5")
+    return ks if len(ks) > 1 else ks[0]

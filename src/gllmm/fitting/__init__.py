@@ -21,6 +21,7 @@ from ._fit import (
 from ._glm import aliased_columns, check_full_rank, fit_glm
 from ._inference import check_nodes, profile_interval
 from ._mcem import fit_mcem
+from ._npml import NPMLResult, fit_npml
 from ._optimize import OptSummary, maximize
 from ._pql import fit_pql
 
@@ -38,6 +39,8 @@ __all__ = [
     "OBJECTIVES",
     "STRATEGIES",
     "fit_mcem",
+    "fit_npml",
+    "NPMLResult",
     "fit_pql",
     "OptSummary",
     "aliased_columns",

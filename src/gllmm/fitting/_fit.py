@@ -46,8 +46,14 @@ def _pql(design: Design, **kw: Any) -> FitResult:
     return fit_pql(design, **kw)
 
 
+def _npml(design: Design, **kw: Any) -> FitResult:
+    from ._npml import fit_npml
+
+    return fit_npml(design, **kw)
+
+
 # whole fitting algorithms (not a likelihood handed to an optimiser)
-FITTERS: dict[str, Callable[..., FitResult]] = {"mcem": _mcem, "pql": _pql}
+FITTERS: dict[str, Callable[..., FitResult]] = {"mcem": _mcem, "pql": _pql, "npml": _npml}
 
 # how AGQ / Laplace evaluate the likelihood, chosen from the design's structure unless given:
 # one effect per cluster; product rule over vector effects; sparse Laplace over large (crossed,
