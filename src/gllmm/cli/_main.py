@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import FitError, GllmmError
 from ._io import CliError, read_data
-from ._run import FAMILIES, LINKS, METHODS, mass_points, positive_int
+from ._run import FAMILIES, LINKS, METHODS, mass_points, nodes_or_auto, positive_int
 
 RAW = argparse.RawDescriptionHelpFormatter
 BASE_CHOICES = ("independence", "linear_by_linear", "local")
@@ -314,8 +314,9 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
     p.add_argument("--mass-points", type=mass_points, default=2, metavar="K",
                    help="npml: number of mass points, or a range K1:K2 chosen by BIC "
                         "(default 2)")
-    p.add_argument("--nagq", type=positive_int, default=15, metavar="Q",
-                   help="adaptive Gauss-Hermite nodes per dimension (default 15; 1 = Laplace)")
+    p.add_argument("--nagq", type=nodes_or_auto, default=15, metavar="Q",
+                   help="adaptive Gauss-Hermite nodes per dimension (default 15; 1 = Laplace; "
+                        "auto = Laplace, then more nodes until the fit stops moving)")
     p.add_argument("--covariance", choices=("identity", "diagonal", "unstructured"),
                    default=None, help="override the random-effect covariance structure")
     p.add_argument("--levels", action="append", metavar="COL=a,b,...",

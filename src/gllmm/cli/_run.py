@@ -94,7 +94,7 @@ def _fit(design: Any, method: str, n_nodes: int, progress: bool, seed: int | Non
             return fit(design, method=method, k=n_nodes)
         return fit(design, method=method, seed=seed) if method == "mcem" else \
             fit(design, method=method)
-    if not progress or design.n_random == 0:
+    if not progress or design.n_random == 0 or n_nodes == "auto":
         return fit(design, method=method, n_nodes=n_nodes)
     from tqdm.auto import tqdm
 
@@ -111,6 +111,8 @@ def resolve_method(args: argparse.Namespace) -> tuple[str, int]:
     method = args.method
     if method == "npml":
         return method, getattr(args, "mass_points", 2)
+    if method == "agq" and args.nagq == "auto":
+        return method, "auto"
     if method == "laplace" or (method == "agq" and args.nagq == 1):
         return "laplace", 1
     return method, args.nagq
@@ -152,3 +154,8 @@ def mass_points(text: str) -> int | list[int]:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of mass points; give K >= 1 or a range such as 1:5")
     return ks if len(ks) > 1 else ks[0]
+
+
+def nodes_or_auto(text: str) -> int | str:
+    """argparse type of ``gllmm fit --nagq``: an integer >= 1 or ``auto``."""
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)

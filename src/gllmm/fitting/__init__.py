@@ -19,7 +19,7 @@ from ._fit import (
     optimize,
 )
 from ._glm import aliased_columns, check_full_rank, fit_glm
-from ._inference import check_nodes, profile_interval
+from ._inference import check_nodes, fit_auto_nodes, profile_interval
 from ._mcem import fit_mcem
 from ._npml import NPMLResult, fit_npml
 from ._optimize import OptSummary, maximize
@@ -46,6 +46,7 @@ __all__ = [
     "aliased_columns",
     "check_full_rank",
     "check_nodes",
+    "fit_auto_nodes",
     "profile_interval",
     "default_start",
     "fit",

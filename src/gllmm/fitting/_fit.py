@@ -182,7 +182,7 @@ def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
 def fit(
     design: Design | str,
     method: str = "agq",
-    n_nodes: int | None = None,
+    n_nodes: int | str | None = None,
     start: np.ndarray | None = None,
     objective_only: bool = False,
     *,
@@ -205,11 +205,14 @@ def fit(
         case ``data`` (and ``family``) are passed to ``build_design``; or a constrained model
         (``gllmm.fitting.marginal_homogeneity_model`` ...), fitted by constrained ML to the
         counts given as ``data`` (``options`` go to ``ConstrainedModel.fit``).
-    method : {"agq", "laplace", "mcem", "pql"}
-        Adaptive Gauss-Hermite quadrature, Laplace, Monte Carlo EM (``fit_mcem``) or penalised
-        quasi-likelihood (``fit_pql``); ``options`` go to the method.
-    n_nodes : int, optional
-        Nodes per dimension for AGQ (default 15).
+    method : {"agq", "laplace", "mcem", "pql", "npml"}
+        Adaptive Gauss-Hermite quadrature, Laplace, Monte Carlo EM (``fit_mcem``), penalised
+        quasi-likelihood (``fit_pql``) or nonparametric ML with ``k`` mass points
+        (``fit_npml``); ``options`` go to the method.
+    n_nodes : int or "auto", optional
+        Nodes per dimension for AGQ (default 15). ``"auto"``: Laplace, then AGQ with more
+        nodes until the log-likelihood moves by less than 1e-3 and every estimate by less
+        than 0.1 SE (``fit_auto_nodes``); the evidence is ``result.nodes_evidence``.
     strategy : {"scalar", "product", "sparse", "cellwise"}, optional
         How AGQ / Laplace evaluate the likelihood; by default chosen from the design's
         structure (``result.strategy`` says which): ``cellwise`` for one Poisson cell per
@@ -246,6 +249,13 @@ def fit(
                        + ", ".join(STRATEGIES))
     if strategy is not None and key not in OBJECTIVES:
         raise FitError(f"strategy applies to the methods agq and laplace, not {method!r}")
+    if isinstance(n_nodes, str):
+        if n_nodes.lower() != "auto" or key not in OBJECTIVES or objective_only:
+            raise FitError(f"n_nodes must be a positive integer or 'auto' (with method 'agq' "
+                           f"or 'laplace'), got {n_nodes!r}")
+        from ._inference import fit_auto_nodes
+
+        return fit_auto_nodes(design, start=start, strategy=strategy, **options)
     if design.n_random and key in OBJECTIVES and (
             strategy == "cellwise" or (strategy is None and cellwise_applies(design))):
         if objective_only:

@@ -84,6 +84,11 @@ class FitResult:
         return tuple(self.opt.boundary)
 
     @property
+    def nodes_evidence(self) -> pd.DataFrame | None:
+        """Rules tried by the automatic node choice (``n_nodes="auto"``), else None."""
+        return self.extra.get("nodes_evidence")
+
+    @property
     def beta(self) -> pd.Series:
         p = self.design.n_fixed
         return pd.Series(self.params[:p], index=list(self.design.fixed_names), name="estimate")
