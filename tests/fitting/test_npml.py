@@ -9,7 +9,7 @@ maximum; the exact maximum (default) is checked against scipy from several start
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -56,7 +56,9 @@ def irish(formula: str, offset: str):
     df = pd.DataFrame(REF["datasets"]["irlsuicide"])
     d = build_design(df, formula)
     off = np.log(df[offset].to_numpy(dtype=float))[d.family.cells[:, 0]][:, None]
-    return dataclasses.replace(d, offset=off)
+    d = copy.copy(d)
+    d.offset = off
+    return d
 
 
 # ---------------------------------------------------------------- npmlreg, printed digits
@@ -244,3 +246,11 @@ def test_cli_npml(tmp_path, capsys):
     assert code == 0 and [row["k"] for row in out["selection"]] == [1, 2, 3]
     assert main(["fit", str(path), "--formula", "y ~ x + (1 | roll)", "--method", "npml",
                  "--mass-points", "0"]) != 0
+
+
+def test_crossed_refused():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"y": rng.poisson(3, 24), "a": np.repeat(np.arange(6), 4),
+                       "b": np.tile(np.arange(4), 6)})
+    with pytest.raises(SpecError, match="one random-effect vector per cluster"):
+        fit_npml(build_design(df, "y ~ 1 + (1 | a) + (1 | b)"), k=2)

@@ -540,6 +540,11 @@ def fit_npml(
     check_full_rank(design)
     if design.n_random == 0:
         raise SpecError("NPML needs random effects in the design, e.g. '(1 | cluster)'")
+    blocks = design.covariance.blocks
+    if blocks and sum(len(b[1]) for b in blocks) != design.n_random:
+        raise SpecError("NPML takes one random-effect vector per cluster (random intercepts "
+                        "or coefficients of one grouping factor); this design has nested or "
+                        "crossed effects: fit it with method='agq' or 'laplace'")
     ks = [k] if np.ndim(k) == 0 else list(k)
     if not ks or any(int(j) != j or j < 1 for j in ks):
         raise SpecError(f"k must be a positive integer or a list of them, got {k!r}")
