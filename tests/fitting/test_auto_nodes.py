@@ -94,3 +94,18 @@ def test_cli_nagq_auto(tmp_path, capsys, mba):
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["method"] == "agq" and out["nagq"] > 1
     assert abs(out["loglik"] - (-45.8562)) < 1e-3
+
+
+def test_auto_crossed_stops_at_laplace():
+    import pandas as pd
+
+    from gllmm.spec import build_design
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"y": rng.poisson(3, 24), "a": np.repeat(np.arange(6), 4),
+                       "b": np.tile(np.arange(4), 6)})
+    r = auto(build_design(df, "y ~ 1 + (1 | a) + (1 | b)"))
+    ev = r.nodes_evidence
+    assert r.n_nodes == 1 and r.method == "laplace"
+    assert "3^10 points per cluster exceed 2500" in ev.note.iloc[-1]
+    assert not r.extra["nodes_rule"]["settled"]

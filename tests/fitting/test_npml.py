@@ -128,10 +128,11 @@ def test_k1_equals_glm(fabric, rainfall):
         assert list(r.random_sd.values()) == [0.0]
 
 
-def test_k1_equals_glm_cumulative_logit():
+@pytest.mark.parametrize("link", ["cumulative", "adjacent", "continuation", "baseline"])
+def test_k1_equals_glm_multinomial_links(link):
     df = datasets.load("clinical_trial")
     df["x"] = (df["treatment"] == "drug").astype(float)
-    d = models.ordinal_mixed(df, "response ~ x + (1 | center)")
+    d = models.ordinal_mixed(df, "response ~ x + (1 | center)", link=link)
     r1 = fit_npml(d, k=1)
     assert abs(r1.loglik - fit_glm(d, beta0=d.notes["start"]).loglik) < 1e-10
     r2 = fit_npml(d, k=2)
@@ -157,6 +158,7 @@ def _brute_poisson_mixture(y, x, k, starts):
                                 options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 20000})
         if best is None or res.fun < best.fun:
             best = res
+    best.negll = negll
     return best
 
 
@@ -176,6 +178,19 @@ def test_brute_force_fabric_k2(fabric):
     assert abs(r.beta["x"] - best.x[0]) < 1e-6
     assert np.max(np.abs(pts - best.x[1:3][order])) < 1e-6
     assert np.max(np.abs(r.masses[mine] - pi)) < 1e-6
+    # SE of the slope (invariant to how points and masses are parametrised) against the
+    # inverse of a central-difference Hessian of the brute-force log-likelihood (step 1e-4:
+    # truncation ~1e-8, rounding ~1e-13 / 1e-8 ~ 1e-5 relative)
+    h, n = 1e-4, len(best.x)
+    hess = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            e_i, e_j = np.eye(n)[i] * h, np.eye(n)[j] * h
+            hess[i, j] = (best.negll(best.x + e_i + e_j) - best.negll(best.x + e_i - e_j)
+                          - best.negll(best.x - e_i + e_j) + best.negll(best.x - e_i - e_j)
+                          ) / (4 * h * h)
+    se_brute = np.sqrt(np.linalg.inv(hess)[0, 0])
+    assert abs(r.se["x"] - se_brute) < 1e-4 * se_brute
 
 
 def test_polished_is_a_maximum(fabric):
@@ -254,3 +269,22 @@ def test_crossed_refused():
                        "b": np.tile(np.arange(4), 6)})
     with pytest.raises(SpecError, match="one random-effect vector per cluster"):
         fit_npml(build_design(df, "y ~ 1 + (1 | a) + (1 | b)"), k=2)
+
+
+def test_toxoplasmosis_random_slope_npmlreg(rainfall):
+    # random coefficients: K points in (intercept, slope); npmlreg prints the slope of point k
+    # as x + MASSk:x (MASS3:x aliased), so derived slopes carry two rounding errors
+    ref = REF["results"]["toxo_npxx3"]
+    c = ref["coefficients"]
+    d = build_design(rainfall, "cbind(s, f) ~ x + (1 + x | city)", family="binomial")
+    r = gllmm.fit(d, method="npml", k=3, **NPMLREG)
+    assert r.opt.n_iterations == ref["em_iterations"]
+    mp = r.mass_points()
+    intercepts = mp["city:Intercept + Intercept"].to_numpy()
+    slopes = mp["city:x + x"].to_numpy()
+    assert all(printed(a, c[f"MASS{k + 1}"]) for k, a in enumerate(intercepts))
+    ref_slopes = [c["x"] + c["MASS1:x"], c["x"] + c["MASS2:x"], c["x"]]
+    assert np.max(np.abs(slopes - ref_slopes)) <= 1e-4 + 1e-12
+    assert all(printed(a, b) for a, b in zip(r.masses, ref["masses"], strict=True))
+    assert printed(r.random_sd["city"]["sd:city:Intercept"], ref["sd"])
+    assert printed(-2 * r.opt.log[-1]["loglik"], ref["m2loglik"])

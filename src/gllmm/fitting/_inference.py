@@ -133,6 +133,9 @@ def fit_auto_nodes(design: Any, start: np.ndarray | None = None, loglik_tol: flo
     settled = False
     if design.n_random == 0:
         return cur
+    if len(rules) == 1:
+        rows.append({"n_nodes": 3, "note": f"AGQ not tried: 3^{dim} points per cluster exceed "
+                     f"{AUTO_MAX_POINTS}"})
     for q in rules[1:]:
         try:
             new, new_caught = _timed_fit(rows, lambda q=q, c=cur: _refit(c, q, **options), q)

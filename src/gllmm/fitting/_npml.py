@@ -118,10 +118,11 @@ class _Mixture:
         at = np.einsum("bjr,km->bkjmr", d.Z, basis).reshape(*l.shape, d.Z.shape[1], -1)
         A = np.concatenate([np.broadcast_to(d.X[:, None], (*l.shape, *d.X.shape[1:])), at],
                            axis=-1)
-        gw = g * wb[..., None]
-        grad = np.einsum("bkj,bkjP->P", gw, A)
-        hess = np.einsum("bkjP,bkjl,bklQ->PQ", A, H * wb[..., None, None], A, optimize=True)
-        return value, grad, hess
+        n_par = A.shape[-1]
+        flat = A.reshape(-1, n_par)
+        grad = (g * wb[..., None]).reshape(-1) @ flat
+        HA = np.matmul(H * wb[..., None, None], A)  # (B, K, J, P)
+        return value, grad, flat.T @ HA.reshape(-1, n_par)
 
     def m_step(self, beta: np.ndarray, a: np.ndarray, w: np.ndarray, pi: np.ndarray,
                tol: float = 1e-12, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
