@@ -361,6 +361,17 @@ class NPMLResult(FitResult):
         return "npml"
 
     @property
+    def method_label(self) -> str:
+        return f"NPML ({self.k} mass points)"
+
+    @property
+    def param_roles(self) -> tuple[str, ...]:
+        """``fixed``, then ``mass_point`` (K q) and ``mass`` (K): no variance parameters."""
+        q = self.design.n_random
+        return (("fixed",) * self.design.n_fixed + ("mass_point",) * (self.k * q)
+                + ("mass",) * self.k)
+
+    @property
     def n_nodes(self) -> int:
         return self.k
 
