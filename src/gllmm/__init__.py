@@ -13,6 +13,7 @@ from .errors import (
     FitError,
     GllmmError,
     InfiniteEstimateWarning,
+    LevelOrderWarning,
     SpecError,
     TableError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "GllmmError",
     "HypothesisTest",
     "InfiniteEstimateWarning",
+    "LevelOrderWarning",
     "SpecError",
     "Table",
     "TableError",

@@ -37,3 +37,7 @@ class BoundaryWarning(GllmmWarning):
 
 class InfiniteEstimateWarning(GllmmWarning):
     """Sampling zeros push an estimate towards infinity (the ML estimate does not exist)."""
+
+
+class LevelOrderWarning(GllmmWarning):
+    """The order of a factor's levels was guessed (sorted), where the order matters."""

@@ -299,14 +299,19 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
     p.add_argument("--formula", required=formula_required, metavar="F",
                    help="lme4-style formula, e.g. 'count ~ C(a) + C(b) + (1 | cell)'")
     p.add_argument("--family", default="poisson", type=str.lower, choices=FAMILIES,
-                   help="conditional distribution of the counts (default poisson; binomial "
-                        "takes 'cbind(successes, failures) ~ ...' or a 0/1 response; "
-                        "multinomial fits ordinal "
-                        "/ nominal logits with --link)")
+                   help="conditional distribution of the counts (default poisson; binomial: "
+                        "'cbind(successes, failures) ~ ...', a 0/1 or a two-level factor "
+                        "response; ordinal / multinomial: ordinal or nominal logits (--link) "
+                        "of a factor response, or of 'cbind(c1, c2, ...) ~ ...' counts)")
     p.add_argument("--link", default="cumulative", choices=LINKS,
-                   help="multinomial logit (default cumulative)")
-    p.add_argument("--count", default="count", metavar="COL",
-                   help="count column of multinomial data (default 'count')")
+                   help="ordinal / multinomial logit (default cumulative)")
+    p.add_argument("--count", default=None, metavar="COL",
+                   help="frequencies of an ordinal / multinomial response (or --weights); "
+                        "default: the column 'count' if there is one, else one row per "
+                        "observation")
+    p.add_argument("--convention", default="paper", choices=("paper", "clmm"),
+                   help="sign of covariates in ordinal logits: paper (alpha_j + x'beta, "
+                        "default) or clmm (theta_j - x'beta, as ordinal::clm and MASS::polr)")
     p.add_argument("--method", default="agq", type=str.lower, choices=METHODS,
                    help="agq (default), laplace (= --nagq 1), mcem (Monte Carlo EM, slow; "
                         "--seed), pql (penalized quasi-likelihood) or npml (nonparametric ML: "

@@ -17,7 +17,9 @@ import pandas as pd
 
 from ._io import CliError, apply_levels, apply_scores, check_formula, require_columns
 
-FAMILIES = ("poisson", "binomial", "multinomial")
+FAMILIES = ("poisson", "binomial", "multinomial", "ordinal")
+#: families fitted by models.ordinal_mixed (ordinal = multinomial, the link says which logits)
+CATEGORICAL = ("multinomial", "ordinal")
 LINKS = ("cumulative", "adjacent", "continuation", "baseline")
 METHODS = ("agq", "laplace", "mcem", "pql", "npml")
 #: whole fitting algorithms (not a likelihood handed to the optimiser): no progress bar
@@ -57,16 +59,29 @@ def build_model(data: pd.DataFrame, args: argparse.Namespace) -> Any:
         data["cell"] = np.arange(len(data))
     family = args.family.lower()
     offset, weights = getattr(args, "offset", None), getattr(args, "weights", None)
-    if family == "multinomial":
-        if offset is not None or weights is not None:
-            raise CliError("--offset and --weights apply to poisson and binomial formulas; "
-                           "give multinomial counts in the --count column")
-        require_columns(data, [args.count], "count column")
-        return models.ordinal_mixed(data, args.formula, count=args.count, link=args.link,
-                                    covariance=args.covariance)
+    if family in CATEGORICAL:
+        if offset is not None:
+            raise CliError("--offset applies to poisson and binomial formulas; ordinal and "
+                           "multinomial logits take none (their frequencies: --count or "
+                           "--weights)")
+        return models.ordinal_mixed(data, args.formula, count=_frequency_column(data, args),
+                                    link=args.link, covariance=args.covariance,
+                                    convention=getattr(args, "convention", "paper"))
     return build_design(data, args.formula, family=family, covariance=args.covariance,
                         scores=scores or None, title=" ".join(args.formula.split()),
                         offset=offset, weights=weights)
+
+
+def _frequency_column(data: pd.DataFrame, args: argparse.Namespace) -> str | None:
+    """The frequencies of an ordinal / multinomial response: ``--count`` or (polr's name)
+    ``--weights``."""
+    names = [c for c in (args.count, getattr(args, "weights", None)) if c]
+    if len(set(names)) > 1:
+        raise CliError(f"--count {names[0]} and --weights {names[1]} name two frequency "
+                       "columns; give one")
+    if names:
+        require_columns(data, names[:1], "count column")
+    return names[0] if names else None
 
 
 def run_fit(design: Any, method: str, n_nodes: int, *, progress: bool = False,

@@ -50,7 +50,7 @@ def format_summary(res: FitResult) -> str:
     lines.append(f"Observations (n of BIC): {res.nobs:g}   Total count: {res.n_counts:g}   "
                  f"Clusters: {d.n_clusters if d.n_random else '-'}")
     for key, label in (("marginals", "Marginals"), ("coding", "Random-effect coding"),
-                       ("sampling", "Sampling")):
+                       ("sampling", "Sampling"), ("convention", "Sign convention")):
         if d.notes.get(key):
             lines.append(f"{label}: {d.notes[key]}")
     if res.extra.get("loglik_method"):
