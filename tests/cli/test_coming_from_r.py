@@ -59,6 +59,6 @@ def test_page_examples_run(tmp_path, monkeypatch):
             exec(compile(block, str(PAGE), "exec"), namespace)  # noqa: S102 - the page's code
     quoted = [float(v) for v in re.findall(r"# R: .*= (-?[0-9.]+)", "".join(blocks))]
     got = [float(v) for v in printed.getvalue().split()]
-    assert len(got) == len(quoted) == 3
+    assert len(got) == len(quoted) == 6
     for g, q in zip(got, quoted, strict=True):
         assert abs(g - q) < 1e-3

@@ -121,10 +121,10 @@ def test_housing_polr_with_weights(tmp_path):
 
 def test_pneumo_vglm_wide_counts(tmp_path):
     """vglm(cbind(normal, mild, severe) ~ log(exposure.time), cumulative(parallel = TRUE)):
-    VGAM's sign convention is gllmm's. The dotted name back-quoted, as R also reads it."""
+    VGAM's sign convention is gllmm's. The dotted name as R users write it."""
     fx = load("pneumo_vglm_cumulative")
     out = gllmm_fit(shuffled("pneumo", tmp_path), "--family", "ordinal", "--formula",
-                    "cbind(normal, mild, severe) ~ log(`exposure.time`)")
+                    "cbind(normal, mild, severe) ~ log(exposure.time)")
     names = {"(Intercept):1": "alpha[normal|mild]", "(Intercept):2": "alpha[mild|severe]",
              "log(exposure.time)": "log(`exposure.time`)"}
     check(out, fx, names)
