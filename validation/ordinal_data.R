@@ -63,8 +63,14 @@ for (q in c(1, 10)) {
     "one row per rating; random judge intercept", "ordinal::clmm"))
 }
 cf <- capture_fit(clm(rating ~ temp + contact, data = wine))
-write_fixture("wine_clm", clm_fixture(cf, "wine_clm", "clm(rating ~ temp + contact, data = wine)",
-                                      "no random effect", "ordinal::clm"))
+wine_clm <- clm_fixture(cf, "wine_clm", "clm(rating ~ temp + contact, data = wine)",
+                        "no random effect", "ordinal::clm")
+ci <- confint(cf$value, level = 0.95, type = "profile")  # profile likelihood intervals of beta
+wine_clm$profile_interval <- list(
+  level = 0.95, method = "confint(clm, type = 'profile'): profile likelihood",
+  lower = named_list(setNames(ci[, 1], rownames(ci))),
+  upper = named_list(setNames(ci[, 2], rownames(ci))))
+write_fixture("wine_clm", wine_clm)
 
 # ------------------------------------------------------------------ soup
 data(soup, package = "ordinal")

@@ -1,6 +1,8 @@
 """``gllmm`` command-line entry point.
 
-Subcommands: ``fit`` (a formula model on a CSV/Parquet table), ``predict`` (new rows from a
+Subcommands: ``fit`` (a formula model on a CSV/Parquet table; ordinal and multinomial
+logits with ``--family ordinal``), ``marginal`` (constrained-ML models of matched pairs),
+``association`` (random association models, paper Section 2.1), ``predict`` (new rows from a
 model saved by ``fit --save``), ``smooth`` (cell-wise smoothing
 of a table), ``simulate`` (the paper's Table 1 study), ``example`` (the paper's examples by
 name: ``table2``, ``table4``, ``table5``, ``hartzel``) and ``report`` (a self-contained HTML
@@ -26,7 +28,7 @@ from ._io import CliError, read_data
 from ._run import FAMILIES, LINKS, METHODS, mass_points, nodes_or_auto, positive_int
 
 RAW = argparse.RawDescriptionHelpFormatter
-BASE_CHOICES = ("independence", "linear_by_linear", "local")
+BASE_CHOICES = ("independence", "linear_by_linear", "local", "penalized")
 
 DESCRIPTION = """\
 Generalized log-linear models with random effects for contingency tables
@@ -102,7 +104,8 @@ examples:
       --association random --nagq 1
 
 Bases: independence (model 2.5), linear_by_linear (2.6, row/column scores: the level values
-when numeric, else 1, 2, ...), local (local linear likelihood, span by AICc).
+when numeric, else 1, 2, ...), local (local linear likelihood, span by AICc), penalized
+(penalised likelihood, eq. 2.2: lambda by AICc, or --lambda).
 Fitted counts are exp(x'beta + u) at the posterior modes of the cell effects (the paper's
 Table 2); 'probability' renormalises them to sum to 1 (per stratum)."""
 
@@ -167,14 +170,44 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     method, nodes = resolve_method(args)
     res = run_fit(design, method, nodes, progress=args.progress, seed=args.seed)
     payload = res.to_dict()
+    text = res.summary()
     if args.output:
         _write_table(payload["fitted"], args.output)
     if args.save:
         from ._saved import save_model
 
         save_model(args.save, res, raw, args)
-    _emit(payload, res.summary(), args.json)
+    _emit(payload, text, args.json)
     return 0
+
+
+def _cmd_marginal(args: argparse.Namespace) -> int:
+    from ._families import marginal_payload, run_marginal
+
+    fit = run_marginal(read_data(args.data), args)
+    _emit(marginal_payload(fit), fit.summary(), args.json)
+    return 0
+
+
+def _cmd_association(args: argparse.Namespace) -> int:
+    from ._families import build_association
+    from ._run import resolve_method, run_fit
+
+    design = build_association(read_data(args.data), args)
+    method, nodes = resolve_method(args)
+    res = run_fit(design, method, nodes, progress=args.progress, seed=None)
+    _emit(res.to_dict(), res.summary(), args.json)
+    return 0
+
+
+def _add_method_args(p: argparse.ArgumentParser) -> None:
+    """--method agq|laplace, --nagq, --progress: the integration options of a GLLMM fit."""
+    p.add_argument("--method", default="agq", type=str.lower, choices=("agq", "laplace"),
+                   help="agq (default) or laplace (= --nagq 1)")
+    p.add_argument("--nagq", type=nodes_or_auto, default=15, metavar="Q",
+                   help="adaptive Gauss-Hermite nodes per dimension (default 15; 1 = Laplace)")
+    p.add_argument("--progress", action="store_true",
+                   help="show a progress bar (likelihood evaluations) on stderr")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -399,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--col-scores", metavar="s1,s2,...", help="column scores in level order")
     s.add_argument("--levels", action="append", metavar="COL=a,b,...",
                    help="order of a classification's levels (repeatable)")
+    s.add_argument("--lambda", dest="penalty", default="aicc", metavar="L",
+                   help="penalized base: smoothing parameter >= 0, inf (independence), or a "
+                        "criterion choosing it (default aicc)")
     s.add_argument("--span", type=float, default=None,
                    help="local base: nearest-neighbour span (default: chosen by AICc)")
     s.add_argument("--compare", action="store_true",
@@ -441,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(r, formula_required=False)
     r.add_argument("--json", action="store_true", help="print {path, figures, bytes} as JSON")
     r.set_defaults(func=_cmd_report)
+
+    from ._families import add_association_parser, add_marginal_parser
+
+    add_marginal_parser(sub, RAW)
+    sub.choices["marginal"].set_defaults(func=_cmd_marginal)
+    add_association_parser(sub, RAW, _add_method_args)
+    sub.choices["association"].set_defaults(func=_cmd_association)
     return parser
 
 

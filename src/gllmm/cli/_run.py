@@ -8,8 +8,10 @@ without the library knowing about it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -64,9 +66,11 @@ def build_model(data: pd.DataFrame, args: argparse.Namespace) -> Any:
             raise CliError("--offset applies to poisson and binomial formulas; ordinal and "
                            "multinomial logits take none (their frequencies: --count or "
                            "--weights)")
-        return models.ordinal_mixed(data, args.formula, count=_frequency_column(data, args),
-                                    link=args.link, covariance=args.covariance,
-                                    convention=getattr(args, "convention", "paper"))
+        with printed_warnings():  # the level order guessed
+            return models.ordinal_mixed(data, args.formula,
+                                        count=_frequency_column(data, args), link=args.link,
+                                        covariance=args.covariance,
+                                        convention=getattr(args, "convention", "paper"))
     return build_design(data, args.formula, family=family, covariance=args.covariance,
                         scores=scores or None, title=" ".join(args.formula.split()),
                         offset=offset, weights=weights)
@@ -87,16 +91,24 @@ def _frequency_column(data: pd.DataFrame, args: argparse.Namespace) -> str | Non
 def run_fit(design: Any, method: str, n_nodes: int, *, progress: bool = False,
             seed: int | None = None) -> Any:
     """Fit ``design``; warnings are printed to stderr as ``warning: ...`` lines."""
+    with printed_warnings():
+        return _fit(design, method, n_nodes, progress, seed)
+
+
+@contextlib.contextmanager
+def printed_warnings() -> Iterator[None]:
+    """Warnings raised inside the block, printed once each to stderr as ``warning: ...``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = _fit(design, method, n_nodes, progress, seed)
-    seen = set()
-    for w in caught:
-        text = str(w.message)
-        if text not in seen:
-            seen.add(text)
-            print(f"warning: {text}", file=sys.stderr)
-    return res
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                text = str(w.message)
+                if text not in seen:
+                    seen.add(text)
+                    print(f"warning: {text}", file=sys.stderr)
 
 
 def _fit(design: Any, method: str, n_nodes: int, progress: bool, seed: int | None) -> Any:

@@ -15,7 +15,7 @@ from ..results._result import _jsonable
 from ._io import CliError, apply_levels, require_columns, require_counts
 from ._run import parse_scores
 
-BASES = ("independence", "linear_by_linear", "local")
+BASES = ("independence", "linear_by_linear", "local", "penalized")
 
 
 def _fit_cellwise() -> Any:
@@ -67,6 +67,11 @@ def run_smooth(data: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
             raise CliError("--base local smooths one two-way table; drop --stratum or use a "
                            "cell-wise base")
         return _local(data, y, rows, cols_, args)
+    if args.base == "penalized":
+        if args.stratum:
+            raise CliError("--base penalized smooths one two-way table; drop --stratum or use "
+                           "a cell-wise base")
+        return _penalized(data, y, rows, cols_, args)
     out = _cellwise(data, y, rows, cols_, args, args.base)
     if args.compare:
         other = "linear_by_linear" if args.base == "independence" else "independence"
@@ -258,6 +263,36 @@ def _local(data: pd.DataFrame, y: np.ndarray, rows: _Axis, cols: _Axis,
         "fitted": table}
 
 
+def _penalized(data: pd.DataFrame, y: np.ndarray, rows: _Axis, cols: _Axis,
+               args: argparse.Namespace) -> dict[str, Any]:
+    """Penalised likelihood, eq. (2.2): lambda from --lambda (a number, inf, or a criterion)."""
+    from ..smooth import penalized_smoother
+
+    grid = np.zeros((len(rows.levels), len(cols.levels)))
+    np.add.at(grid, (rows.codes, cols.codes), y)
+    lam: float | str = args.penalty
+    try:
+        lam = float(lam)
+    except ValueError:
+        pass
+    try:
+        fit = penalized_smoother(grid, lam)
+    except ValueError as exc:  # an unknown criterion or a negative lambda
+        raise CliError(f"--lambda: {exc}") from exc
+    table = data.copy()
+    table["observed"] = y
+    table["fitted"] = fit.fitted[rows.codes, cols.codes]
+    table["probability"] = fit.probabilities[rows.codes, cols.codes]
+    loglik = float(np.sum(np.where(grid > 0, grid * np.log(np.where(grid > 0,
+                                                                      fit.probabilities, 1)), 0)))
+    return {**_jsonable({
+        "model": "penalized_likelihood", "base": "penalized", "loglik": loglik,
+        "converged": fit.converged, "boundary": [], "method": "penalized_likelihood",
+        "nagq": None, "params": {"lambda": fit.lam, "df": fit.df}, "se": {}, "random_sd": {},
+        "random_sd_se": {}, "criteria": dict(fit.criteria), "deviance": fit.deviance}),
+        "fitted": table}
+
+
 def _short_list(values: list[float], keep: int = 12) -> str:
     shown = [f"{v:g}" for v in values]
     if len(shown) > keep:
@@ -273,7 +308,13 @@ def as_json(out: dict[str, Any]) -> dict[str, Any]:
 def format_smooth(out: dict[str, Any], args: argparse.Namespace, max_cells: int = 900) -> str:
     """Text output of ``gllmm smooth``: the fit, the base-model comparison, the smoothed table."""
     lines = []
-    if out["model"] == "local_likelihood":
+    if out["model"] == "penalized_likelihood":
+        p = out["params"]
+        lines += ["Penalised-likelihood smoothing towards independence, eq. (2.2) "
+                  "(Simonoff 1983)",
+                  f"  lambda {p['lambda']:.4g}, effective df {p['df']:.3f}; deviance "
+                  f"{out['deviance']:.4f}; log-likelihood {out['loglik']:.4f}"]
+    elif out["model"] == "local_likelihood":
         p = out["params"]
         which = f"span {p['span']:.4f}" if "span" in p else f"bandwidth {p['bandwidth']:.4g}"
         lines += ["Local linear likelihood smoothing (Simonoff 1998)",
