@@ -194,3 +194,18 @@ def test_installed_command_fits_and_predicts_cbpp(cli_fits, tmp_path):
     pred = _subprocess("predict", str(model), str(_newdata("cbpp", tmp)), "--json")
     np.testing.assert_allclose(pred["predicted"], _fixture("cbpp")["predict"][
         "random_response"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("formula", "family", "message"), [
+    ("cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)", "poisson",
+     "--family binomial"),
+    ("incidence ~ period +* herd", "poisson", "cannot evaluate"),
+    ("incidence ~ nothere + (1 | herd)", "poisson", "unknown column(s) nothere"),
+    ("incidence ~ period + (1 | herd/nothere)", "poisson", "unknown grouping column"),
+])
+def test_cli_refusals_name_the_fix(formula, family, message):
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["fit", str(R_DIR / "cbpp.csv"), "--formula", formula, "--family", family])
+    assert code == 2
+    assert message in err.getvalue() and "\x1b" not in err.getvalue()

@@ -82,6 +82,9 @@ def predict_file(res: Any, args: argparse.Namespace, newdata: pd.DataFrame, type
     """The new rows with a column ``predicted``."""
     apply_levels(newdata, args.levels)
     apply_scores(newdata, args.scores)
+    if args.add_cell and "cell" not in newdata.columns:
+        # --add-cell numbered the fitted rows; new rows are new cells, predicted at u = 0
+        newdata["cell"] = [f"new {i}" for i in range(len(newdata))]
     out = newdata.copy()
     out["predicted"] = res.predict(newdata, type=type, re_form="NA" if fixed_only else None)
     return out
