@@ -144,3 +144,31 @@ def test_fixed_variables_stay_put(designs):
     res = minimize_bfgs(None, x0, lower, compiled=fast.compiled_negative(), fixed=fixed)
     assert res.x[0] == x0[0] and res.x[-1] == x0[-1]
     assert np.max(np.abs(res.grad[~fixed])) < 1e-4
+
+
+@pytest.mark.parametrize("coding", ["centred", "cumulative"])
+@pytest.mark.parametrize("beta", ["free", 0.0])
+def test_dense_laplace_kernel_equals_the_numpy_path(beta, coding):
+    # one cluster of q = 4 (3 x 3) or 9 (4 x 4) random effects, multinomial blocks: value and
+    # exact gradient of the compiled kernel against the numpy path and central differences
+    from gllmm.fitting import make_objective
+    from gllmm.models._association_gllmm import random_association
+
+    for y in (np.array([[30, 12, 4], [14, 26, 17], [6, 15, 76]]),
+              np.arange(1, 17).reshape(4, 4)):
+        design = random_association(y, beta=beta, coding=coding)
+        compiled = make_objective(design, "laplace")
+        numpy_path = make_objective(design, "laplace")
+        numpy_path.use_kernel = False
+        size = design.n_fixed + design.n_theta
+        for x in (np.r_[np.linspace(-0.3, 0.4, size - 1), 0.7],
+                  np.r_[np.linspace(0.2, -0.4, size - 1), 1.6], np.zeros(size)):
+            value, grad = compiled.value_and_gradient(x)
+            ref_value, ref_grad = numpy_path.value_and_gradient(x)
+            assert value == pytest.approx(ref_value, abs=1e-10)
+            np.testing.assert_allclose(grad, ref_grad, atol=1e-9)
+        x = np.r_[np.linspace(-0.3, 0.4, size - 1), 0.7]
+        num = np.array([(compiled.value_and_gradient(x + e, False)[0]
+                         - compiled.value_and_gradient(x - e, False)[0]) / 2e-6
+                        for e in 1e-6 * np.eye(size)])
+        np.testing.assert_allclose(compiled.value_and_gradient(x)[1], num, rtol=1e-5, atol=1e-6)

@@ -19,6 +19,12 @@ from scipy.optimize import minimize
 from ..errors import FitError
 from ._bfgs import minimize_bfgs
 
+#: The boundary tolerance of every fit: a variance is set to 0 (and a boundary fit preferred to
+#: an interior one) unless the interior log-likelihood is higher by more than this.
+FTOL_ZERO = 1e-6
+#: A standard deviation below this is a candidate for the boundary step.
+XTOL_ZERO = 1e-4
+
 
 @dataclass
 class OptSummary:
@@ -72,8 +78,8 @@ def maximize(
     gtol: float = 1e-7,
     ftol: float = 1e-12,
     max_iter: int = 2000,
-    xtol_zero: float = 1e-4,
-    ftol_zero: float = 1e-6,
+    xtol_zero: float = XTOL_ZERO,
+    ftol_zero: float = FTOL_ZERO,
     keep_log: bool = False,
     optimizer: str = "bfgs",
     hinv0: np.ndarray | None = None,

@@ -58,6 +58,13 @@ class ModeInfo:
     converged: bool
 
 
+#: attributes of a MarginalLikelihood that do not depend on the counts (``with_counts``)
+_COUNT_FREE = ("n_nodes", "nodes", "weights", "log_weights", "half_z2", "_starts",
+               "_one_per_cluster", "_dM_cache", "inner_tol", "_dense_cache")
+#: strategy choices set on an objective, kept by ``with_counts``
+_OPTIONS = ("use_kernel", "sparse", "method_name")
+
+
 class MarginalLikelihood:
     """Callable objective: the AGQ (or Laplace) marginal log-likelihood and its gradient.
 
@@ -109,6 +116,25 @@ class MarginalLikelihood:
         if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
             return "scalar"
         return "product"
+
+    def with_counts(self, y: np.ndarray) -> MarginalLikelihood:
+        """This objective on new counts of the same shape (``Design.with_counts``): the rule,
+        the covariance templates and the compiled kernel's design arrays are reused, only the
+        count arrays change; the modes restart at 0, so the result depends on nothing fitted
+        before."""
+        new = MarginalLikelihood.__new__(MarginalLikelihood)
+        new.__dict__.update({k: v for k, v in self.__dict__.items()
+                             if k in _COUNT_FREE or k in _OPTIONS})
+        new.design = self.design.with_counts(y)
+        new._constant = float(new.design.family.constant().sum())
+        new._v_start = np.zeros_like(self._v_start)
+        new.n_evaluations = 0
+        cache = self.__dict__.get("_kernel_cache")
+        if cache:
+            from .. import _kernels
+
+            new._kernel_cache = {**cache, "family": _kernels.family_arrays(new.design.family)}
+        return new
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -202,6 +228,9 @@ class MarginalLikelihood:
         params = np.asarray(params, dtype=float)
         beta, theta = self.split(params)
         fam = d.family
+        inputs = self._dense_kernel_inputs()
+        if inputs is not None:
+            return self._dense_kernel(params, gradient, inputs)
         if d.n_random == 1 and d.n_theta == 1:
             from ._agq_scalar import scalar_value_and_gradient
 
@@ -218,12 +247,19 @@ class MarginalLikelihood:
         lam = self._factor(theta)
         M = d.Z @ lam
         L = info.chol
-        Linv = np.linalg.inv(L)
-        LinvT = np.swapaxes(Linv, -1, -2)
-        v_nodes = info.v[:, None, :] + np.einsum("cqr,nr->cnq", LinvT, self.nodes)  # (C, N, q)
-        eta0 = d.X @ beta + d.offset
-        eta_n = eta0[:, None, :] + np.einsum("bjq,bnq->bnj", M, v_nodes[cl])
-        l_n, g_n, _, _ = fam.derivatives(eta_n, 1 if gradient else 0)
+        # Laplace: the one node is the mode (z = 0), so the node terms are the mode's and the
+        # nodes do not move with the Cholesky factor; one family call serves value and gradient
+        laplace = self.n_nodes == 1
+        if laplace:
+            v_nodes = info.v[:, None, :]
+            l_n, g_n, H_h, T_h = fam.derivatives(info.eta[:, None, :], 3 if gradient else 0)
+        else:
+            Linv = np.linalg.inv(L)
+            LinvT = np.swapaxes(Linv, -1, -2)
+            v_nodes = info.v[:, None, :] + np.einsum("cqr,nr->cnq", LinvT, self.nodes)
+            eta0 = d.X @ beta + d.offset
+            eta_n = eta0[:, None, :] + np.einsum("bjq,bnq->bnj", M, v_nodes[cl])
+            l_n, g_n, _, _ = fam.derivatives(eta_n, 1 if gradient else 0)
         s = (
             self.log_weights
             + self._csum(l_n)
@@ -239,7 +275,10 @@ class MarginalLikelihood:
 
         # --- derivatives of the mode and curvature (B, J, P) directions
         p, m = d.n_fixed, d.n_theta
-        _, g_h, H_h, T_h = fam.derivatives(info.eta[:, None, :], 3)
+        if laplace:
+            g_h = g_n
+        else:
+            _, g_h, H_h, T_h = fam.derivatives(info.eta[:, None, :], 3)
         g_h, H_h, T_h = g_h[:, 0], H_h[:, 0], T_h[:, 0]
         dM = self._dM  # (B, J, q, m)
         v_b = info.v[cl]
@@ -260,12 +299,16 @@ class MarginalLikelihood:
         # d(-log det L) = -tr(K^{-1} dK) / 2
         Kinv = np.linalg.inv(K)
         grad_c = -0.5 * np.einsum("cqr,crqP->cP", Kinv, dK)
-        # Cholesky derivative: dL = L Phi(L^{-1} dK L^{-T})
-        inner = np.einsum("cqr,crsP,cts->cqtP", Linv, dK, Linv)
-        tril = np.tril(np.ones((q, q)), -1)[None, :, :, None] + 0.5 * np.eye(q)[None, :, :, None]
-        dL = np.einsum("cqr,crsP->cqsP", L, inner * tril)
-        dLinvT = -np.einsum("cqr,csrP,cst->cqtP", LinvT, dL, LinvT)
-        dv_nodes = dv[:, None] + np.einsum("cqtP,nt->cnqP", dLinvT, self.nodes)  # (C, N, q, P)
+        if laplace:
+            dv_nodes = dv[:, None]
+        else:
+            # Cholesky derivative: dL = L Phi(L^{-1} dK L^{-T})
+            inner = np.einsum("cqr,crsP,cts->cqtP", Linv, dK, Linv)
+            tril = (np.tril(np.ones((q, q)), -1)[None, :, :, None]
+                    + 0.5 * np.eye(q)[None, :, :, None])
+            dL = np.einsum("cqr,crsP->cqsP", L, inner * tril)
+            dLinvT = -np.einsum("cqr,csrP,cst->cqtP", LinvT, dL, LinvT)
+            dv_nodes = dv[:, None] + np.einsum("cqtP,nt->cnqP", dLinvT, self.nodes)
         # node scores: dh/dphi at fixed v plus grad_v h . dv_node
         rho = np.exp(s - lse[:, None])
         part = np.einsum("bnj,bjp->bnp", g_n, d.X)
@@ -277,6 +320,42 @@ class MarginalLikelihood:
         part += np.einsum("cnq,cnqP->cnP", grad_v, dv_nodes)
         grad_c += np.einsum("cn,cnP->cP", rho, part)
         return value, grad_c.sum(axis=0)
+
+    def _dense_kernel_inputs(self) -> tuple | None:
+        """The count-free arrays of the compiled Laplace kernel for multinomial blocks
+        (``_kernels.dense_laplace_multinomial``), made once; None where it does not apply."""
+        cached = self.__dict__.get("_dense_cache", False)
+        if cached is not False:
+            return cached
+        from .. import _kernels
+        from ..links import Multinomial
+
+        d = self.design
+        out = None
+        if (_kernels.HAVE_NUMBA and self.n_nodes == 1 and d.n_random
+                and type(d.family) is Multinomial and getattr(self, "use_kernel", True)):
+            c = np.ascontiguousarray
+            out = (c(d.X, dtype=float), c(d.offset, dtype=float), c(d.Z, dtype=float),
+                   c(self._templates, dtype=float),
+                   np.r_[self._starts, d.X.shape[0]].astype(np.int64),
+                   float(self.log_weights[0] + self.half_z2[0]))
+        self._dense_cache = out
+        return out
+
+    def _dense_kernel(self, params: np.ndarray, gradient: bool,
+                      inputs: tuple) -> tuple[float, np.ndarray | None]:
+        from .. import _kernels
+        from ._agq_scalar import _raise_status
+
+        X, offset, Z, templates, starts, logw0 = inputs
+        v = np.ascontiguousarray(self._v_start, dtype=float).copy()
+        grad = np.empty(len(params))
+        value, status = _kernels.dense_laplace_multinomial(
+            np.ascontiguousarray(self.design.family.y, dtype=float), X, offset, Z, templates,
+            starts, logw0, params, v, self.inner_tol, 100, gradient, grad)
+        _raise_status(status)
+        self._v_start = v
+        return float(value) + self._constant, (grad if gradient else None)
 
     def compiled_negative(self) -> tuple | None:
         """``(name, data)`` for ``fitting._bfgs.minimize_bfgs(compiled=...)`` when the compiled

@@ -16,7 +16,8 @@ C clusters, m covariance parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -410,3 +411,20 @@ class Design:
     def starts(self) -> np.ndarray:
         """Index of the first block of each cluster (for ``np.add.reduceat``)."""
         return np.flatnonzero(np.r_[True, np.diff(self.cluster) != 0])
+
+    def with_counts(self, y: np.ndarray) -> Design:
+        """The same model on new counts of the same shape, without rebuilding X, Z or the
+        covariance structure (a simulation refits one design to thousands of tables).
+
+        ``y`` has the shape of ``family.y`` (or is its ravel). Notes that describe the old
+        counts (``data``, ``start``) are dropped.
+        """
+        old = self.family.y
+        y = np.asarray(y, dtype=float)
+        if y.size != old.size:
+            raise SpecError(f"new counts have {y.size} cells, the design has {old.size}; "
+                            "build a design for the new table instead")
+        new = copy.copy(self)  # X, Z and their cached forms do not depend on the counts
+        new.family = replace(self.family, y=y.reshape(old.shape))
+        new.notes = {k: v for k, v in self.notes.items() if k not in ("data", "start")}
+        return new
