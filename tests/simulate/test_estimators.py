@@ -1,5 +1,6 @@
-"""Table 1 estimators: the specialised small-table fits equal the general engine's, exact
-gradients, closed forms, registry behaviour (paper Sections 2.1, 2.2, 4)."""
+"""Table 1 estimators: the engine's global ML fits (boundary and interior searches) on
+objectives prepared once per table shape, against ``gllmm.fit`` on freshly built designs,
+closed forms, registry behaviour (paper Sections 2.1, 2.2, 4)."""
 
 from __future__ import annotations
 
@@ -12,26 +13,19 @@ import pytest
 import gllmm
 from gllmm import models
 from gllmm.errors import SpecError
-from gllmm.links import Multinomial
+from gllmm.fitting import make_objective, optimize
+from gllmm.models._association_gllmm import random_association
 from gllmm.simulate import (
     ESTIMATORS,
     TABLE1_ESTIMATORS,
     Estimator,
     EstimatorUnavailable,
-    association_design,
-    design_matrix,
-    fit_association_laplace,
-    fit_cellwise_agq,
     get_estimator,
     paper_table1_study,
-    poisson_loglinear,
     register_estimator,
     simulate_table,
     true_probabilities,
 )
-from gllmm.simulate._association_small import AssociationObjective
-from gllmm.simulate._small_tables import CellwiseObjective, maximize_bfgs
-from gllmm.spec import Design, scalar_structure
 
 SCORES = np.array([1.0, 2.0, 3.0])
 # tables with an interior sigma and with sigma = 0 for both bases (seeded draws from the truth)
@@ -48,127 +42,107 @@ def _quiet_fit(design, **kw):
         return gllmm.fit(design, **kw)
 
 
-def _central_gradient(f, x, h=1e-6):
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
-
-
 def _long(y):
     rows, cols = np.divmod(np.arange(y.size), y.shape[1])
     return pd.DataFrame({"row": rows + 1, "col": cols + 1, "count": y.ravel()})
 
 
+def _cellwise(y, base):
+    return models.cellwise_smoothing(_long(y), "row", "col", base=base,
+                                     row_scores=list(SCORES), col_scores=list(SCORES))
+
+
+def _global(design, method, sd_starts):
+    objective = make_objective(design, method, 15 if method == "agq" else None)
+    objective.method_name = method
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return objective, optimize(objective, design, sd_starts=sd_starts)
+
+
 @pytest.mark.parametrize("base", ["independence", "linear_by_linear"])
 @pytest.mark.parametrize("k", range(len(TABLES)))
-def test_cellwise_fit_equals_the_general_engine(base, k):
+def test_cellwise_estimator_equals_gllmm_fit(base, k):
+    # on these tables the engine's local search from sigma = 0.5 reaches the global maximum
     y = TABLES[k]
-    X = design_matrix(3, 3, None if base == "independence" else SCORES)
-    fast = fit_cellwise_agq(y.ravel(), X, n_nodes=15)
-    design = models.cellwise_smoothing(_long(y), "row", "col", base=base,
-                                       row_scores=list(SCORES), col_scores=list(SCORES))
-    ref = _quiet_fit(design, method="agq", n_nodes=15)
-    assert fast.loglik == pytest.approx(ref.loglik, abs=1e-8)
-    assert fast.sigma == pytest.approx(float(ref.params[-1]), abs=1e-5)
-    np.testing.assert_allclose(fast.fitted, ref.fitted_counts(), rtol=1e-6)
-    assert fast.boundary == (ref.params[-1] == 0.0)
+    ref = _quiet_fit(_cellwise(y, base), method="agq", n_nodes=15)
+    _, opt = _global(_cellwise(y, base), "agq", (0.5,))
+    assert opt.final_loglik == pytest.approx(ref.loglik, abs=1e-8)
+    assert opt.final[-1] == pytest.approx(float(ref.params[-1]), abs=1e-5)
+    assert (opt.final[-1] == 0.0) == (ref.params[-1] == 0.0)
+    name = "cellwise_gllmm_" + ("independence" if base == "independence"
+                                else "uniform_association")
+    np.testing.assert_allclose(get_estimator(name)(y, SCORES),
+                               ref.fitted_counts().reshape(3, 3) / y.sum(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("n_nodes", [1, 15])
-def test_cellwise_gradient_is_exact(n_nodes):
-    y = TABLES[0].ravel().astype(float)
-    X = design_matrix(3, 3, SCORES)
-    obj = CellwiseObjective(y, X, n_nodes)
-    for sigma in (0.7, -0.4, 1e-3):
-        x = np.r_[np.linalg.lstsq(X, np.log(y), rcond=None)[0] + 0.05, sigma]
-        g = obj.value_and_gradient(x)[1]
-        num = _central_gradient(lambda z: obj.value_and_gradient(z)[0], x)
-        np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6)
+def test_global_fit_finds_the_interior_maximum_a_bounded_search_misses():
+    # Table 1, scenario 11, replicate 1: the likelihood rises steeply from sigma = 0 to a
+    # maximum near 0.04 and falls below l(0) by 0.1; from sigma = 0.5 the bounded search lands
+    # on sigma = 0, a stationary point (the likelihood is even in sigma), and stays there
+    spec = paper_table1_study(3)
+    y = simulate_table(spec.scenarios[11], spec.seed, 1)
+    design = _cellwise(y, "independence")
+    local = _quiet_fit(design, method="agq", n_nodes=15)
+    objective, opt = _global(design, "agq", (0.5,))
+    assert float(local.params[-1]) == 0.0
+    assert opt.final_loglik > local.loglik + 0.04
+    assert 0.01 < opt.final[-1] < 0.1
+    # a maximum: the gradient vanishes and a grid in sigma around it is lower
+    grad = objective.value_and_gradient(opt.final)[1]
+    assert np.max(np.abs(grad)) < 1e-4
+    for sigma in (0.0, 0.5 * opt.final[-1], 1.5 * opt.final[-1], 0.1):
+        x = opt.final.copy()
+        x[-1] = sigma
+        assert objective.value_and_gradient(x, gradient=False)[0] < opt.final_loglik
 
 
-def test_cellwise_likelihood_at_zero_sd_is_the_poisson_glm():
-    y = TABLES[1].ravel().astype(float)
-    X = design_matrix(3, 3, SCORES)
-    glm = poisson_loglinear(y, X)
-    assert CellwiseObjective(y, X, 15).value_and_gradient(np.r_[glm.beta, 0.0])[0] == (
-        pytest.approx(glm.loglik, abs=1e-10))
-    assert glm.converged
-    assert glm.fitted.sum() == pytest.approx(y.sum())
+def test_cellwise_zero_sd_is_the_poisson_glm():
+    y = TABLES[1]
+    objective, opt = _global(_cellwise(y, "linear_by_linear"), "agq", (0.5,))
+    assert opt.boundary == ("sd(_cell)",)
+    glm = _quiet_fit(_cellwise(y, "linear_by_linear"), method="agq", n_nodes=15)
+    assert opt.final_loglik == pytest.approx(glm.loglik, abs=1e-8)
+    np.testing.assert_allclose(get_estimator("cellwise_gllmm_uniform_association")(y, SCORES),
+                               get_estimator("glm_uniform_association")(y, SCORES), atol=1e-8)
 
 
 @pytest.mark.parametrize("coding", ["centred", "cumulative"])
 @pytest.mark.parametrize("free_beta", [False, True])
 @pytest.mark.parametrize("k", range(len(TABLES)))
-def test_association_fit_equals_the_general_engine(free_beta, k, coding):
+def test_association_fit_is_global_and_equals_gllmm_fit(free_beta, k, coding):
     y = TABLES[k]
-    X, Z = association_design(3, 3, free_beta, coding)
-    fast = fit_association_laplace(y, free_beta=free_beta, coding=coding)
-    names = tuple(f"x{j}" for j in range(X.shape[1]))
-    design = Design(Multinomial(y.ravel()[None, :].astype(float)), X[None], Z[None],
-                    np.zeros((1, 9)), np.array([0]), scalar_structure("odds_ratio", 4), names)
-    ref = _quiet_fit(design, method="laplace")
+    beta = "free" if free_beta else 0.0
+    ref = _quiet_fit(random_association(y, beta=beta, coding=coding), method="laplace")
+    objective, opt = _global(random_association(y, beta=beta, coding=coding), "laplace",
+                             (0.5, 1.5))
     # the engine's single search may stop at a local maximum; global ML is at least as high
-    assert fast.loglik >= ref.loglik - 1e-8
-    if abs(fast.loglik - ref.loglik) < 1e-6:
-        np.testing.assert_allclose(fast.probabilities.ravel(), ref.fitted_counts() / y.sum(),
-                                   atol=1e-6)
+    assert opt.final_loglik >= ref.loglik - 1e-8
+    name = f"association_gllmm_{'free_beta' if free_beta else 'beta0'}"
+    p = get_estimator(name + ("" if coding == "centred" else "_cumulative"))(y, SCORES)
+    mu = objective.design.family.mean(objective.posterior(opt.final)["eta_mode"])
+    np.testing.assert_allclose(p.ravel(), mu.ravel() / y.sum(), atol=1e-12)
+    if abs(opt.final_loglik - ref.loglik) < 1e-6:
+        np.testing.assert_allclose(p.ravel(), ref.fitted_counts() / y.sum(), atol=1e-6)
 
 
 @pytest.mark.parametrize("coding", ["centred", "cumulative"])
-def test_association_gradient_is_exact_and_zero_sd_gives_the_glm(coding):
-    y = TABLES[0].astype(float)
-    X, Z = association_design(3, 3, True, coding)
-    obj = AssociationObjective(y, X, Z)
-    x = np.r_[-0.3, 0.2, 0.1, -0.4, 0.5, 0.8]
-    g = obj.value_and_gradient(x)[1]
-    num = _central_gradient(lambda z: AssociationObjective(y, X, Z).value_and_gradient(z)[0], x)
-    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6)
-    # sigma = 0: the uniform association GLM, multinomial likelihood
-    fit = fit_association_laplace(TABLES[1], free_beta=True, coding=coding)
-    assert fit.boundary
-    np.testing.assert_allclose(fit.probabilities,
-                               get_estimator("glm_uniform_association")(TABLES[1], SCORES),
-                               atol=1e-8)
-    # a trial point where nothing can be computed is -inf, not an exception
-    assert obj.value_and_gradient(np.r_[np.nan, 0, 0, 0, 0, 0.5])[0] == -np.inf
-    assert np.isfinite(obj.value_and_gradient(np.r_[800.0, 0, 0, 0, 0, 50.0])[0])
-
-
-def test_association_design_columns():
-    X, Z = association_design(3, 3, True, "cumulative")
-    # cell (a, b) (0-based) collects the local odds ratios (i, j) with i < a, j < b
-    assert Z.shape == (9, 4)
-    np.testing.assert_array_equal(Z[8], [1, 1, 1, 1])
-    np.testing.assert_array_equal(Z[4], [1, 0, 0, 0])
-    np.testing.assert_array_equal(X[:, -1], [0, 0, 0, 0, 1, 2, 0, 2, 4])
-    assert association_design(6, 6, False)[1].shape == (36, 25)
-    # centred: a right inverse of the odds-ratio contrasts, orthogonal to row/column effects
-    from gllmm.simulate._association_small import local_odds_ratio_contrasts
-
-    Xc, Zc = association_design(3, 3, True, "centred")
-    L = local_odds_ratio_contrasts(3, 3)
-    np.testing.assert_allclose(L @ Zc, np.eye(4), atol=1e-12)
-    np.testing.assert_allclose(design_matrix(3, 3, None).T @ Zc, 0.0, atol=1e-12)
-    c = SCORES - SCORES.mean()
-    np.testing.assert_allclose(Xc[:, -1], np.outer(c, c).ravel(), atol=1e-12)
-    with pytest.raises(ValueError, match="coding"):
-        association_design(3, 3, True, "other")
+def test_association_zero_sd_gives_the_glm(coding):
+    y = TABLES[1]
+    _, opt = _global(random_association(y, coding=coding), "laplace", (0.5, 1.5))
+    assert opt.boundary == ("sd(odds_ratio)",)
+    name = "association_gllmm_free_beta" + ("" if coding == "centred" else "_cumulative")
+    np.testing.assert_allclose(get_estimator(name)(y, SCORES),
+                               get_estimator("glm_uniform_association")(y, SCORES), atol=1e-8)
 
 
 def test_centred_coding_is_symmetric_and_cumulative_is_not():
     y = TABLES[0]
     flipped = y[::-1, :]
-    a = fit_association_laplace(y, free_beta=False, coding="centred")
-    b = fit_association_laplace(flipped, free_beta=False, coding="centred")
-    np.testing.assert_allclose(a.probabilities[::-1, :], b.probabilities, atol=1e-7)
-    assert a.loglik == pytest.approx(b.loglik, abs=1e-9)
-    c = fit_association_laplace(y, free_beta=False, coding="cumulative")
-    d = fit_association_laplace(flipped, free_beta=False, coding="cumulative")
-    assert abs(c.loglik - d.loglik) > 0.5  # a different model once the rows are reversed
-    assert np.max(np.abs(c.probabilities[::-1, :] - d.probabilities)) > 1e-4
+    a, b = (get_estimator("association_gllmm_beta0")(t, SCORES) for t in (y, flipped))
+    np.testing.assert_allclose(a[::-1, :], b, atol=1e-7)
+    c, d = (get_estimator("association_gllmm_beta0_cumulative")(t, SCORES) for t in (y, flipped))
+    assert np.max(np.abs(c[::-1, :] - d)) > 1e-4  # a different model once the rows are reversed
 
 
 def test_closed_form_estimators():
@@ -182,14 +156,6 @@ def test_closed_form_estimators():
     np.testing.assert_allclose(p.sum(1), y.sum(1) / n, atol=1e-10)
     np.testing.assert_allclose(p.sum(0), y.sum(0) / n, atol=1e-10)
     assert (SCORES @ p @ SCORES) == pytest.approx(SCORES @ y @ SCORES / n)
-
-
-def test_bfgs_maximises_a_quadratic():
-    A = np.array([[3.0, 1.0], [1.0, 2.0]])
-    b = np.array([1.0, -1.0])
-    res = maximize_bfgs(lambda x: (-(0.5 * x @ A @ x) + b @ x, -(A @ x) + b), np.zeros(2))
-    assert res.converged
-    np.testing.assert_allclose(res.x, np.linalg.solve(A, b), atol=1e-8)
 
 
 @pytest.mark.parametrize("name", TABLE1_ESTIMATORS)
@@ -250,24 +216,3 @@ def test_cellwise_fit_equals_the_scalable_smoothing_path(base):
     fast = get_estimator(f"cellwise_gllmm_{base}")
     for y in TABLES:
         np.testing.assert_allclose(fast(y, SCORES), est(y, SCORES), atol=1e-6)
-
-
-@pytest.mark.parametrize("coding", ["centred", "cumulative"])
-@pytest.mark.parametrize("which", ["beta0", "free_beta"])
-def test_association_fit_equals_the_models_builder(which, coding):
-    est = get_estimator(f"association_gllmm_{which}_engine")
-    if not est.available():
-        pytest.skip("gllmm.models._association_gllmm is not available")
-    from gllmm.models._association_gllmm import random_association
-
-    for y in TABLES:
-        design = random_association(y, beta="free" if which == "free_beta" else 0.0,
-                                    coding=coding)
-        ref = _quiet_fit(design, method="laplace")
-        fast = fit_association_laplace(y, free_beta=which == "free_beta", coding=coding)
-        assert fast.loglik >= ref.loglik - 1e-8
-        if abs(fast.loglik - ref.loglik) < 1e-6:
-            np.testing.assert_allclose(fast.probabilities, ref.fitted_counts().reshape(3, 3)
-                                       / y.sum(), atol=1e-6)
-            if coding == "centred":
-                np.testing.assert_allclose(fast.probabilities, est(y, SCORES), atol=1e-6)

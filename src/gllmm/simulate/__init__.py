@@ -10,7 +10,6 @@ Glossary: scenario = (scores, beta, n); replicate = one simulated table; MSE of 
 ``n * mean_ij (p_hat_ij - p_ij)^2``.
 """
 
-from ._association_small import AssociationFit, association_design, fit_association_laplace
 from ._estimators import (
     ESTIMATORS,
     TABLE1_ESTIMATORS,
@@ -30,7 +29,6 @@ from ._report import (
     write_outputs,
 )
 from ._runner import StudyRun, normalised_mse, run_replicate, run_study
-from ._small_tables import CellwiseFit, design_matrix, fit_cellwise_agq, poisson_loglinear
 from ._spec import (
     Scenario,
     ScoreSet,
@@ -45,8 +43,6 @@ from ._store import CheckpointStore, StoreMismatchError, read_store
 __all__ = [
     "ESTIMATORS",
     "TABLE1_ESTIMATORS",
-    "AssociationFit",
-    "CellwiseFit",
     "CheckpointStore",
     "Estimator",
     "EstimatorUnavailable",
@@ -55,17 +51,12 @@ __all__ = [
     "StoreMismatchError",
     "StudyRun",
     "StudySpec",
-    "association_design",
     "available_estimators",
     "compare_with_published",
-    "design_matrix",
-    "fit_association_laplace",
-    "fit_cellwise_agq",
     "get_estimator",
     "normalised_mse",
     "paper_table1_study",
     "plot_mse_by_n",
-    "poisson_loglinear",
     "published_table1",
     "read_store",
     "register_estimator",

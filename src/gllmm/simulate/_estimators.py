@@ -22,17 +22,20 @@ Names match the columns of ``tests/fixtures/paper/table1_mse.csv``:
                                         renormalised (``gllmm.smooth._local``)
 ======================================  =================================================
 
-The cell-wise and association GLLMMs use the specialised small-table fits of this package
-(:mod:`._small_tables`, :mod:`._association_small`): the same likelihoods as the general engine
-(tests check agreement with ``gllmm.fit``), without its per-fit setup, 3-5 times faster on
-3 x 3 tables. The same models through the other layers are registered too, as references:
-``*_engine`` (``models.cellwise_smoothing`` / ``models.random_association`` + ``gllmm.fit``) and
-``*_smooth`` (``smooth._cellwise.fit_cellwise``). Adapters import their module lazily and raise
-:class:`EstimatorUnavailable` when it is missing (``local_likelihood`` included).
+The GLLMMs and the L x L GLM are fitted by the engine (``integrate.MarginalLikelihood`` and
+``fitting.optimize`` / ``fitting.fit_glm``): the design and objective of each model are built
+once per table shape and scores (``models.cellwise_smoothing``, ``models.random_association``)
+and handed each table's counts (``MarginalLikelihood.with_counts``), so a replicate costs the
+fit alone. The fits are global ML (``optimize(..., sd_starts=...)``): the boundary fit
+sigma = 0 against interior searches. The same models through the other layers are registered
+too, as references: ``*_engine`` (a design built per table + ``gllmm.fit``, one local search)
+and ``*_smooth`` (``smooth._cellwise.fit_cellwise``). Adapters import their module lazily and
+raise :class:`EstimatorUnavailable` when it is missing (``local_likelihood`` included).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import warnings
 from collections.abc import Callable
@@ -42,8 +45,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import GllmmError, SpecError
-from ._association_small import fit_association_laplace
-from ._small_tables import design_matrix, fit_cellwise_agq, poisson_loglinear
+from ..fitting import fit_glm
+from ..spec import Design
 
 
 class EstimatorUnavailable(GllmmError, ImportError):
@@ -132,47 +135,100 @@ def glm_independence(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
 def glm_uniform_association(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Linear-by-linear association ML with row and column scores ``scores``:
     ``log mu_ij = lambda + lambda_i + lambda_j + beta x_i x_j`` (uniform association when the
-    scores are equally spaced); ``p_hat = mu_hat / n``."""
-    size_rows, size_cols = counts.shape
-    X = design_matrix(size_rows, size_cols, scores)
-    fit = poisson_loglinear(counts.ravel(), X)
-    return fit.fitted.reshape(counts.shape) / counts.sum()
+    scores are equally spaced); ``p_hat = mu_hat / n``. Newton's method of the engine
+    (``fitting.fit_glm``) on a design prepared once per table shape."""
+    design = _prepared("glm", counts.shape, scores).with_counts(counts.ravel())
+    beta = fit_glm(design, warn=False).beta
+    mu = design.family.mean(design.X @ beta + design.offset)
+    return mu.reshape(counts.shape) / counts.sum()
 
 
 # ---------------------------------------------------------------------------------------------
-# GLLMMs (specialised small-table fits)
+# GLLMMs: the engine (integrate.MarginalLikelihood + fitting.optimize) on objectives prepared
+# once per table shape and handed each table's counts
 # ---------------------------------------------------------------------------------------------
+
+#: Interior starting SDs of the global ML fits (paper Section 4: the likelihood in sigma can be
+#: bimodal); each is compared with the boundary fit sigma = 0.
+CELLWISE_SD_STARTS = (0.5,)
+ASSOCIATION_SD_STARTS = (0.5, 1.5)
+
+
+def _cellwise_design(shape: tuple[int, int], scores: tuple[float, ...], base: str) -> Any:
+    from ..models import cellwise_smoothing
+
+    size_rows, size_cols = shape
+    return cellwise_smoothing(_long_frame(np.ones(shape)), "row", "col", base=base,
+                              row_scores=list(scores[:size_rows]),
+                              col_scores=list(scores[:size_cols]))
+
+
+@functools.lru_cache(maxsize=64)
+def _prepared_cached(model: str, shape: tuple[int, int], scores: tuple[float, ...]) -> Any:
+    from ..fitting import make_objective
+
+    if model == "glm":
+        design = _cellwise_design(shape, scores, "linear_by_linear")
+        return Design(design.family, design.X, design.Z[:, :, :0], design.offset,
+                      design.cluster, None, design.fixed_names)
+    if model.startswith("cellwise_"):
+        design = _cellwise_design(shape, scores, model.removeprefix("cellwise_"))
+        objective = make_objective(design, "agq", 15)
+        objective.method_name = "agq"
+        return objective
+    from ..models import random_association
+
+    _, beta, coding = model.split(":")
+    design = random_association(np.ones(shape), beta="free" if beta == "free" else 0.0,
+                                coding=coding)
+    objective = make_objective(design, "laplace")
+    objective.method_name = "laplace"
+    return objective
+
+
+def _prepared(model: str, shape: tuple[int, ...], scores: np.ndarray) -> Any:
+    """The design (``glm``) or objective prepared once per model, table shape and scores."""
+    return _prepared_cached(model, tuple(shape), tuple(float(s) for s in scores))
+
+
+def _global_fit(model: str, counts: np.ndarray, scores: np.ndarray,
+                sd_starts: tuple[float, ...]) -> np.ndarray:
+    """Global ML (boundary and interior searches, ``fitting.optimize(sd_starts=...)``) of a
+    prepared model on ``counts``; fitted probabilities at the posterior modes."""
+    from ..fitting import optimize
+
+    objective = _prepared(model, counts.shape, scores).with_counts(counts.ravel())
+    opt = optimize(objective, objective.design, sd_starts=sd_starts)
+    mu = objective.design.family.mean(objective.posterior(opt.final)["eta_mode"])
+    return mu.reshape(counts.shape) / counts.sum()
 
 
 def cellwise_gllmm_independence(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Model (2.5) by 15-node AGQ; fitted counts at the posterior modes over n."""
-    size_rows, size_cols = counts.shape
-    fit = fit_cellwise_agq(counts.ravel(), design_matrix(size_rows, size_cols, None))
-    return fit.fitted.reshape(counts.shape) / counts.sum()
+    return _global_fit("cellwise_independence", counts, scores, CELLWISE_SD_STARTS)
 
 
 def cellwise_gllmm_uniform_association(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Model (2.6) with row = column scores ``scores``, 15-node AGQ, posterior modes, over n."""
-    size_rows, size_cols = counts.shape
-    fit = fit_cellwise_agq(counts.ravel(), design_matrix(size_rows, size_cols, scores))
-    return fit.fitted.reshape(counts.shape) / counts.sum()
+    return _global_fit("cellwise_linear_by_linear", counts, scores, CELLWISE_SD_STARTS)
+
+
+def association_gllmm(counts: np.ndarray, free_beta: bool, coding: str = "centred") -> np.ndarray:
+    """Model (2.1) (``models.random_association``, multinomial given n), Laplace, global ML,
+    fitted probabilities at the posterior modes; ``coding`` of the odds ratios as there."""
+    model = f"association:{'free' if free_beta else '0'}:{coding}"
+    return _global_fit(model, counts, np.zeros(0), ASSOCIATION_SD_STARTS)
 
 
 def association_gllmm_beta0(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Model (2.1) with beta = 0: multinomial given n, centred coding, Laplace, modes."""
-    return fit_association_laplace(counts, free_beta=False, coding="centred").probabilities
+    return association_gllmm(counts, free_beta=False)
 
 
 def association_gllmm_free_beta(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Model (2.1) with free beta, centred coding: global ML (sigma = 0 boundary and interior
     searches)."""
-    return fit_association_laplace(counts, free_beta=True, coding="centred").probabilities
-
-
-def association_gllmm_cumulative(counts: np.ndarray, free_beta: bool) -> np.ndarray:
-    """Model (2.1) with the cumulative coding of the odds ratios (cell (1, 1) privileged)."""
-    return fit_association_laplace(counts, free_beta=free_beta,
-                                   coding="cumulative").probabilities
+    return association_gllmm(counts, free_beta=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,10 +335,10 @@ def _entries() -> list[Estimator]:
                   description="(2.1) random local log odds ratios around beta, centred "
                               "coding, Laplace"),
         Estimator("association_gllmm_beta0_cumulative", "Assoc. beta=0 (cum.)",
-                  "Association GLLMM", lambda c, s: association_gllmm_cumulative(c, False),
+                  "Association GLLMM", lambda c, s: association_gllmm(c, False, "cumulative"),
                   description="(2.1), beta = 0, cumulative coding"),
         Estimator("association_gllmm_free_beta_cumulative", "Assoc. free beta (cum.)",
-                  "Association GLLMM", lambda c, s: association_gllmm_cumulative(c, True),
+                  "Association GLLMM", lambda c, s: association_gllmm(c, True, "cumulative"),
                   description="(2.1), free beta, cumulative coding"),
         Estimator("local_likelihood", "LL", "LL", local_likelihood_aicc,
                   requires="gllmm.smooth._local",
