@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from ..errors import SpecError
 from ..results import FitResult
 from ._bfgs import minimize_bfgs
 from ._fit import fit, make_objective
@@ -32,41 +33,51 @@ def _profile_loglik(objective: Any, x0: np.ndarray, k: int, value: float,
 
 
 def profile_interval(result: FitResult, parameter: str, level: float = 0.95) -> dict[str, float]:
-    """Profile-likelihood interval for a standard-deviation parameter.
+    """Profile-likelihood interval for any parameter of ``result.names``.
 
-    The interval is ``{s : 2 [l(hat) - l_p(s)] <= chi2_1(level)}`` with ``l_p(s)`` the
-    log-likelihood maximised over all other parameters at ``sd = s``; the lower end is 0 when
-    the profile at 0 stays within the bound (Venzon & Moolgavkar 1988; lme4 ``profile``).
+    The interval is ``{x : 2 [l(hat) - l_p(x)] <= chi2_1(level)}`` with ``l_p(x)`` the
+    log-likelihood maximised over all other parameters at that value (Venzon & Moolgavkar
+    1988; lme4 ``confint(method="profile")``). A variance parameter's lower end is 0 when the
+    profile at 0 stays within the bound; an end that the profile never reaches is infinite.
+    The ends are found by bracketing in steps of the Wald SE and Brent's method (1e-6).
     """
+    from ..spec._design import VARIANCE_ROLES
+
     d = result.design
     names = list(d.param_names)
     if parameter not in names:
-        raise KeyError(f"unknown parameter {parameter!r}; SD parameters: "
-                       + ", ".join(n for n in names if n.startswith("sd(")))
+        raise SpecError(f"unknown parameter {parameter!r}; parameters: {', '.join(names)}")
     k = names.index(parameter)
-    obj = make_objective(d, result.method if result.method in ("agq", "laplace") else "agq",
-                         result.n_nodes or None)
-    lower = np.r_[np.full(d.n_fixed, -np.inf), d.covariance.lower]
+    method = result.method if result.method in ("agq", "laplace") else "laplace"
+    obj = make_objective(d, method, result.n_nodes or None)
+    lower = np.r_[np.full(d.n_fixed, -np.inf),
+                  d.covariance.lower if d.covariance is not None else []]
     x_hat = result.params
-    l_hat = result.loglik
     crit = stats.chi2.ppf(level, 1) / 2
 
-    def gap(s: float) -> float:
-        return l_hat - _profile_loglik(obj, x_hat, k, s, lower)[0] - crit
+    def gap(v: float) -> float:
+        return result.loglik - _profile_loglik(obj, x_hat, k, v, lower)[0] - crit
 
-    s_hat = x_hat[k]
-    lo = 0.0
-    if s_hat > 0 and gap(0.0) > 0:
-        lo = optimize.brentq(gap, 0.0, s_hat, xtol=1e-6)
-    step = max(s_hat, 0.1)
-    hi_b = s_hat + step
-    while gap(hi_b) < 0:
-        hi_b += step
-        step *= 2
-        if hi_b > 1e3:
-            return {"lower": lo, "upper": float("inf"), "level": level}
-    hi = optimize.brentq(gap, s_hat, hi_b, xtol=1e-6)
-    return {"lower": float(lo), "upper": float(hi), "level": level}
+    se = float(np.sqrt(result.cov[k, k])) if np.isfinite(result.cov[k, k]) else np.nan
+    step0 = se if np.isfinite(se) and se > 0 else max(abs(x_hat[k]), 0.1)
+
+    def end(sign: float) -> float:
+        step, inner = step0, x_hat[k]
+        outer = inner + sign * step
+        while gap(outer) < 0:
+            inner, step = outer, step * 2
+            outer = inner + sign * step
+            if abs(outer - x_hat[k]) > 1e3 * step0:
+                return sign * float("inf")
+        return float(optimize.brentq(gap, min(inner, outer), max(inner, outer), xtol=1e-6))
+
+    if d.param_roles[k] in VARIANCE_ROLES:
+        lo = 0.0
+        if x_hat[k] > 0 and gap(0.0) > 0:
+            lo = float(optimize.brentq(gap, 0.0, x_hat[k], xtol=1e-6))
+    else:
+        lo = end(-1.0)
+    return {"lower": lo, "upper": end(1.0), "level": level}
 
 
 def _refit(result: FitResult, n_nodes: int, **options: Any) -> FitResult:

@@ -1,0 +1,63 @@
+"""Model comparison and profile intervals against lme4 on its cbpp data (fixtures written by
+validation/cbpp_inference.R: glmer, Laplace). Tolerance 1e-3 (absolute on the log-likelihood
+scale and on interval ends; relative on the P-value)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gllmm
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "r"
+R = json.loads((FIXTURES / "cbpp_inference.json").read_text())
+NAMES = {".sig01": "sd(herd)", "(Intercept)": "Intercept", "period2": "C(period)[T.2]",
+         "period3": "C(period)[T.3]", "period4": "C(period)[T.4]"}
+
+
+@pytest.fixture(scope="module")
+def cbpp_fits():
+    df = pd.read_csv(FIXTURES / "cbpp.csv")
+    df["failures"] = df["size"] - df["incidence"]
+    df = df.sample(frac=1.0, random_state=1).reset_index(drop=True)  # row order must not matter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m0 = gllmm.fit("cbind(incidence, failures) ~ 1 + (1 | herd)", data=df,
+                       family="binomial", method="laplace")
+        m1 = gllmm.fit("cbind(incidence, failures) ~ C(period) + (1 | herd)", data=df,
+                       family="binomial", method="laplace")
+    return m0, m1
+
+
+def test_fits_equal_glmer(cbpp_fits):
+    for fit, ref in zip(cbpp_fits, (R["m0"], R["m1"]), strict=True):
+        assert abs(fit.loglik - ref["loglik"]) < 1e-3
+        assert fit.nobs == ref["nobs"]
+        assert abs(fit.aic - ref["aic"]) < 1e-3 and abs(fit.bic - ref["bic"]) < 1e-3
+        assert abs(fit.random_sd["herd"] - ref["sd_herd"]) < 1e-3
+
+
+def test_anova_equals_lme4(cbpp_fits):
+    m0, m1 = cbpp_fits
+    table = gllmm.anova(m1, m0)  # either order: rows sorted by complexity
+    ref = R["anova"]
+    assert list(table["npar"]) == ref["npar"]
+    for col in ("AIC", "BIC", "logLik", "deviance"):
+        np.testing.assert_allclose(table[col].to_numpy(), ref[col], rtol=0, atol=1e-3)
+    assert abs(table["Chisq"].iloc[1] - ref["Chisq"]) < 1e-3
+    assert table["Df"].iloc[1] == ref["Df"]
+    assert abs(table["Pr(>Chisq)"].iloc[1] / ref["p_value"] - 1) < 1e-3
+
+
+def test_profile_intervals_equal_lme4(cbpp_fits):
+    _, m1 = cbpp_fits
+    ci = m1.conf_int(method="profile")
+    for row in R["confint_profile"]:
+        ours = ci.loc[NAMES[row["parameter"]]].to_numpy()
+        np.testing.assert_allclose(ours, [row["lower"], row["upper"]], rtol=0, atol=1e-3,
+                                   err_msg=row["parameter"])
