@@ -9,6 +9,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	@echo "compiling gllmm's numerical kernels once (about a minute) so that the first fit is fast"
+	$(BIN)/python -m gllmm.warmup
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -19,7 +19,10 @@ uses the numpy path.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import types
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +39,25 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
         return f
 
     _njit_inline = _njit
+
+
+def cache_is_cold() -> bool:
+    """Whether numba's on-disk cache holds none of this file's kernels yet (a first run).
+
+    Looks where numba writes: ``NUMBA_CACHE_DIR`` if set, else ``__pycache__`` beside this
+    file; False when that place is not writable (numba then uses a user-wide directory we
+    do not search, so say nothing rather than something wrong)."""
+    stem = Path(__file__).stem
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    place = Path(env) if env else Path(__file__).parent / "__pycache__"
+    if place.is_dir():
+        return next(place.rglob(f"{stem}.*.nbi"), None) is None
+    return os.access(place.parent, os.W_OK)
+
+
+if HAVE_NUMBA and cache_is_cold():  # a new user's first fit: say why it takes a minute
+    print("gllmm: compiling the numerical kernels for their first use (about a minute, "
+          "once; later runs load them from the cache)", file=sys.stderr, flush=True)
 
 
 POISSON, BINOMIAL, CUMULATIVE_LOGIT = 0, 1, 2
