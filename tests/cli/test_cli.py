@@ -29,20 +29,6 @@ CLINICAL_ARGS = ["--scores", "treatment=0.5,-0.5",
                  "--scores", "response=1,0,-1"]
 
 
-@pytest.fixture()
-def mba_csv(tmp_path):
-    path = tmp_path / "mba.csv"
-    datasets.load("mba").to_csv(path, index=False)
-    return str(path)
-
-
-@pytest.fixture()
-def trial_csv(tmp_path):
-    path = tmp_path / "trial.csv"
-    datasets.load("clinical_trial").to_csv(path, index=False)
-    return str(path)
-
-
 def run_json(capsys, argv):
     code = main(argv)
     captured = capsys.readouterr()

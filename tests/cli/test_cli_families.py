@@ -88,13 +88,6 @@ def test_marginal_refuses_different_categories(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------- association models
-@pytest.fixture()
-def trial_csv(tmp_path):
-    path = tmp_path / "trial.csv"
-    datasets.load("clinical_trial").to_csv(path, index=False)
-    return str(path)
-
-
 TRIAL_LEVELS = ["--levels", "treatment=drug,placebo",
                 "--levels", "response=much_better,better,unchanged_or_worse"]
 
@@ -118,13 +111,6 @@ def test_association_global_plugin_clinical_trial(trial_csv, capsys):
                             "global", "--marginals", "plug-in", *TRIAL_LEVELS, "--json"])
     assert abs(out["params"]["beta"] - 0.8274) < 1e-3
     assert abs(out["loglik"] - (-407.0976)) < 1e-3
-
-
-@pytest.fixture()
-def mba_csv(tmp_path):
-    path = tmp_path / "mba.csv"
-    datasets.load("mba").to_csv(path, index=False)
-    return str(path)
 
 
 def test_association_row_column_mba(mba_csv, capsys):

@@ -11,24 +11,9 @@ import sys
 
 import pytest
 
-from gllmm import datasets
 from gllmm.cli import main
 
 MBA_25 = "count ~ C(statistics) + C(economics) + (1 | cell)"
-
-
-@pytest.fixture()
-def mba_csv(tmp_path):
-    path = tmp_path / "mba.csv"
-    datasets.load("mba").to_csv(path, index=False)
-    return str(path)
-
-
-@pytest.fixture()
-def trial_csv(tmp_path):
-    path = tmp_path / "trial.csv"
-    datasets.load("clinical_trial").to_csv(path, index=False)
-    return str(path)
 
 
 def check(capsys, argv, code, *needles):
