@@ -134,3 +134,33 @@ write_fixture("pneumo_vglm_cumulative", list(
   n_obs = sum(Y),
   convergence = list(iterations = fit@iter, warnings = as.list(cf$warnings)),
   elapsed_seconds = cf$elapsed_seconds))
+
+# The other links on the same wide counts (vglm, parallel effects for the ordinal ones):
+#   multinomial  log(pi_j / pi_K) = eta_j (gllmm link = "baseline", category-specific slopes)
+#   sratio       logit P(Y = j | Y >= j) = eta_j (gllmm "continuation")
+#   acat         log(pi_j+1 / pi_j) = eta_j (gllmm "adjacent" writes log(pi_j / pi_j+1): both
+#                the intercepts and the slope change sign)
+for (fam in c("multinomial", "sratio", "acat")) {
+  call <- switch(fam, multinomial = "multinomial()", sratio = "sratio(parallel = TRUE)",
+                 acat = "acat(parallel = TRUE)")
+  family <- eval(parse(text = call))
+  cf <- capture_fit(vglm(cbind(normal, mild, severe) ~ log(exposure.time), family,
+                         data = pneumo))
+  fit <- cf$value
+  P <- fitted(fit)
+  name <- paste0("pneumo_vglm_", fam)
+  write_fixture(name, list(
+    source = info,
+    model = list(name = name,
+                 formula = sprintf("vglm(cbind(normal, mild, severe) ~ log(exposure.time), %s, data = pneumo)",
+                                   call),
+                 family = fam),
+    software = "VGAM::vglm",
+    estimates = named_list(coef(fit)),
+    se = named_list(sqrt(diag(vcov(fit)))),
+    loglik = list(value = sum(Y * log(P)),
+                  scale = "individual responses: sum(y * log(fitted probabilities))",
+                  vgam_loglik = as.numeric(logLik(fit))),
+    convergence = list(iterations = fit@iter, warnings = as.list(cf$warnings)),
+    elapsed_seconds = cf$elapsed_seconds))
+}

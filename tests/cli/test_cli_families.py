@@ -156,3 +156,19 @@ def test_ordinal_level_order_warning_on_stderr(trial_csv, capsys):
     assert main(["fit", trial_csv, "--family", "ordinal", "--formula", "response ~ treatment",
                  *TRIAL_LEVELS]) == 0
     assert "sorted" not in capsys.readouterr().err
+
+
+def test_binomial_two_level_factor_with_frequencies(tmp_path, capsys):
+    """The same binary logit GLMM from 32 rows of (center, x, improved, count): the counts
+    are frequency weights (--weights), R's glm(..., weights = Freq)."""
+    fx = json.loads((FIX / "clinical_binary_logit_direct_agq15.json").read_text())
+    df = datasets.load("clinical_trial")
+    df["improved"] = np.where(df["response"].astype(str) == "much_better", "yes", "no")
+    df["x"] = (df["treatment"].astype(str) == "drug").astype(float)
+    df = df.groupby(["center", "x", "improved"], as_index=False)["count"].sum()
+    path = tmp_path / "grouped.csv"
+    df.sample(frac=1.0, random_state=7).to_csv(path, index=False)
+    out = run_json(capsys, ["fit", str(path), "--family", "binomial", "--weights", "count",
+                            "--formula", "improved ~ x + (1 | center)", "--json"])
+    assert abs(out["params"]["x"] - fx["estimates"]["x"]) < 1e-3
+    assert abs(out["random_sd"]["center"] - fx["random_sd"]["center"]["(Intercept)"]) < 1e-3

@@ -128,3 +128,30 @@ def test_pneumo_vglm_wide_counts(tmp_path):
     names = {"(Intercept):1": "alpha[normal|mild]", "(Intercept):2": "alpha[mild|severe]",
              "log(exposure.time)": "log(`exposure.time`)"}
     check(out, fx, names)
+
+
+SLOPE = "log(`exposure.time`)"
+
+
+@pytest.mark.parametrize(("link", "fixture", "sign", "names"), [
+    ("baseline", "pneumo_vglm_multinomial", 1.0,
+     {"(Intercept):1": "alpha[normal|mild]", "(Intercept):2": "alpha[mild|severe]",
+      "log(exposure.time):1": f"{SLOPE}[normal]", "log(exposure.time):2": f"{SLOPE}[mild]"}),
+    ("continuation", "pneumo_vglm_sratio", 1.0,
+     {"(Intercept):1": "alpha[normal|mild]", "(Intercept):2": "alpha[mild|severe]",
+      "log(exposure.time)": SLOPE}),
+    ("adjacent", "pneumo_vglm_acat", -1.0,
+     {"(Intercept):1": "alpha[normal|mild]", "(Intercept):2": "alpha[mild|severe]",
+      "log(exposure.time)": SLOPE}),
+])
+def test_pneumo_other_links_without_random_effects(tmp_path, link, fixture, sign, names):
+    """vglm's multinomial (baseline = last category), sratio and acat (parallel) on pneumo.
+    acat writes log(pi_j+1 / pi_j), the reverse of gllmm's adjacent logits: every
+    coefficient changes sign."""
+    fx = load(fixture)
+    out = gllmm_fit(shuffled("pneumo", tmp_path), "--family", "multinomial", "--link", link,
+                    "--formula", "cbind(normal, mild, severe) ~ log(exposure.time)")
+    assert abs(out["loglik"] - fx["loglik"]["value"]) < TOL
+    assert set(names) == set(fx["estimates"])
+    for r_name, name in names.items():
+        assert abs(out["params"][name] - sign * fx["estimates"][r_name]) < TOL, r_name
