@@ -137,14 +137,16 @@ def run_measured(cmd: list[str], timeout: float) -> dict:
                 _, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = -9
                 return {"status": f"timed out after {timeout:.0f} s",
-                        "wall": time.perf_counter() - t0, "rss_mb": usage.ru_maxrss / 1024}
+                        "wall": time.perf_counter() - t0, "rss_mb": usage.ru_maxrss / 1024,
+                        "cpu": usage.ru_utime + usage.ru_stime}
             time.sleep(0.05)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         lines = [ln for ln in out.read().splitlines() if ln.startswith("{")]
-        rec: dict = {"wall": wall, "rss_mb": usage.ru_maxrss / 1024}
+        rec: dict = {"wall": wall, "rss_mb": usage.ru_maxrss / 1024,
+                     "cpu": usage.ru_utime + usage.ru_stime}
         if proc.returncode != 0 or not lines:
             rec["status"] = f"failed (exit {proc.returncode}): {err.read()[-300:]!r}"
         else:
@@ -196,11 +198,11 @@ def main() -> int:
             csv = Path(tmp) / f"crossed_{n_a}_{n_b}_{n}.csv"
             generate(n_a, n_b, n, args.seed, csv)
             print(f"\n## {n_a} x {n_b} crossed levels, {n} rows")
-            print("| tool | wall s | fit s | peak MB | loglik | rel. diff | sd(a) | sd(b) "
-                  "| gllmm faster | note |")
-            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+            print("| tool | wall s | cpu s | fit s | peak MB | loglik | rel. diff | sd(a) | sd(b) "
+                  "| gllmm faster (wall) | (cpu) | note |")
+            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
             ref = None
-            gllmm_wall = None
+            gllmm_wall = gllmm_cpu = None
             for tool in tools:
                 runs = [run_measured(tool_command(tool, csv, rscript), args.timeout)
                         for _ in range(args.repeat)]
@@ -215,17 +217,22 @@ def main() -> int:
                     note += f" design {rec['design_seconds']:.1f} s"
                 ll = rec.get("loglik")
                 if tool == "gllmm" and ll is not None:
-                    ref, gllmm_wall = ll, rec["wall"]
+                    ref, gllmm_wall, gllmm_cpu = ll, rec["wall"], rec["cpu"]
                 rel = None if ll is None or ref is None else abs(ll - ref) / abs(ref)
                 ratio = (None if gllmm_wall is None or tool == "gllmm" or rec["status"] != "ok"
                          else rec["wall"] / gllmm_wall)
+                cpu_ratio = None if ratio is None else rec["cpu"] / gllmm_cpu
                 sd = rec.get("sd") or [None, None]
-                print(f"| {tool} | {rec['wall']:.1f} | {fmt(rec.get('fit_seconds'), '.1f')} | "
+                print(f"| {tool} | {rec['wall']:.1f} | {rec['cpu']:.1f} | "
+                      f"{fmt(rec.get('fit_seconds'), '.1f')} | "
                       f"{rec['rss_mb']:.0f} | {fmt(ll, '.6f')} | {fmt(rel, '.1e')} | "
                       f"{fmt(sd[0], '.5f')} | {fmt(sd[1], '.5f')} | "
-                      f"{fmt(ratio, '.2f')} | {note.strip()} |", flush=True)
+                      f"{fmt(ratio, '.2f')} | {fmt(cpu_ratio, '.2f')} | {note.strip()} |",
+                      flush=True)
     print("\n# wall s: whole process (start-up, imports, reading the CSV, fit, SEs and "
-          "random-effect predictions); peak MB: maximum resident set of the process")
+          "random-effect predictions); cpu s: its user + system CPU seconds (all threads; "
+          "steadier than wall when the machine is shared); fit s: the fit as the process "
+          "times it; peak MB: maximum resident set of the process")
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"# children's CPU seconds in all: {usage.ru_utime + usage.ru_stime:.1f}")
     return 0
