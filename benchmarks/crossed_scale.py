@@ -60,7 +60,8 @@ if (args[1] == "glmer") {
   conv <- m$fit$convergence == 0
 }
 t2 <- proc.time()[["elapsed"]]
-cat(sprintf('{"loglik": %.12f, "sd": [%.8f, %.8f], "beta": [%.8f, %.8f], "fit_seconds": %.3f, "converged": %s}\n',
+cat(sprintf(paste0('{"loglik": %.12f, "sd": [%.8f, %.8f], "beta": [%.8f, %.8f], ',
+                   '"fit_seconds": %.3f, "converged": %s}\n'),
             as.numeric(logLik(m)), sds[grep("^a", names(sds))], sds[grep("^b", names(sds))],
             beta[1], beta[2], t2 - t1,
             if (conv) "true" else "false"))

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--no-r] [--no-python-peers]
 
-Scripts, in this order: engine.py, smoothing.py, simulation.py (missing ones are skipped).
+Scripts, in this order: engine.py, smoothing.py, simulation.py, crossed_scale.py (missing ones
+are skipped).
 Each runs in its own process with the interpreter running this file. The options above are
 passed on to a script only if its ``--help`` lists them, so a script without them runs with its
 defaults. With ``--quick``, a script whose --help has no ``--quick`` gets the smaller-run
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("engine.py", "smoothing.py", "simulation.py")
+SCRIPTS = ("engine.py", "smoothing.py", "simulation.py", "crossed_scale.py")
 # --quick for scripts without a --quick of their own: option -> values
 QUICK_FALLBACK = {
     "smoothing.py": {"--sizes": ["10", "30", "100"]},

@@ -72,6 +72,10 @@ DENSE_FILL = 0.9
 #: this factor per iteration (linear convergence at least this fast), else refactorises
 CHORD_RATE = 0.25
 
+#: a first-order prediction of the modes that moves none by this much is used without
+#: comparing it with the last modes and 0
+TRUST_MOVE = 0.5
+
 
 def use_sparse(obj: MarginalLikelihood) -> bool:
     """Whether ``obj`` (a MarginalLikelihood) evaluates by the sparse Laplace path."""
@@ -114,10 +118,13 @@ def _ldl_numeric(n, t, Ap, Ai, Ax, Lp, parent, Li, Lx, D, S):  # pragma: no cove
     columns, and the Schur complement of that block.
 
     Fills Li, Lx (unit lower factor without its diagonal, rows sorted in each column; columns
-    below t only) and D[:t], and the upper triangle of ``S = K22 - L21 D1 L21'`` (n - t square);
-    returns the first column with a non-positive pivot, or n. Row k >= t is the same sparse
-    triangular solve as the rows above, stopped at columns >= t: what is left in ``y[t..k]``
-    is column k of S.
+    below t only) and D[:t], and the upper triangle of ``S = K22 - L21 D1 L21'`` (n - t
+    square, Fortran order); returns the first column with a non-positive pivot, or n. Row
+    k >= t of L is the same sparse triangular solve as the rows above, restricted to the
+    first t columns; S is then K22 less one outer product ``d_i l_i l_i'`` per column i < t
+    (its rows >= t): the same flops as leaving the Schur updates in the solve, but down
+    contiguous columns of S instead of scattered through the work vector (0.215 -> 0.05 s
+    per factorisation at 10^4 x 10^3 crossed levels).
     """
     y = np.zeros(n)
     flag = np.empty(n, dtype=np.int64)
@@ -129,6 +136,9 @@ def _ldl_numeric(n, t, Ap, Ai, Ax, Lp, parent, Li, Lx, D, S):  # pragma: no cove
         for p in range(Ap[k], Ap[k + 1]):
             i = Ai[p]
             if i <= k:
+                if i >= t:  # K22 (k >= t too): straight into S
+                    S[i - t, k - t] = Ax[p]
+                    continue
                 y[i] += Ax[p]
                 length = 0
                 while i < t and flag[i] != k:
@@ -140,15 +150,19 @@ def _ldl_numeric(n, t, Ap, Ai, Ax, Lp, parent, Li, Lx, D, S):  # pragma: no cove
                     top -= 1
                     length -= 1
                     pattern[top] = pattern[length]
-        dk = y[k]
-        y[k] = 0.0
+        dk = y[k] if k < t else 0.0
+        if k < t:
+            y[k] = 0.0
         while top < n:
             i = pattern[top]
             yi = y[i]
             y[i] = 0.0
             p2 = Lp[i] + lnz[i]
             for p in range(Lp[i], p2):
-                y[Li[p]] -= Lx[p] * yi
+                r = Li[p]
+                if r >= t:  # rows sorted: the rest are Schur-complement updates
+                    break
+                y[r] -= Lx[p] * yi
             lki = yi / D[i]
             dk -= lki * yi
             Li[p2] = k
@@ -159,11 +173,17 @@ def _ldl_numeric(n, t, Ap, Ai, Ax, Lp, parent, Li, Lx, D, S):  # pragma: no cove
             D[k] = dk
             if not dk > 0.0:
                 return k
-        else:
-            for i in range(t, k):
-                S[i - t, k - t] = y[i]
-                y[i] = 0.0
-            S[k - t, k - t] = dk
+    for i in range(t):
+        p1 = Lp[i + 1]
+        p0 = p1
+        while p0 > Lp[i] and Li[p0 - 1] >= t:
+            p0 -= 1
+        di = D[i]
+        for q in range(p0, p1):
+            c = Li[q] - t
+            lq = Lx[q] * di
+            for p in range(p0, q + 1):
+                S[Li[p] - t, c] -= Lx[p] * lq
     return n
 
 
@@ -886,14 +906,18 @@ def _start_modes(obj: MarginalLikelihood, s: _Structure, params: np.ndarray, eta
     The prediction alone is poor where the optimiser's line search tries a distant point: on
     a 2000 x 1000 crossed Poisson design it put v 50-90 from the mode, and Newton, which
     gains about 1 per iteration on the exponential's steep side, needed up to 100 iterations
-    (about 300 of a fit's 370 factorisations); comparing h costs one pass over the rows each.
+    (about 300 of a fit's 370 factorisations); comparing h costs one pass over the rows each,
+    so a prediction that moves no mode by ``TRUST_MOVE`` or more is taken as it is.
     """
     v = np.asarray(obj._v_start, dtype=float).reshape(-1)
     candidates = [np.array(v[s.active]) if v.shape[0] == s.n_clusters * s.q else np.zeros(s.n)]
     tangent = getattr(obj, "_sparse_tangent", None)
     if tangent is not None and tangent[0].shape == params.shape:
         x0, v0, dv = tangent
-        candidates.insert(0, v0 + dv @ (params - x0))
+        move = dv @ (params - x0)
+        if np.max(np.abs(move), initial=0.0) < TRUST_MOVE:
+            return v0 + move
+        candidates.insert(0, v0 + move)
     if np.any(candidates[-1]):
         candidates.append(np.zeros(s.n))
     if len(candidates) == 1:
