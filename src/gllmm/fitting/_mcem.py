@@ -64,6 +64,7 @@ from scipy.special import gammaln, logsumexp
 
 from ..errors import BoundaryWarning, ConvergenceWarning, FitError
 from ..integrate import MarginalLikelihood
+from ..integrate._newton import backtrack
 from ..results import FitResult
 from ..spec._design import Design
 from ._glm import check_full_rank
@@ -227,16 +228,11 @@ def _m_step(sampler: _Sampler, x0: np.ndarray, v: np.ndarray, w: np.ndarray,
         step = np.zeros_like(x)
         step[free] = step_f
         decrement = float(gf @ step_f)
-        t = 1.0
-        for _half in range(60):
-            new = np.maximum(x + t * step, lower)
-            new_val = sampler.q_function(new, v, w, order=0)[0]
-            if new_val >= val - 1e-12 * abs(val):
-                break
-            t /= 2
-        else:
+        found = backtrack(lambda z: sampler.q_function(z, v, w, order=0), x, step, val, 60,
+                          lambda z: np.maximum(z, lower))
+        if found is None:
             break
-        x, val = new, new_val
+        t, x, (val, *_) = found
         _, grad, hess, _ = sampler.q_function(x, v, w)
         if decrement < tol * (1.0 + abs(val)) or np.max(np.abs(t * step)) < 1e-12:
             break

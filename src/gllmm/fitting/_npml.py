@@ -45,6 +45,7 @@ from scipy.special import logsumexp
 
 from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
 from ..integrate import gauss_hermite
+from ..integrate._newton import backtrack
 from ..results import FitResult
 from ..results._result import _jsonable
 from ..spec._design import Design
@@ -149,15 +150,10 @@ class _Mixture:
                 break
             step = np.linalg.solve(c.T, np.linalg.solve(c, grad))
             decrement = float(grad @ step)
-            t = 1.0
-            for _half in range(50):
-                new_val = self._q(x + t * step, basis, wb, 0)[0]
-                if new_val >= val - 1e-13 * abs(val):
-                    break
-                t /= 2
-            else:
+            found = backtrack(lambda z: self._q(z, basis, wb, 0), x, step, val, 50)
+            if found is None:
                 break
-            x = x + t * step
+            x = found[1]
             val, grad, hess = self._q(x, basis, wb, 2)
             if decrement < tol * (1.0 + abs(val)):
                 break
@@ -278,16 +274,10 @@ def _polish(mix: _Mixture, st: _State, gtol: float = 1e-9, max_iter: int = 50) -
             step = np.linalg.solve(-hess, grad)
         except np.linalg.LinAlgError:
             return False
-        t = 1.0
-        for _half in range(30):
-            new = phi + t * step
-            new_value, new_grad = mix.gradient_phi(new, r)
-            if np.isfinite(new_value) and new_value >= value - 1e-12 * abs(value):
-                break
-            t /= 2
-        else:
+        found = backtrack(lambda z: mix.gradient_phi(z, r), phi, step, value, 30)
+        if found is None:
             return False
-        phi, value, grad = new, new_value, new_grad
+        _, phi, (value, grad) = found
     else:
         return False
     st.beta, st.a, st.pi = mix.from_phi(phi, r)

@@ -23,6 +23,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize_scalar
 
 from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
+from gllmm.integrate._newton import backtrack
 
 from ._local import CRITERIA, SmoothingSelection, poisson_deviance
 
@@ -189,16 +190,12 @@ def _solve(y: FloatArray, lam: float, *, max_iter: int) -> _Solution:
         if decrement <= NEWTON_TOL * (1.0 + total):
             converged = True
             break
-        t = 1.0
-        trial_value = objective(eta + step)
-        while not trial_value >= value and t > 1e-10:
-            t *= 0.5
-            trial_value = objective(eta + t * step)
-        if not trial_value >= value:
+        found = backtrack(lambda z: (objective(z),), eta, step, value, 35)
+        if found is None:
             # no ascent left along the Newton direction: rounding level reached
             converged = decrement <= ROUNDING_TOL * (1.0 + total)
             break
-        eta, value = eta + t * step, trial_value
+        _, eta, (value,) = found
     mu = np.exp(eta)
     # d mu / d y = V (V + 2 lam P)^{-1}: its trace is the effective df
     hat = cho_solve(cho_factor(np.diag(mu) + 2.0 * lam * penalty), np.diag(mu)).T
