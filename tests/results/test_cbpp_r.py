@@ -60,3 +60,32 @@ def test_profile_intervals_equal_lme4(cbpp_fits):
         ours = ci.loc[NAMES[row["parameter"]]].to_numpy()
         np.testing.assert_allclose(ours, [row["lower"], row["upper"]], rtol=0, atol=1e-3,
                                    err_msg=row["parameter"])
+
+
+def test_ranef_by_herd_equals_lme4(cbpp_fits):
+    _, m1 = cbpp_fits
+    ours = m1.ranef()["herd"]
+    ref = R["ranef_herd"]
+    assert sorted(map(str, ours.index)) == sorted(ref)
+    for level, value in ref.items():
+        assert abs(ours.loc[level].iloc[0] - value) < 1e-3, level
+
+
+def test_nested_ranef_labelled_by_levels_equals_lme4():
+    # (1 | LOCATION/BROOD): lme4 names the inner groups BROOD:LOCATION, gllmm LOCATION:BROOD
+    df = pd.read_csv(FIXTURES / "grouseticks.csv")
+    ref = R["grouseticks"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = gllmm.fit("TICKS ~ factor(YEAR) + cHEIGHT + (1 | LOCATION/BROOD)", data=df,
+                        method="laplace")
+    assert abs(fit.loglik - ref["loglik"]) < 1e-3
+    re = fit.ranef()
+    loc, brood = re["LOCATION"], re["LOCATION:BROOD"]
+    assert len(loc) == len(ref["ranef_location"]) and len(brood) == len(
+        ref["ranef_brood_in_location"])
+    for level, value in ref["ranef_location"].items():
+        assert abs(loc.loc[level].iloc[0] - value) < 1e-3, level
+    for level, value in ref["ranef_brood_in_location"].items():
+        b, location = level.split(":")
+        assert abs(brood.loc[f"{location}:{b}"].iloc[0] - value) < 1e-3, level

@@ -268,6 +268,29 @@ class FitResult:
             f"u{i}" for i in range(self.design.n_random)]
         return pd.DataFrame(self.posterior[key], index=labels, columns=cols)
 
+    def ranef(self, kind: str = "mode") -> dict[str, pd.DataFrame]:
+        """Predictions of the random effects by grouping factor, as lme4's ``ranef``: one
+        table per random term, indexed by the group's levels (``a:b`` labels for nested
+        ``(1 | a/b)`` terms), one column per component.
+
+        Designs that do not record their groups (builders of ``gllmm.models``) give one
+        table ``{"cluster": random_effects(kind)}``.
+        """
+        table = self.random_effects(kind)
+        levels = self.design.notes.get("random_levels")
+        if not levels:
+            return {"cluster": table}
+        values = table.to_numpy()
+        out: dict[str, pd.DataFrame] = {}
+        for (group, expr, places), block in zip(levels, self.design.covariance.blocks,
+                                                strict=True):
+            comps = list(block[1])
+            rows = [values[c, s:s + len(comps)] for c, s in places.values()]
+            name = group if group not in out else f"{group} ({expr})"
+            out[name] = pd.DataFrame(rows, index=pd.Index(list(places), name=group),
+                                     columns=comps)
+        return out
+
     def cluster_coefficients(self, fixed: str, component: int | str = 0,
                              kind: str = "mode") -> pd.Series:
         """Cluster-specific parameters ``beta + u_k`` (e.g. center-specific log odds ratios)."""
