@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scipy.optimize import NonlinearConstraint, minimize
 from scipy.special import gammaln
 
+import gllmm
 from gllmm.errors import ConvergenceWarning, SpecError, TableError
 from gllmm.fitting._constrained import fit_constrained
 from gllmm.fitting._constrained_builders import (
@@ -101,9 +102,9 @@ def test_coffee_marginal_homogeneity_published_g2():
     assert fit.x2 == pytest.approx(12.4090, abs=1e-3)
     # The zero count (Taster's Choice -> Nescafe) has ML fitted value 0 (extended ML).
     assert fit.convergence.boundary_cells == (8,)
-    assert fit.fitted[8] < 1e-12
+    assert fit.fitted_values[8] < 1e-12
     # Fitted margins are homogeneous (1e-8 relative).
-    table = fit.fitted.reshape(5, 5)
+    table = fit.fitted_values.reshape(5, 5)
     np.testing.assert_allclose(table.sum(axis=1), table.sum(axis=0), rtol=1e-8)
 
 
@@ -121,7 +122,7 @@ def test_two_by_two_marginal_homogeneity_is_mcnemar(counts):
             y, C=[[1.0, -1.0]], A=[[1, 1, 0, 0], [1, 0, 1, 0]], X=None, sampling="multinomial"
         ),
     ):
-        np.testing.assert_allclose(fit.fitted, expected, rtol=1e-10)
+        np.testing.assert_allclose(fit.fitted_values, expected, rtol=1e-10)
         assert fit.df == 1
         assert fit.x2 == pytest.approx((n12 - n21) ** 2 / (n12 + n21), rel=1e-10)
         m = (n12 + n21) / 2
@@ -135,7 +136,7 @@ def test_loglinear_model_equals_poisson_glm():
     X = _two_way_design(4, 4)
     fit = fit_constrained(y, np.eye(16), np.eye(16), X, sampling="poisson")
     beta, cov, mu = _poisson_glm(y, X)
-    np.testing.assert_allclose(fit.fitted, mu, rtol=1e-8)
+    np.testing.assert_allclose(fit.fitted_values, mu, rtol=1e-8)
     np.testing.assert_allclose(fit.beta, beta, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(fit.cov_beta, cov, rtol=1e-8, atol=1e-14)
     assert fit.df == 9
@@ -152,7 +153,7 @@ def test_loglinear_no_three_factor_interaction_equals_glm():
     X = np.column_stack(cols).astype(float)
     fit = fit_constrained(y, np.eye(12), np.eye(12), X)
     beta, cov, mu = _poisson_glm(y, X)
-    np.testing.assert_allclose(fit.fitted, mu, rtol=1e-8)
+    np.testing.assert_allclose(fit.fitted_values, mu, rtol=1e-8)
     np.testing.assert_allclose(fit.beta, beta, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(fit.cov_beta, cov, rtol=1e-8, atol=1e-14)
 
@@ -164,7 +165,7 @@ def test_multinomial_and_poisson_give_same_beta_when_model_has_total():
     X = _two_way_design(5, 5)
     pois = fit_constrained(y, np.eye(25), np.eye(25), X, sampling="poisson")
     mult = fit_constrained(y, np.eye(25), np.eye(25), X, sampling="multinomial")
-    np.testing.assert_allclose(mult.fitted, pois.fitted, rtol=1e-10)
+    np.testing.assert_allclose(mult.fitted_values, pois.fitted_values, rtol=1e-10)
     np.testing.assert_allclose(mult.beta, pois.beta, rtol=1e-10, atol=1e-12)
     assert mult.g2 == pytest.approx(pois.g2, rel=1e-12)
     np.testing.assert_allclose(
@@ -191,10 +192,10 @@ def test_product_multinomial_rows_fixed():
     prod = fit_constrained(
         y, np.eye(16), np.eye(16), X, sampling="product-multinomial", strata=strata
     )
-    np.testing.assert_allclose(prod.fitted, pois.fitted, rtol=1e-10)
+    np.testing.assert_allclose(prod.fitted_values, pois.fitted_values, rtol=1e-10)
     np.testing.assert_allclose(prod.se[4:], pois.se[4:], rtol=1e-8)
     np.testing.assert_allclose(
-        prod.fitted.reshape(4, 4).sum(axis=1), VISION.sum(axis=1), rtol=1e-10
+        prod.fitted_values.reshape(4, 4).sum(axis=1), VISION.sum(axis=1), rtol=1e-10
     )
 
 
@@ -203,7 +204,7 @@ def test_marginal_model_same_under_poisson_and_multinomial():
     model = marginal_cumulative_logit_model(4)
     pois = fit_constrained(VISION, model.C, model.A, model.X, sampling="poisson")
     mult = model.fit(VISION, sampling="multinomial")
-    np.testing.assert_allclose(mult.fitted, pois.fitted, rtol=1e-10)
+    np.testing.assert_allclose(mult.fitted_values, pois.fitted_values, rtol=1e-10)
     np.testing.assert_allclose(mult.beta, pois.beta, rtol=1e-10)
     np.testing.assert_allclose(mult.cov_beta, pois.cov_beta, rtol=1e-8)
 
@@ -214,7 +215,7 @@ def test_saturated_cumulative_logit_2x2_closed_form():
     y = np.array([3.0, 0.0, 5.0, 7.0])
     fit = marginal_cumulative_logit_model(2).fit(y)
     assert fit.df == 0
-    np.testing.assert_allclose(fit.fitted, y, rtol=1e-12)
+    np.testing.assert_allclose(fit.fitted_values, y, rtol=1e-12)
     logit = lambda a, b: np.log(a / b)  # noqa: E731
     assert fit.beta[1] == pytest.approx(logit(3, 12) - logit(8, 7), rel=1e-12)
 
@@ -228,13 +229,13 @@ def test_marginal_homogeneity_3x3_property(counts):
     model = marginal_homogeneity_model(3)
     fit = model.fit(y)
     assert fit.convergence.converged
-    table = fit.fitted.reshape(3, 3)
+    table = fit.fitted_values.reshape(3, 3)
     np.testing.assert_allclose(table.sum(axis=1), table.sum(axis=0), rtol=1e-8)
-    assert fit.fitted.sum() == pytest.approx(y.sum(), rel=1e-10)
+    assert fit.fitted_values.sum() == pytest.approx(y.sum(), rel=1e-10)
     U = orthogonal_complement(model.X)
-    H = model.A.T @ ((model.C.T @ U) / (model.A @ fit.fitted)[:, None])
+    H = model.A.T @ ((model.C.T @ U) / (model.A @ fit.fitted_values)[:, None])
     lam = fit.lagrange_multipliers
-    assert lam @ (H.T @ (fit.fitted[:, None] * H)) @ lam == pytest.approx(
+    assert lam @ (H.T @ (fit.fitted_values[:, None] * H)) @ lam == pytest.approx(
         fit.x2, rel=1e-6, abs=1e-12
     )
 
@@ -254,10 +255,10 @@ def test_matches_generic_constrained_optimizer(model, table):
     is at least as high (to 1e-9 relative)."""
     fit = model.fit(table)
     brute = _brute_force_fit(model, table)
-    assert np.max(np.abs(brute - fit.fitted) / np.sqrt(fit.fitted)) < 1e-5
+    assert np.max(np.abs(brute - fit.fitted_values) / np.sqrt(fit.fitted_values)) < 1e-5
     y = table.reshape(-1)
     ll = lambda m: float(y @ np.log(m) - m.sum())  # noqa: E731
-    assert ll(fit.fitted) >= ll(brute) - 1e-9 * abs(ll(brute))
+    assert ll(fit.fitted_values) >= ll(brute) - 1e-9 * abs(ll(brute))
 
 
 def test_lagrange_equations_hold_and_jacobian_matches_differences():
@@ -270,20 +271,20 @@ def test_lagrange_equations_hold_and_jacobian_matches_differences():
     def h(xi: np.ndarray) -> np.ndarray:
         return U.T @ (model.C @ np.log(model.A @ np.exp(xi)))
 
-    xi = np.log(fit.fitted)
-    am = model.A @ fit.fitted
+    xi = np.log(fit.fitted_values)
+    am = model.A @ fit.fitted_values
     H = model.A.T @ ((model.C.T @ U) / am[:, None])
     eps = 1e-6
     numeric = np.column_stack([
         (h(xi + eps * e) - h(xi - eps * e)) / (2 * eps) for e in np.eye(xi.shape[0])
     ])
-    np.testing.assert_allclose(numeric, (fit.fitted[:, None] * H).T, rtol=5e-5, atol=1e-9)
+    np.testing.assert_allclose(numeric, (fit.fitted_values[:, None] * H).T, rtol=5e-5, atol=1e-9)
     assert np.abs(h(xi)).max() < 1e-10
-    resid = fit.counts - fit.fitted + fit.fitted * (H @ fit.lagrange_multipliers)
+    resid = fit.counts - fit.fitted_values + fit.fitted_values * (H @ fit.lagrange_multipliers)
     assert np.abs(resid).max() < 1e-7 * fit.counts.max()
     # Pearson X^2 equals the Lagrange multiplier statistic lambda' H'DH lambda (1e-8).
     lam = fit.lagrange_multipliers
-    lm = lam @ (H.T @ (fit.fitted[:, None] * H)) @ lam
+    lm = lam @ (H.T @ (fit.fitted_values[:, None] * H)) @ lam
     assert lm == pytest.approx(fit.x2, rel=1e-8)
 
 
@@ -291,9 +292,9 @@ def test_cov_beta_equals_wls_form_when_link_jacobian_has_full_rank():
     """Lang's P J cov(mu) J' P' equals (X' V^-1 X)^-1, V = J D J' (Poisson, 1e-8)."""
     model = marginal_cumulative_logit_model(4)
     fit = fit_constrained(VISION, model.C, model.A, model.X)
-    am = model.A @ fit.fitted
+    am = model.A @ fit.fitted_values
     J = model.C @ (model.A / am[:, None])
-    V = J @ (fit.fitted[:, None] * J.T)
+    V = J @ (fit.fitted_values[:, None] * J.T)
     cov = np.linalg.inv(model.X.T @ np.linalg.solve(V, model.X))
     np.testing.assert_allclose(fit.cov_beta, cov, rtol=1e-8)
 
@@ -342,7 +343,7 @@ def test_offset_is_respected():
     shifted = fit_constrained(
         VISION, model.C, model.A, model.X, sampling="multinomial", offset=offset
     )
-    np.testing.assert_allclose(shifted.fitted, base.fitted, rtol=1e-10)
+    np.testing.assert_allclose(shifted.fitted_values, base.fitted_values, rtol=1e-10)
     np.testing.assert_allclose(shifted.beta, base.beta - [0.1, -0.2, 0.3, 0.4], atol=1e-10)
 
 
@@ -439,3 +440,24 @@ def test_summary_and_to_dict():
     assert fit.adjusted_residuals.shape == (16,)
     with pytest.raises(ValueError):
         fit.beta[0] = 1.0  # results are read-only
+
+
+def test_common_result_interface():
+    # the names every result has: params, cov, nobs, bic, fitted(), lr_test in either order
+    # (marginal homogeneity is nested in the saturated model: LR = G^2 on df = 3)
+    from gllmm.fitting import marginal_homogeneity_model
+
+    mh = gllmm.fit(marginal_homogeneity_model(4), data=VISION)
+    sat = gllmm.fit_constrained(VISION.ravel(), np.eye(16), np.eye(16), np.eye(16),
+                                sampling="multinomial")
+    assert mh.params is mh.beta and mh.cov is mh.cov_beta and mh.method == "constrained"
+    assert mh.nobs == VISION.sum()
+    assert abs(mh.bic - (-2 * mh.loglik + np.log(VISION.sum()) * mh.n_params)) < 1e-9
+    table = mh.fitted()
+    np.testing.assert_allclose(table["observed"], VISION.ravel(), rtol=0, atol=0)
+    a, b = mh.lr_test(sat), sat.lr_test(mh)
+    assert a.df == b.df == mh.df == 3
+    assert abs(a.statistic - mh.g2) < 1e-6 and a.p_value == b.p_value
+    assert abs(a.p_value - mh.g2_p_value) < 1e-9
+    with pytest.raises(gllmm.FitError):
+        mh.random_effects()

@@ -366,7 +366,7 @@ def test_depression_marginal_logit_model_m1_printed_value_is_not_the_supremum():
     assert fit.g2 == pytest.approx(34.568198, abs=1e-5)
     assert float(printed) - fit.g2 > 3e-3
     # Feasible: the fitted marginal logits lie exactly in span(X) (1e-9).
-    eta = C @ np.log(A @ fit.fitted)
+    eta = C @ np.log(A @ fit.fitted_values)
     resid = eta - X @ np.linalg.lstsq(X, eta, rcond=None)[0]
     assert np.abs(resid).max() < 1e-9
 

@@ -78,11 +78,8 @@ def run_marginal(data: pd.DataFrame, args: argparse.Namespace) -> Any:
 
 
 def marginal_payload(fit: Any) -> dict[str, Any]:
-    """``ConstrainedFit.to_dict()`` with ``params`` and ``se`` keyed by name, as ``fit``'s."""
-    out = fit.to_dict()
-    out["params"] = dict(zip(out["names"], out["beta"], strict=True))
-    out["se"] = dict(zip(out["names"], out["se"], strict=True))
-    return out
+    """``ConstrainedFit.to_dict()``: ``params`` and ``se`` keyed by name, as ``fit``'s."""
+    return fit.to_dict()
 
 
 def build_association(data: pd.DataFrame, args: argparse.Namespace) -> Any:

@@ -434,7 +434,7 @@ def _make_result(problem: Problem, state: _State, info: ConvergenceInfo) -> Cons
         cov_beta=cov_beta,
         names=problem.names,
         counts=y,
-        fitted=m,
+        fitted_values=m,
         eta=eta,
         cov_eta=cov_eta,
         cov_fitted=cov_mu,

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.linalg
 from scipy.stats import chi2, norm
 
-from ..errors import SpecError
-from ..results import HypothesisTest
+from ..errors import FitError, SpecError
+from ..results import HypothesisTest, lr_test
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ class ConstrainedFit:
         ``P J cov(mu_hat) J' P'``, P = (X'X)^-1 X', J = C D(A mu)^-1 A (Lang 2004, 2005).
     names : tuple of str
         Names of beta's components.
-    counts, fitted : ndarray (c,)
-        Observed counts y and ML fitted means mu_hat.
+    counts, fitted_values : ndarray (c,)
+        Observed counts y and ML fitted means mu_hat (``fitted()`` gives both as a table).
     eta, cov_eta : ndarray (r,), (r, r)
         ``C log(A mu_hat)`` and its asymptotic covariance.
     cov_fitted : ndarray (c, c)
@@ -82,7 +83,7 @@ class ConstrainedFit:
     cov_beta: np.ndarray
     names: tuple[str, ...]
     counts: np.ndarray
-    fitted: np.ndarray
+    fitted_values: np.ndarray
     eta: np.ndarray
     cov_eta: np.ndarray
     cov_fitted: np.ndarray
@@ -104,11 +105,72 @@ class ConstrainedFit:
 
     def __post_init__(self) -> None:
         for name in (
-            "beta", "cov_beta", "counts", "fitted", "eta", "cov_eta", "cov_fitted",
+            "beta", "cov_beta", "counts", "fitted_values", "eta", "cov_eta", "cov_fitted",
             "lagrange_multipliers", "adjusted_residuals", "pearson_residuals", "C", "A", "X",
             "offset",
         ):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    # ------------------------------------------------------------------ the common interface
+    # the names every gllmm result has (FitResult's): params, cov, method, nobs, bic, ...
+    method = "constrained"
+    method_label = "CONSTRAINED ML (Lagrange multipliers)"
+    strategy = "lagrange"
+    n_nodes = 0
+    boundary = ()  # no variance parameter: nothing on the boundary
+
+    @property
+    def params(self) -> np.ndarray:
+        """The estimates ``beta`` (a constrained model has no variance parameters)."""
+        return self.beta
+
+    @property
+    def cov(self) -> np.ndarray:
+        return self.cov_beta
+
+    @property
+    def param_roles(self) -> tuple[str, ...]:
+        return ("fixed",) * len(self.names)
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.convergence.converged)
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations: the total count (individual responses), as R's ``nobs``
+        of a multinomial fit with frequency weights."""
+        return int(round(float(self.counts.sum())))
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + float(np.log(self.nobs)) * self.n_params
+
+    @property
+    def deviance(self) -> float:
+        return -2.0 * self.loglik
+
+    def fitted(self) -> pd.DataFrame:
+        """Observed counts and ML fitted means per cell."""
+        return pd.DataFrame({"observed": self.counts, "fitted": self.fitted_values})
+
+    def random_effects(self, kind: str = "mode") -> pd.DataFrame:
+        raise FitError("a constrained ML model has no random effects")
+
+    def lr_test(self, other: Any) -> HypothesisTest:
+        """Likelihood-ratio test against another nested fit of the same counts, in either
+        order (``gllmm.lr_test``); ``likelihood_ratio_test(L)`` tests ``L beta = 0`` here."""
+        return lr_test(self, other)
+
+    def conf_int(self, level: float = 0.95, method: str = "wald") -> pd.DataFrame:
+        """Wald intervals ``beta -/+ z SE`` (profile intervals need a likelihood in beta,
+        which the Lagrange fit does not parametrise)."""
+        if method.lower() != "wald":
+            raise SpecError("constrained ML fits give Wald intervals only (method='wald')")
+        crit = norm.ppf(0.5 + level / 2)
+        pct = f"{(1 - level) / 2:.1%}", f"{(1 + level) / 2:.1%}"
+        return pd.DataFrame({pct[0]: self.beta - crit * self.se,
+                             pct[1]: self.beta + crit * self.se}, index=list(self.names))
 
     # ------------------------------------------------------------------ estimates
     @property
@@ -205,7 +267,7 @@ class ConstrainedFit:
 
         L_mat, c = self._hypothesis(L, rhs)
         restricted = self.restricted_fit(L_mat, c)
-        m0 = restricted.fitted
+        m0 = restricted.fitted_values
         s = self.counts - m0
         stat = float(s @ (s / m0))
         if self.df:
@@ -254,11 +316,17 @@ class ConstrainedFit:
         """Plain JSON-ready data (lists and numbers)."""
         cv = self.convergence
         return {
+            "method": self.method,
+            "strategy": self.strategy,
+            "converged": self.converged,
+            "params": dict(zip(self.names, self.beta.tolist(), strict=True)),
+            "se": dict(zip(self.names, self.se.tolist(), strict=True)),
             "names": list(self.names),
             "beta": self.beta.tolist(),
-            "se": self.se.tolist(),
+            "bic": self.bic,
+            "nobs": self.nobs,
             "cov_beta": self.cov_beta.tolist(),
-            "fitted": self.fitted.tolist(),
+            "fitted": self.fitted_values.tolist(),
             "g2": self.g2,
             "x2": self.x2,
             "df": self.df,
