@@ -62,6 +62,13 @@ def test_idioms_give_the_same_columns_as_their_spelled_out_forms():
     assert three.fixed_names == two.fixed_names
 
 
+def test_dot_is_every_column_but_the_response(cbpp):
+    d = cbpp.assign(fail=cbpp["size"] - cbpp["incidence"])
+    a = build_design(d, "cbind(incidence, fail) ~ . - herd", family="binomial")
+    b = build_design(d, "cbind(incidence, fail) ~ size + period", family="binomial")
+    assert a.fixed_names == b.fixed_names == ("Intercept", "size", "period")
+
+
 def test_nested_slash_equals_the_two_terms(cbpp):
     d = cbpp.assign(block=np.arange(len(cbpp)) % 3)
     a = build_design(d, "incidence ~ 1 + (1 | herd/block)")

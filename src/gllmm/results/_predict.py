@@ -65,7 +65,7 @@ def predict(result: Any, newdata: pd.DataFrame | None = None, type: str = "link"
                         "(without them)")
     new = frame if newdata is None else _as_frame(newdata)
     parsed = parse_formula(notes["formula"])
-    X, names = new_model_matrix(parsed.fixed, frame, new)
+    X, names = new_model_matrix(notes.get("fixed", parsed.fixed), frame, new)
     if names != tuple(design.fixed_names):
         raise SpecError(f"the new data give the columns {names}, the fit "
                         f"{tuple(design.fixed_names)}; give the factors the fitted levels")

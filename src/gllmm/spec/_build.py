@@ -21,7 +21,14 @@ from scipy.sparse.csgraph import connected_components
 from ..errors import SpecError
 from ..links import Binomial, Poisson
 from ._design import Design, block_structure
-from ._formula import _split_top_level, evaluate, group_codes, model_matrix, parse_formula
+from ._formula import (
+    _split_top_level,
+    evaluate,
+    expand_dot,
+    group_codes,
+    model_matrix,
+    parse_formula,
+)
 
 
 def count_column(data: pd.DataFrame, name: str) -> np.ndarray:
@@ -194,7 +201,8 @@ def build_design(
     off = np.zeros(n) if off_arg is None else off_arg
     for expr in parsed.offsets:
         off = off + row_values(data, expr, f"offset({expr})")
-    X, xnames = model_matrix(parsed.fixed, data, sparse_ok=True)
+    fixed = expand_dot(parsed.fixed, data.columns, parsed.response)
+    X, xnames = model_matrix(fixed, data, sparse_ok=True)
     terms = []
     for term in parsed.random:
         Zt, znames = model_matrix(term.expr, data)
@@ -215,6 +223,7 @@ def build_design(
         off = off + np.log(w)  # w (y eta - e^eta) = (w y) (eta + log w) - e^(eta + log w) + c
     notes: dict[str, Any] = {"data": data, "formula": formula, "title": title or formula,
                              "frame": data, "family": fam_name, "order": order,
+                             "fixed": fixed,
                              "offset_argument": offset if isinstance(offset, str) else None,
                              "offset_values": None if isinstance(offset, str) else off_arg}
     if w is not None:

@@ -134,6 +134,17 @@ def parse_formula(formula: str) -> ParsedFormula:
     return ParsedFormula(lhs, fixed, tuple(random), tuple(offsets))
 
 
+def expand_dot(fixed: str, columns, response: str | None) -> str:
+    """R's ``y ~ .``: the term ``.`` stands for every column the response does not use."""
+    dot = re.compile(r"(?<![\w.`])\.(?![\w.])")
+    if not dot.search(fixed):
+        return fixed
+    used = formula_columns(response or "")
+    rest = [str(c) if str(c).isidentifier() else f"`{c}`" for c in columns
+            if str(c) not in used]
+    return dot.sub(lambda _: "(" + " + ".join(rest) + ")", fixed)
+
+
 def translate(expr: str, columns) -> str:
     """R spellings to formulaic's: ``factor(x)``/``as.factor(x)`` -> ``C(x)``, a column name
     with dots (or other characters Python names lack) back-quoted, ``^`` in ``I()`` -> ``**``."""
@@ -201,7 +212,9 @@ def evaluate(expr: str, data: pd.DataFrame, what: str = "expression") -> np.ndar
     if bare in data.columns:
         return data[bare].to_numpy()
     try:
-        out = data.eval(translate(expr, data.columns), engine="python", local_dict=FUNCTIONS)
+        with np.errstate(all="ignore"):  # log(0) and the like: the caller checks the values
+            out = data.eval(translate(expr, data.columns), engine="python",
+                            local_dict=FUNCTIONS)
     except Exception as exc:  # pandas raises several types for unknown names and syntax
         raise _unknown_error(expr, data, what, exc) from exc
     out = np.asarray(out)
