@@ -299,7 +299,8 @@ def _covariance(obj: CellObjective, state: State, lay: CellwiseLayout, p_fixed: 
     c, info = scipy.linalg.lapack.dpotrf(A, lower=True, overwrite_a=True)
     if info == 0:
         sub, info = scipy.linalg.lapack.dpotri(c, lower=True, overwrite_c=True)
-        sub = np.tril(sub) + np.tril(sub, -1).T
+        upper = np.triu_indices_from(sub, 1)
+        sub[upper] = sub.T[upper]
     if info != 0:
         warnings.warn("the information matrix is not positive definite at the estimate; "
                       "standard errors are not available", ConvergenceWarning, stacklevel=4)

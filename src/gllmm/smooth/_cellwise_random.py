@@ -295,6 +295,15 @@ def fit_random(
     n_f = obj.n_fixed
     res = maximise(obj.evaluate, obj.step, p0, tol=tol, max_iter=max_iter, progress=log,
                    stage="random", scale_index=(n_f + 1, n_f + 2))
+    # The likelihood can have a second mode on sigma_b = 0, the nested common-beta model
+    # (e.g. with uncentred scores: the climb above stopped at -327.63 where that model, and
+    # glmer, have -320.43). Maximise from that corner too (sigma_b stays 0 there: the
+    # likelihood is even in it) and keep the higher; the fit is never below the nested model.
+    corner = maximise(obj.evaluate, obj.step, _common_corner(model), tol=tol,
+                      max_iter=max_iter, progress=log, stage="random, beta_k common",
+                      scale_index=(n_f + 1, n_f + 2))
+    if corner.state.value > res.state.value + FTOL_ZERO:
+        res = corner
     # sigma = 0 reference (random associations only)
     obj0 = RandomObjective(model, sigma_free=False)
     res0 = maximise(obj0.evaluate, obj0.step, res.state.params[:-1], tol=tol,
@@ -359,6 +368,20 @@ def fit_random(
         beta_strata=beta_strata,
         history=history,
     )
+
+
+def _common_corner(model: _Model) -> np.ndarray:
+    """The common-beta model's estimates (cell-wise strategy, Laplace) as a point of the
+    random model: (theta, phi, beta, sigma_b = 0, sigma)."""
+    from ..fitting._cellwise import fit_cellwise_design
+    from ._cellwise import _build, _design, _start
+
+    common = _build(model.data, "linear_by_linear", "common")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a corner that fails is simply not the better one
+        res = fit_cellwise_design(_design(common), "laplace", 1, _start(common, common.glm))
+    p = res.params
+    return np.r_[p[:-2], p[-2], 0.0, p[-1]]
 
 
 def _heterogeneous_start(model: _Model, max_iter: int) -> tuple:

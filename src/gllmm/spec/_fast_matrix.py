@@ -36,10 +36,11 @@ def _factor_levels(values: pd.Series) -> tuple[list, np.ndarray] | None:
         arr = values.to_numpy()
         if values.isna().any():
             return None
-        if arr.dtype == object and not all(isinstance(v, str) for v in arr):
+        if arr.dtype == object and pd.api.types.infer_dtype(arr, skipna=False) != "string":
             return None
-        levels, codes = np.unique(arr, return_inverse=True)
-        return levels.tolist(), codes
+        # hashing, then sorting the levels only: np.unique sorts all rows (5 s for 10^6 labels)
+        codes, levels = pd.factorize(arr, sort=True)
+        return np.asarray(levels).tolist(), codes
     return None
 
 
@@ -162,20 +163,20 @@ def fast_model_matrix(
 
 
 def _sparse(groups: list[tuple[str, np.ndarray, int]], n: int, p: int) -> sp.csr_matrix:
-    """CSR model matrix from column groups, O(rows x groups) time and memory."""
-    rows, cols, vals = [], [], []
-    col = 0
-    for kind, values, width in groups:
+    """CSR model matrix from column groups, O(rows x groups) time and memory: each group has
+    at most one entry per row and the groups are in column order, so the row-major entries of
+    a (rows, groups) array are already CSR's."""
+    cols = np.empty((n, len(groups)), dtype=np.int64)
+    vals = np.empty((n, len(groups)))
+    start = 0
+    for g, (kind, values, width) in enumerate(groups):
         if kind == "numeric":
-            keep = np.flatnonzero(values != 0)
-            rows.append(keep)
-            cols.append(np.full(keep.size, col, dtype=np.int64))
-            vals.append(values[keep])
+            cols[:, g] = start
+            vals[:, g] = values
         else:
-            keep = np.flatnonzero(values >= 0)
-            rows.append(keep)
-            cols.append(col + values[keep])
-            vals.append(np.ones(keep.size))
-        col += width
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(n, p))
+            cols[:, g] = start + values
+            vals[:, g] = values >= 0
+        start += width
+    keep = vals != 0
+    indptr = np.r_[0, np.cumsum(keep.sum(axis=1))]
+    return sp.csr_matrix((vals[keep], cols[keep], indptr), shape=(n, p))
