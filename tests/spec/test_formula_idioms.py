@@ -90,6 +90,19 @@ def test_cbind_expressions_and_binary_responses(cbpp):
     assert np.array_equal(y01, [[1, 0], [0, 1], [1, 0], [1, 0]]) and np.array_equal(y01, yf)
 
 
+def test_proportions_with_trials_as_weights(cbpp):
+    """R's glm(p ~ x, weights = n, family = binomial) is cbind(n p, n (1 - p)) ~ x (exact)."""
+    d = cbpp.assign(p=cbpp["incidence"] / cbpp["size"])
+    a = _fit(build_design(d, "p ~ factor(period) + (1 | herd)", family="binomial",
+                          weights="size"))
+    b = _fit(build_design(d, "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)",
+                          family="binomial"))
+    assert abs(a.loglik - b.loglik) < 1e-12
+    np.testing.assert_allclose(a.params, b.params, rtol=0, atol=1e-12)
+    with pytest.raises(SpecError, match="numbers of trials"):
+        build_design(d, "p ~ 1", family="binomial", weights=np.full(len(d), 0.5))
+
+
 def test_refusals_name_the_fix(cbpp):
     with pytest.raises(SpecError, match="family='binomial'"):
         build_design(cbpp, "cbind(incidence, size - incidence) ~ 1 + (1 | herd)")

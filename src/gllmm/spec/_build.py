@@ -106,6 +106,28 @@ def response_counts(data: pd.DataFrame, response: str, family: str) -> np.ndarra
                     "(e.g. cbind(y, n - y))")
 
 
+def _proportions(data: pd.DataFrame, response: str, w: np.ndarray | None) -> np.ndarray | None:
+    """R's binomial ``glm(p ~ x, weights = n)``: a response of proportions with the trials as
+    weights is ``cbind(n p, n (1 - p))`` (for a 0/1 response the same log-likelihood as
+    frequency weights); None when the response is not proportions with weights."""
+    if w is None or re.fullmatch(r"cbind\(.*\)", response.strip(), flags=re.S):
+        return None
+    p = pd.to_numeric(pd.Series(evaluate(response, data, "response")), errors="coerce")
+    p = p.to_numpy(dtype=float)
+    if not (np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))) or np.all(np.isin(p, (0, 1))):
+        return None
+    y = np.column_stack([w * p, w * (1.0 - p)])
+    rounded = np.round(y)
+    if np.any(np.abs(y - rounded) > 1e-8 * np.maximum(1.0, w[:, None])):
+        raise SpecError(f"binomial response {response!r} holds proportions, and proportion x "
+                        "weights is not a whole number of successes in rows "
+                        f"{np.flatnonzero(np.abs(y - rounded).max(axis=1) > 1e-8)[:10].tolist()}"
+                        ": give the weights as the numbers of trials, or write "
+                        "cbind(successes, failures) ~ ...")
+    return np.column_stack([count_values(rounded[:, 0], response),
+                            count_values(rounded[:, 1], f"1 - {response}")])
+
+
 def row_values(data: pd.DataFrame, value: Any, what: str) -> np.ndarray | None:
     """An offset or weights given as a column name, an expression of columns, or one value per
     row of ``data`` (array, or a Series aligned on ``data``'s index); floats, in data's rows."""
@@ -196,7 +218,11 @@ def build_design(
             raise SpecError("every weight is zero: there is nothing to fit")
         data, w = data[keep].reset_index(drop=True), w[keep]
         off_arg = None if off_arg is None else off_arg[keep]
-    y = response_counts(data, parsed.response, fam_name)
+    trials = _proportions(data, parsed.response, w) if fam_name == "binomial" else None
+    if trials is not None:
+        y, w = trials, None
+    else:
+        y = response_counts(data, parsed.response, fam_name)
     n = len(data)
     off = np.zeros(n) if off_arg is None else off_arg
     for expr in parsed.offsets:
