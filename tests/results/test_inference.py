@@ -76,6 +76,7 @@ def test_anova_orders_by_complexity(slope_fits):
     assert abs(table["deviance"].iloc[1] - (-2 * full.loglik)) < 1e-9
     assert abs(table["Pr(>Chisq)"].iloc[1] - full.lr_test(null).p_value) < 1e-15
     assert np.isnan(table["Chisq"].iloc[0])
+    assert list(table.index) == ["y ~ x + (1 | g)", "y ~ x + (1 + x | g)"]
 
 
 def test_parameter_roles_from_structure(slope_fits):

@@ -93,8 +93,9 @@ def lr_test(first: Any, second: Any) -> HypothesisTest:
 
 
 def anova(*fits: Any) -> pd.DataFrame:
-    """Compare nested fits as lme4's ``anova(m0, m1, ...)``: one row per model, ordered by
-    the number of parameters, each tested against the row above it by ``lr_test``.
+    """Compare nested fits as lme4's ``anova(m0, m1, ...)``: one row per model (labelled by
+    its formula), ordered by the number of parameters, each tested against the row above it
+    by ``lr_test``.
 
     Columns: ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance`` (-2 logLik), ``Chisq``,
     ``Df``, ``Pr(>Chisq)`` (boundary-corrected where variance components are dropped).
@@ -112,8 +113,20 @@ def anova(*fits: Any) -> pd.DataFrame:
             t = lr_test(m, fits[order[pos - 1]])
             row.update({"Chisq": t.statistic, "Df": t.df, "Pr(>Chisq)": t.p_value})
         rows.append(row)
-    index = [f"model {i + 1}" for i in order]
-    return pd.DataFrame(rows, index=index)
+    return pd.DataFrame(rows, index=_labels([fits[i] for i in order], order))
+
+
+def _labels(fits: list[Any], order: list[int]) -> list[str]:
+    """Each model's formula where it has one (lme4 prints the object names), else its
+    position among the arguments."""
+    labels = []
+    for fit, i in zip(fits, order, strict=True):
+        design = getattr(fit, "design", None)
+        formula = design.notes.get("formula") if design is not None else None
+        labels.append(str(formula) if formula else f"model {i + 1}")
+    if len(set(labels)) < len(labels):
+        return [f"model {i + 1}" for i in order]
+    return labels
 
 
 def wald_test(params: np.ndarray, cov: np.ndarray, names: tuple[str, ...], L: Any,
