@@ -132,7 +132,8 @@ def optimize(
     likelihood in sigma can be bimodal): the boundary fit (every SD 0 at the GLLM's fixed
     effects, whose log-likelihood the quadrature reproduces exactly) against one interior search
     from the GLLM start with the SDs at each of ``sd_starts``; an interior fit wins only if it is
-    higher by more than ``FTOL_ZERO``.
+    higher by more than ``FTOL_ZERO``. ``hinv0`` in ``options``: an initial inverse Hessian
+    for a given ``start``.
     """
     hinv = options.pop("hinv0", None)
     if start is None or sd_starts is not None:

@@ -81,7 +81,29 @@ def profile_interval(result: FitResult, parameter: str, level: float = 0.95) -> 
 
 
 def _refit(result: FitResult, n_nodes: int, **options: Any) -> FitResult:
+    """``result``'s model with ``n_nodes`` per dimension, from its estimate and (where the
+    quasi-Newton optimiser is used) its inverse information as the starting curvature."""
+    hinv = _curvature(result) if result.strategy != "cellwise" else None
+    if hinv is not None:
+        options = {**options, "hinv0": hinv}
     return fit(result.design, method="agq", n_nodes=n_nodes, start=result.params, **options)
+
+
+def _curvature(result: FitResult) -> np.ndarray | None:
+    """The fit's covariance as an inverse Hessian: parameters without one (boundary) get the
+    default start's 0.05; None unless positive definite."""
+    cov = np.array(result.cov, dtype=float)
+    bad = ~np.isfinite(np.diag(cov))
+    cov[bad, :] = 0.0
+    cov[:, bad] = 0.0
+    cov[bad, bad] = 0.05
+    if not np.all(np.isfinite(cov)):
+        return None
+    try:
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return None
+    return cov
 
 
 def _changes(old: FitResult, new: FitResult) -> dict[str, Any]:
