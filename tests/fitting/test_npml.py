@@ -288,3 +288,26 @@ def test_toxoplasmosis_random_slope_npmlreg(rainfall):
     assert all(printed(a, b) for a, b in zip(r.masses, ref["masses"], strict=True))
     assert printed(r.random_sd["city"]["sd:city:Intercept"], ref["sd"])
     assert printed(-2 * r.opt.log[-1]["loglik"], ref["m2loglik"])
+
+
+def test_several_spreads_keep_the_best(rainfall):
+    # EM's local maxima: on the random-slope toxoplasmosis model with K = 3 npmlreg's start
+    # (spread 0.5) stops at l = -73.02905; a wider start (spread 4) finds -72.75535
+    d = build_design(rainfall, "cbind(s, f) ~ x + (1 + x | city)", family="binomial")
+    one = fit_npml(d, k=3)
+    both = fit_npml(d, k=3, spread=[0.5, 4.0])
+    starts = both.extra["starts"]
+    assert list(starts.spread) == [0.5, 4.0]
+    assert abs(starts.loglik[0] - one.loglik) < 1e-9
+    assert both.loglik == starts.loglik.max() and both.loglik > one.loglik + 0.2
+    with pytest.raises(SpecError, match="spread"):
+        fit_npml(d, k=2, spread=[])
+
+
+def test_vanished_point_flagged(fabric):
+    # point 2 carries 0.2026 x 32 = 6.5 clusters: "vanished" once mass_tol exceeds that
+    with pytest.warns(BoundaryWarning, match="vanished or merged"):
+        r = fit_npml(fabric, k=2, mass_tol=7.0)
+    small = int(np.argmin(r.masses))
+    assert r.boundary == (f"mass[{small + 1}]",)
+    assert fit_npml(fabric, k=2, mass_tol=6.0).boundary == ()
