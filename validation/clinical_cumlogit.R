@@ -73,7 +73,7 @@ model_base <- list(
   scores = "x = 1 drug, 0 placebo",
   sign_convention = paste("ordinal: logit P(Y <= j) = theta_j - beta x - u_k - b_k x; the",
                           "paper's (Hartzel et al.) beta = -beta_ordinal (same SE)."),
-  data = "/work/shared/data/clinical_trial.csv expanded to 272 rows with rep(); the same fit",
+  data = "src/gllmm/data/clinical_trial.csv expanded to 272 rows with rep(); the same fit",
   data_weights = "is obtained on the 16 x 3 aggregated rows with weights = count",
   loglik_scale = paste("subject-level (no multinomial coefficients); add",
                        "multinomial_log_coefficient for the product-multinomial scale")

@@ -37,8 +37,8 @@ keys <- data.frame(center = as.integer(as.character(ct$center)),
                    treatment = as.character(ct$treatment),
                    response = as.character(ct$response), count = ct$count)
 
-table4 <- read.csv("/work/shared/reference/table4_center_log_or.csv")
-table5 <- read.csv("/work/shared/reference/table5_predicted_counts.csv")
+table4 <- read.csv(file.path(PAPER_DIR, "table4_center_log_or.csv"))
+table5 <- read.csv(file.path(PAPER_DIR, "table5_predicted_counts.csv"))
 
 # ---------------------------------------------------------------------------------------
 # Poisson local odds-ratio models
@@ -71,7 +71,7 @@ for (nm in names(poisson_models)) {
   m <- poisson_models[[nm]]
   model_info <- list(name = nm, formula = m$text, family = "poisson(link = 'log')",
                      scores = m$scores, notes = m$notes,
-                     data = "/work/shared/data/clinical_trial.csv",
+                     data = "src/gllmm/data/clinical_trial.csv",
                      random_slope_variable = m$slope, association_coefficient = m$coef)
   z <- ct[[m$slope]]
   fits <- list(
@@ -169,7 +169,7 @@ model_info <- list(
   notes = paste("Cross-check GLMM: response collapsed to much_better vs (better or",
                 "unchanged_or_worse), aggregated by center x treatment (16 binomials),",
                 "random center intercept. fitted = conditional probability of much_better."),
-  data = "/work/shared/data/clinical_trial.csv (collapsed)"
+  data = "src/gllmm/data/clinical_trial.csv (collapsed)"
 )
 bfits <- list(
   glmer_nagq1 = capture_fit(glmer(bform, family = binomial, data = bin, nAGQ = 1)),

@@ -28,7 +28,9 @@ script_path <- function() {
 
 VALIDATION_DIR <- dirname(script_path())
 REPO_ROOT <- normalizePath(file.path(VALIDATION_DIR, ".."))
-DATA_DIR <- Sys.getenv("GLLMM_DATA_DIR", "/work/shared/data")
+# The repository's own copies: the package data and the paper's tables under tests/fixtures.
+DATA_DIR <- file.path(REPO_ROOT, "src", "gllmm", "data")
+PAPER_DIR <- file.path(REPO_ROOT, "tests", "fixtures", "paper")
 FIXTURE_DIR <- file.path(REPO_ROOT, "tests", "fixtures", "r")
 dir.create(FIXTURE_DIR, showWarnings = FALSE, recursive = TRUE)
 

@@ -45,7 +45,7 @@ results <- list()
 for (nm in names(models)) {
   m <- models[[nm]]
   model_info <- list(name = nm, formula = m$text, family = "poisson(link = 'log')",
-                     notes = m$notes, data = "/work/shared/data/mba_statistics_economics.csv",
+                     notes = m$notes, data = "src/gllmm/data/mba_statistics_economics.csv",
                      scores = "statistics 2..7, economics 1..7 (category numbers)")
 
   glm_fit <- glm(m$glm_formula, family = poisson, data = mba)
@@ -95,7 +95,7 @@ for (nm in names(models)) {
   fitted_direct <- as.numeric(exp(X %*% unlist(d$estimates) + u))
   d$fitted <- cbind(keys, fitted = fitted_direct)
   d$fitted_note <- "exp(X beta + u_mode): posterior-mode fitted counts (paper's Table 2 (a)/(b))"
-  t2 <- read.csv("/work/shared/reference/table2_fitted.csv")
+  t2 <- read.csv(file.path(PAPER_DIR, "table2_fitted.csv"))
   col <- if (nm == "mba_2_5") "cellwise_independence" else "cellwise_linear_by_linear"
   t2 <- t2[match(paste(mba$statistics, mba$economics), paste(t2$statistics, t2$economics)), ]
   d$comparison_with_paper_table2 <- list(

@@ -106,7 +106,6 @@ def test_fit_mcem_is_wired(mba_csv, monkeypatch, capsys, mba_independence):
 
 def test_fit_pql(trial_csv, capsys):
     """PQL on model (5.1): close to ML here (sd 0.3436 against 0.3439), labelled as PQL."""
-    pytest.importorskip("gllmm.fitting._pql")
     out = run_json(capsys, ["fit", trial_csv, *CLINICAL_ARGS, "--formula", CLINICAL_LOCAL,
                             "--method", "pql", "--json"])
     assert out["method"] == "pql"

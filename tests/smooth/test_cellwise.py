@@ -1,7 +1,7 @@
 """Cell-wise smoothing (paper eq. 2.5 / 2.6): the scalable path of gllmm.smooth._cellwise.
 
-Reference values: /work/shared/reference/paper_numbers.md, Section 5.1 (re-computed with R lme4 /
-glmmTMB and an independent numpy implementation) and table2_fitted.csv. The general engine
+Reference values: the paper's Section 5.1 (re-computed with R lme4 / glmmTMB and an independent
+numpy implementation) and Table 2 (tests/fixtures/paper/table2_fitted.csv). The general engine
 (``gllmm.integrate.MarginalLikelihood`` with dense dummies, L-BFGS-B) is the second reference.
 """
 
@@ -29,11 +29,7 @@ from gllmm.spec import Design, block_structure, scalar_structure
 
 ROOT = Path(__file__).resolve().parents[2]
 MBA = ROOT / "src" / "gllmm" / "data" / "mba_statistics_economics.csv"
-TABLE2 = [
-    p / "reference" / "table2_fitted.csv"
-    for p in (ROOT.parent / "shared", ROOT / "shared", Path("/work/shared"))
-    if (p / "reference" / "table2_fitted.csv").exists()
-]
+TABLE2 = ROOT / "tests" / "fixtures" / "paper" / "table2_fitted.csv"
 
 
 def generated_table(n_rows: int, n_cols: int, seed: int) -> np.ndarray:
@@ -84,9 +80,8 @@ def test_mba_linear_by_linear_base(mba_fits: dict) -> None:
     assert lr == pytest.approx(13.239, abs=1e-3)
 
 
-@pytest.mark.skipif(not TABLE2, reason="shared/reference/table2_fitted.csv not found")
 def test_mba_table2_columns_a_b(mba_fits: dict) -> None:
-    ref = pd.read_csv(TABLE2[0])
+    ref = pd.read_csv(TABLE2)
     for base, col in (
         ("independence", "cellwise_independence"),
         ("linear_by_linear", "cellwise_linear_by_linear"),

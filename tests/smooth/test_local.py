@@ -27,7 +27,7 @@ from gllmm.smooth._local import (
 
 # Coull & Agresti (2003) Table 2 column (c), "AICc-chosen smoothing based on local linear
 # likelihood", rows statistics 2..7, columns economics 1..7; decoded in
-# /work/shared/reference/table2_fitted.csv (column local_likelihood).
+# tests/fixtures/paper/table2_fitted.csv (column local_likelihood).
 TABLE2_COLUMN_C = np.array(
     [
         [0.09, 0.19, 0.24, 0.23, 0.22, 0.15, 0.06],
