@@ -45,3 +45,26 @@ def test_product_rule():
 def test_invalid():
     with pytest.raises(ValueError):
         gauss_hermite(0)
+
+
+@pytest.mark.parametrize("n", [60, 100, 150, 200, 300])
+def test_outer_weights_accurate_relative_to_exp_z2(n):
+    """Adaptive quadrature multiplies each weight by exp(z^2 / 2): the rule must integrate
+    the wide normal density N(0, 2^2) exactly in that form (sum w_i e^{z_i^2/2} s phi(s z_i)
+    sqrt(2 pi) = 1 for s = 1/2). Eigenvector weights were off by up to e^130 here from ~60
+    nodes on (a 150-node fit gave log-likelihood +4539). Tolerance 1e-10."""
+    z, w = gauss_hermite(n)
+    s = 0.5
+    total = np.sum(w * np.exp(z**2 / 2 - (s * z) ** 2 / 2)) * s
+    assert total == pytest.approx(1.0, abs=1e-10)
+    assert np.all(w > 0)
+
+
+@pytest.mark.parametrize("bad,match", [(0, "at least 1"), (2.7, "must be an integer"),
+                                       (True, "must be an integer"), ("3", "must be an integer"),
+                                       (301, "at most 300"), (1000, "at most 300")])
+def test_node_counts_refused(bad, match):
+    from gllmm.errors import SpecError
+
+    with pytest.raises(SpecError, match=match):
+        gauss_hermite(bad)

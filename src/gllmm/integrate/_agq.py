@@ -26,7 +26,8 @@ from scipy.special import logsumexp
 
 from ..errors import FitError
 from ..spec._design import Design
-from ._gauss_hermite import product_rule
+from ..tables._validate import check_integer
+from ._gauss_hermite import MAX_NODES, TOO_MANY, product_rule
 from ._newton import halving_step
 
 
@@ -85,7 +86,8 @@ class MarginalLikelihood:
 
     def __init__(self, design: Design, n_nodes: int = 1, inner_tol: float = 1e-10) -> None:
         self.design = design
-        self.n_nodes = int(n_nodes)
+        self.n_nodes = check_integer(n_nodes, "n_nodes (quadrature nodes per dimension)", 1,
+                                     MAX_NODES, hint=TOO_MANY)
         q = design.n_random
         if q and self.n_nodes ** q > 200_000:
             raise FitError(

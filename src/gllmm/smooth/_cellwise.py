@@ -36,8 +36,10 @@ import scipy.sparse as sp
 from ..errors import ConvergenceWarning, SpecError
 from ..fitting._block_newton import Structure
 from ..fitting._cellwise import fit_cellwise_design
+from ..integrate._gauss_hermite import MAX_NODES
 from ..links import Poisson
 from ..spec import Design, scalar_structure
+from ..tables._validate import check_integer
 from ._cellwise_data import CellData, prepare
 
 BASES = ("independence", "linear_by_linear")
@@ -323,8 +325,7 @@ def fit_cellwise(
         raise SpecError(f"unknown base {base!r}; use one of {BASES}")
     if association not in ASSOCIATIONS:
         raise SpecError(f"unknown association {association!r}; use one of {ASSOCIATIONS}")
-    if int(n_nodes) < 1:
-        raise SpecError("n_nodes must be at least 1 (1 = Laplace)")
+    n_nodes = check_integer(n_nodes, "n_nodes (1 = Laplace)", 1, MAX_NODES)
     data = prepare(counts, row_scores, col_scores)
     model = _build(data, base, association)
     if model.kind == "random":
