@@ -140,7 +140,7 @@ def test_non_numeric_counts(tmp_path, capsys):
     path = tmp_path / "text.csv"
     path.write_text("a,b,count\n1,1,x\n1,2,3\n2,1,2\n2,2,1\n")
     check(capsys, ["smooth", str(path), "--row", "a", "--col", "b"], 2,
-          "non-numeric", "data row 1")
+          "non-numeric", "data rows [1]")
 
 
 def test_fractional_counts(tmp_path, capsys):
@@ -263,10 +263,10 @@ def test_report_heatmap_unknown_column(mba_csv, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------- fit failures (exit 1)
-def test_too_many_nodes_is_a_fit_failure(trial_csv, capsys):
+def test_too_many_nodes_is_refused(trial_csv, capsys):
     check(capsys, ["fit", trial_csv, "--family", "multinomial", "--formula",
-                   "response ~ 1 + (1 + C(treatment) | center)", "--nagq", "500"], 1,
-          "the fit failed", "use fewer nodes or the Laplace approximation")
+                   "response ~ 1 + (1 + C(treatment) | center)", "--nagq", "500"], 2,
+          "at most 300", "use fewer nodes or the Laplace approximation")
 
 
 def test_simulate_module_missing(monkeypatch, capsys):

@@ -59,6 +59,24 @@ def read_data(path: str) -> pd.DataFrame:
     return df
 
 
+def check_output(output: str | None, *inputs: str | None) -> None:
+    """Refuse an output path that is one of the input files: writing it would destroy the
+    data (``report`` would replace a CSV with HTML)."""
+    if not output:
+        return
+    out = Path(output)
+    for given in inputs:
+        if not given:
+            continue
+        src = Path(given)
+        same = out.resolve() == src.resolve()
+        if not same and out.exists() and src.exists():
+            same = os.path.samefile(out, src)
+        if same:
+            raise CliError(f"-o/--output {output} is the input file {given}: writing it would "
+                           "overwrite your data; choose another output path")
+
+
 def _require_parquet_engine(path: str) -> None:
     for module in ("pyarrow", "fastparquet"):
         try:
@@ -79,16 +97,13 @@ def require_columns(data: pd.DataFrame, columns: Sequence[str], what: str = "col
 
 
 def require_counts(data: pd.DataFrame, column: str) -> np.ndarray:
-    """The count column as floats: numeric, finite, non-negative."""
+    """The count column as floats (the library's checks: numeric, finite, non-negative,
+    integer, not all zero)."""
+    from ..tables._validate import check_counts
+
     require_columns(data, [column], "count column")
-    values = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise CliError(f"count column {column!r} has {int(bad.sum())} missing or non-numeric "
-                       f"value(s) (first at data row {int(np.flatnonzero(bad)[0]) + 1})")
-    if (values < 0).any():
-        raise CliError(f"count column {column!r} has negative counts")
-    return values
+    return check_counts(data[column].to_numpy(), f"count column {column!r}", error=CliError,
+                        rows="data rows", base=1)
 
 
 def _split_assignment(text: str, option: str) -> tuple[str, list[str]]:
@@ -106,6 +121,10 @@ def apply_levels(data: pd.DataFrame, specs: Sequence[str] | None) -> pd.DataFram
     for spec in specs or ():
         col, levels = _split_assignment(spec, "--levels")
         require_columns(data, [col])
+        repeated = sorted({v for v in levels if levels.count(v) > 1})
+        if repeated:
+            raise CliError(f"--levels {col}: level(s) {repeated} listed more than once; list "
+                           "each level once, in order")
         observed = {str(v) for v in pd.unique(data[col])}
         unknown = observed - set(levels)
         if unknown:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FitError, GllmmError
-from ._io import CliError, read_data
+from ._io import CliError, check_output, read_data
 from ._run import FAMILIES, LINKS, METHODS, mass_points, nodes_or_auto, positive_int
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -164,6 +164,7 @@ def _write_table(rows: Any, path: str) -> None:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from ._run import build_model, resolve_method, run_fit
 
+    check_output(args.output, args.data)
     data = read_data(args.data)
     raw = data.copy() if args.save else None
     design = build_model(data, args)
@@ -226,6 +227,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_smooth(args: argparse.Namespace) -> int:
     from ._smooth import as_json, format_smooth, run_smooth
 
+    check_output(args.output, args.data)
     data = read_data(args.data)
     out = run_smooth(data, args)
     if args.output:
@@ -264,6 +266,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ..report import example_report, fit_report
 
     command = "gllmm " + " ".join(shlex.quote(a) for a in (args._argv or []))
+    check_output(args.output, args.data)
     if args.example and args.data:
         raise CliError("give either DATA (with --formula) or --example NAME, not both")
     if args.example:
@@ -287,6 +290,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         design = build_model(data, args)
         method, nodes = resolve_method(args)
         res = run_fit(design, method, nodes, progress=args.progress, seed=args.seed)
+        fixed = list(res.design.fixed_names)
+        if args.cluster_parameter and args.cluster_parameter not in fixed:
+            raise CliError(f"--cluster-parameter {args.cluster_parameter!r} is not a fixed "
+                           f"effect of the model; choose one of: {', '.join(fixed)}")
         figures = []
         if args.heatmap:
             row, col = args.heatmap

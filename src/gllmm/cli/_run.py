@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..tables._validate import check_unique_cells
 from ._io import CliError, apply_levels, apply_scores, check_formula, require_columns
 
 FAMILIES = ("poisson", "binomial", "multinomial", "ordinal")
@@ -57,9 +58,13 @@ def build_model(data: pd.DataFrame, args: argparse.Namespace) -> Any:
     check_formula(args.formula)
     apply_levels(data, args.levels)
     scores = apply_scores(data, args.scores)
-    if args.add_cell and "cell" not in data.columns:
-        data["cell"] = np.arange(len(data))
     family = args.family.lower()
+    if args.add_cell and "cell" not in data.columns:
+        if family == "poisson":
+            # before numbering the cells: a repeated cell would become a second cell
+            check_unique_cells(data, [c for c in data.columns if c != args.count
+                                      and not str(c).endswith("_score")], error=CliError)
+        data["cell"] = np.arange(len(data))
     offset, weights = getattr(args, "offset", None), getattr(args, "weights", None)
     if family in CATEGORICAL:
         if offset is not None:

@@ -55,10 +55,12 @@ def run_smooth(data: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
     """Fit the smoother described by ``args``; returns the JSON-ready result."""
     cols = [args.row, args.col] + ([args.stratum] if args.stratum else [])
     require_columns(data, cols)
+    if len(set(cols)) < len(cols):
+        raise CliError(f"--row, --col (and --stratum) name the same column {cols}; give "
+                       "different columns for the table's dimensions")
+    check_table_layout(data, cols)
     apply_levels(data, args.levels)
     y = require_counts(data, args.count)
-    if np.any(y != np.round(y)):
-        raise CliError(f"count column {args.count!r} must hold whole numbers")
     rows = _Axis(data, args.row, parse_scores(args.row_scores, "--row-scores"), "--row-scores")
     cols_ = _Axis(data, args.col, parse_scores(args.col_scores, "--col-scores"),
                   "--col-scores")
@@ -79,6 +81,27 @@ def run_smooth(data: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
         out["comparison"] = _compare(out if args.base == "independence" else alt,
                                      alt if args.base == "independence" else out)
     return out
+
+
+def check_table_layout(data: pd.DataFrame, cols: list[str]) -> None:
+    """One row per cell of a complete table with at least 2 x 2 cells (per stratum)."""
+    from ..tables._validate import check_no_missing, check_unique_cells
+
+    check_no_missing(data, cols, "factor", error=CliError)
+    check_unique_cells(data, cols, error=CliError)
+    sizes = [data[c].nunique() for c in cols]
+    if sizes[0] < 2 or sizes[1] < 2:
+        raise CliError(f"the table has {sizes[0]} x {sizes[1]} cells ({cols[0]} x {cols[1]}); "
+                       "smoothing needs at least two rows and two columns")
+    n_cells = int(np.prod(sizes))
+    if len(data) < n_cells:
+        full = pd.MultiIndex.from_product([pd.unique(data[c]) for c in cols], names=cols)
+        present = pd.MultiIndex.from_frame(data[cols])
+        missing = full.difference(present)
+        first = ", ".join(f"{c}={v}" for c, v in zip(cols, missing[0], strict=True))
+        raise CliError(f"{len(missing)} cell(s) of the {' x '.join(map(str, sizes))} table "
+                       f"have no row (e.g. {first}); add them with count 0 if they are "
+                       "sampling zeros")
 
 
 def _cellwise(data: pd.DataFrame, y: np.ndarray, rows: _Axis, cols: _Axis,

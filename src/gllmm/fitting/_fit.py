@@ -19,6 +19,7 @@ from ..results import FitResult
 from ..spec._design import Design
 from ._cellwise import applies as cellwise_applies
 from ._cellwise import fit_cellwise_design
+from ._degenerate import degenerate_parameters, flag_degenerate
 from ._glm import check_full_rank, fit_glm
 from ._optimize import FTOL_ZERO, OptSummary, maximize
 
@@ -212,8 +213,9 @@ def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
     """Estimates, covariance from the observed information, and predictions.
 
     Warns (``ConvergenceWarning``, ``BoundaryWarning``) when the optimisation did not converge
-    or a variance was estimated as 0, so ``make_objective -> optimize -> make_result`` reports
-    what ``fit`` reports.
+    or a variance was estimated as 0, and (``InfiniteEstimateWarning``, with
+    ``result.infinite_estimates``) when some parameters are not estimates, so
+    ``make_objective -> optimize -> make_result`` reports what ``fit`` reports.
     """
     _warn(opt)
     t0 = time.perf_counter()
@@ -232,8 +234,9 @@ def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
                       ConvergenceWarning, stacklevel=2)
     opt.timings["information"] = time.perf_counter() - t0
     posterior = objective.posterior(x) if design.n_random else None
-    return FitResult(design=design, params=x, cov=cov, loglik=opt.final_loglik, opt=opt,
-                     posterior=posterior)
+    res = FitResult(design=design, params=x, cov=cov, loglik=opt.final_loglik, opt=opt,
+                    posterior=posterior)
+    return flag_degenerate(res, opt.initial)
 
 
 def fit(
@@ -320,12 +323,19 @@ def fit(
                            "for objective_only; choose another strategy")
         res = fit_cellwise_design(design, key, n_nodes, start, **options)
         _warn(res.opt)
-        return res
+        return flag_degenerate(res, getattr(res.opt, "initial", None))
     check_full_rank(design)
     if design.n_random == 0 and not objective_only:
         return _fit_gllm(design, start)
     if method.lower() in FITTERS and not objective_only:
-        return FITTERS[method.lower()](design, **options)
+        try:
+            res = FITTERS[method.lower()](design, **options)
+        except np.linalg.LinAlgError as exc:
+            raise FitError(
+                f"{method.upper()} failed: its working model is singular ({exc}); this happens "
+                "when sampling zeros or separation make estimates infinite. Refit with "
+                "method='laplace' or 'agq', which names the parameters concerned") from exc
+        return flag_degenerate(res, getattr(res.opt, "initial", None))
     objective = make_objective(design, method, n_nodes)
     objective.method_name = key
     _set_strategy(objective, strategy)
@@ -375,4 +385,7 @@ def _fit_gllm(design: Design, start: np.ndarray | None) -> FitResult:
     res = FitResult(design=design, params=glm.beta, cov=cov, loglik=glm.loglik, opt=opt)
     if glm.infinite_cells.size:
         res.extra["infinite_cells"] = design.family.cells.ravel()[glm.infinite_cells].tolist()
-    return res
+        # fit_glm has warned, naming the cells; record the parameters
+        res.extra["infinite_estimates"] = degenerate_parameters(res)
+        return res
+    return flag_degenerate(res)

@@ -16,6 +16,12 @@ from ..errors import SpecError
 from ..links import dale_plugin_family
 from ..spec import Design, build_design, scalar_structure
 from ..spec._build import count_column
+from ..tables._validate import (
+    check_columns,
+    check_no_missing,
+    check_scores,
+    check_unique_cells,
+)
 
 
 def _levels(s: pd.Series) -> list:
@@ -28,8 +34,18 @@ def centred_scores(levels: list, scores: Any = None) -> np.ndarray:
     """Scores of ``levels`` (default 1..K in reverse, so the first level scores highest),
     centred at their mean: for 2 levels (+1/2, -1/2), for 3 levels (1, 0, -1)."""
     k = len(levels)
-    sc = np.arange(k, 0, -1, dtype=float) if scores is None else np.asarray(scores, float)
+    given = check_scores(levels, scores, "scores")
+    sc = np.arange(k, 0, -1, dtype=float) if given is None else given
     return sc - sc.mean()
+
+
+def _checked(data: Any, stratum: str, row: str, col: str, count: str) -> pd.DataFrame:
+    """The data after the checks every builder makes (columns, factors, cells, counts)."""
+    check_columns(data, [stratum, row, col, count])
+    check_no_missing(data, [stratum, row, col], "factor")
+    check_unique_cells(data, [stratum, row, col])
+    count_column(data, count)
+    return data
 
 
 def stratified_local_association(
@@ -51,12 +67,12 @@ def stratified_local_association(
     depends on the score coding (reference note, Section 5.2); the default centres the scores
     (x = +1/2, -1/2; s = 1, 0, -1), the coding that reproduces the paper.
     """
-    df = data.copy().reset_index(drop=True)
+    df = _checked(data, stratum, row, col, count).copy().reset_index(drop=True)
     rl, cl = _levels(df[row]), _levels(df[col])
-    xs = centred_scores(rl, row_scores) if centre else np.asarray(
-        row_scores if row_scores is not None else np.arange(len(rl), 0, -1), float)
-    ss = centred_scores(cl, col_scores) if centre else np.asarray(
-        col_scores if col_scores is not None else np.arange(len(cl), 0, -1), float)
+    xs = centred_scores(rl, row_scores) if centre else check_scores(rl, row_scores, "row_scores")
+    ss = centred_scores(cl, col_scores) if centre else check_scores(cl, col_scores, "col_scores")
+    xs = np.arange(len(rl), 0, -1, dtype=float) if xs is None else xs
+    ss = np.arange(len(cl), 0, -1, dtype=float) if ss is None else ss
     df["_x"] = df[row].map(dict(zip(rl, xs, strict=True))).astype(float)
     df["_s"] = df[col].map(dict(zip(cl, ss, strict=True))).astype(float)
     df["_xs"] = df["_x"] * df["_s"]
@@ -90,7 +106,7 @@ def stratified_global_association(
     multinomial coefficients; -407.0976 on the clinical trial, the reference note's value);
     False adds the coefficients of the grouped multinomials.
     """
-    df = data.reset_index(drop=True)
+    df = _checked(data, stratum, row, col, count).reset_index(drop=True)
     rl, cl = _levels(df[row]), _levels(df[col])
     strata = _levels(df[stratum])
     nb, ni, nj = len(strata), len(rl), len(cl)

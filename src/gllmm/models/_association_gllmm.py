@@ -51,6 +51,7 @@ from ..links import Multinomial, Poisson, dale_plugin_family
 from ..links._dale_full import dale_full_family
 from ..spec import Design, block_structure
 from ..spec._build import count_column
+from ..tables._validate import check_columns, check_counts, check_no_missing
 from ._association import _levels
 
 _TOL = 1e-9
@@ -138,7 +139,7 @@ def _tables(data: Any, stratum: str | None, row: str, col: str, count: str) -> t
     if hasattr(data, "data") and isinstance(data.data, pd.DataFrame):
         data = data.data
     if isinstance(data, np.ndarray | list):
-        arr = np.asarray(data, dtype=float)
+        arr = check_counts(data, "the table")
         if arr.ndim != 2:
             raise SpecError("an array input must be a two-way table (I x J)")
         ii, jj = np.meshgrid(np.arange(1, arr.shape[0] + 1), np.arange(1, arr.shape[1] + 1),
@@ -148,9 +149,8 @@ def _tables(data: Any, stratum: str | None, row: str, col: str, count: str) -> t
         raise SpecError("data must be a DataFrame, a gllmm Table or a two-way array")
     df = data.reset_index(drop=True)
     keys = [row, col] + ([stratum] if stratum else [])
-    for c in [*keys, count]:
-        if c not in df.columns:
-            raise SpecError(f"unknown column {c!r}; available: {', '.join(map(str, df.columns))}")
+    check_columns(df, [*keys, count])
+    check_no_missing(df, keys, "factor")
     y = count_column(df, count)
     rl, cl = _levels(df[row]), _levels(df[col])
     sl = _levels(df[stratum]) if stratum else [None]
@@ -180,6 +180,19 @@ def _tables(data: Any, stratum: str | None, row: str, col: str, count: str) -> t
                     "ratios involving it are undefined (log 0); drop or merge that category"
                 )
     return tables, cells, rl, cl, sl, df
+
+
+# the valid values of each option, checked before any identifiability reasoning (a misspelt
+# option used to surface as "more parameters than odds ratios")
+_OPTIONS = {"odds_ratio": ("local", "global"), "sampling": ("multinomial", "poisson"),
+            "marginals": ("ml", "plug-in"), "coding": ("cumulative", "centred")}
+
+
+def _check_options(**given: str) -> None:
+    for name, value in given.items():
+        if value not in _OPTIONS[name]:
+            raise SpecError(f"unknown {name} {value!r}; use "
+                            + " or ".join(repr(v) for v in _OPTIONS[name]))
 
 
 def _label(x: Any) -> Any:
@@ -426,6 +439,7 @@ def stratified_random_association(
     """
     if strata not in ("fixed", "random", "common"):
         raise SpecError(f"unknown strata {strata!r}; use 'fixed', 'random' or 'common'")
+    _check_options(odds_ratio=odds_ratio, sampling=sampling, marginals=marginals, coding=coding)
     tables, cells, rl, cl, sl, df = _tables(data, stratum, row, col, count)
     nk, ni, nj = tables.shape
     m = (ni - 1) * (nj - 1)
@@ -498,7 +512,7 @@ def association_from_contrasts(
         Random-effects design R (default: identity when None and no random effects wanted,
         pass ``np.eye(m)`` for u on every contrast).
     """
-    y = np.asarray(counts, dtype=float).ravel()
+    y = check_counts(counts, "counts").ravel()
     L = np.atleast_2d(np.asarray(contrasts, dtype=float))
     k = y.size
     m = L.shape[0]

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..errors import SpecError
 from ..links._implicit import ImplicitMultinomial
 from ..spec import Design, block_structure
+from ..tables._validate import check_array, check_counts
 
 
 def general_design(
@@ -42,26 +44,35 @@ def general_design(
     cluster : ndarray (B,), cluster index of each block (non-decreasing after sorting)
     covariance : {"identity", "diagonal", "unstructured"}
     """
-    counts = np.asarray(counts, dtype=float)
+    counts = check_counts(counts, "counts")
+    if counts.ndim != 2:
+        raise SpecError(f"counts must be a (blocks, categories) array; got shape {counts.shape}")
     nb, k = counts.shape
-    X = np.asarray(X, dtype=float)
+    C = check_array(C, "C", (2,), (k - 1, None))
+    A = check_array(A, "A", (2,), (C.shape[1], k))
+    X = check_array(X, "X", (2, 3), (nb, k - 1, None))
     if X.ndim == 2:
         X = np.broadcast_to(X, (nb,) + X.shape).copy()
-    if X.shape[:2] != (nb, k - 1):
-        raise SpecError(f"X must have shape ({nb}, {k - 1}, p): one row per constraint of C; "
-                        f"got {X.shape}")
     fam = ImplicitMultinomial(counts, C, A)
     fam.coefficient = not individual
     if Z is None:
         Z = np.zeros((nb, k - 1, 0))
-    Z = np.asarray(Z, dtype=float)
+    Z = check_array(Z, "Z", (2, 3), (nb, k - 1, None))
     if Z.ndim == 2:
         Z = np.broadcast_to(Z, (nb,) + Z.shape).copy()
     q = Z.shape[2]
     cluster = np.arange(nb) if cluster is None else np.asarray(cluster)
+    if cluster.shape != (nb,):
+        raise SpecError(f"cluster must have one entry per block ({nb}); got shape "
+                        f"{cluster.shape}")
+    if pd.isna(cluster).any():
+        raise SpecError(f"cluster has missing values at blocks "
+                        f"{np.flatnonzero(pd.isna(cluster))[:10].tolist()}; give every block "
+                        "a cluster")
     order = np.argsort(cluster, kind="stable")
     _, cl = np.unique(cluster[order], return_inverse=True)
-    offset = np.zeros((nb, k - 1)) if offset is None else np.asarray(offset, dtype=float)
+    offset = np.zeros((nb, k - 1)) if offset is None else check_array(
+        offset, "offset", (2,), (nb, k - 1))
     fam = fam.subset(order)
     fam.coefficient = not individual
     p = X.shape[2]

@@ -7,8 +7,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import SpecError
 from ..links import Poisson
-from ..spec import Design, build_design, scalar_structure
+from ..spec import Design, scalar_structure
+from ..tables._validate import (
+    check_columns,
+    check_counts,
+    check_no_missing,
+    check_scores,
+    check_unique_cells,
+)
 
 
 def cellwise_smoothing(
@@ -27,7 +35,12 @@ def cellwise_smoothing(
     scores are the category values when numeric, else 1..K).
     """
     if base not in ("independence", "linear_by_linear", "uniform", "lxl"):
-        raise ValueError("base must be 'independence' or 'linear_by_linear'")
+        raise SpecError(f"unknown base {base!r}; use 'independence' or 'linear_by_linear'")
+    check_columns(data, [row, col, count])
+    if row == col:
+        raise SpecError(f"row and col are the same column {row!r}; give two different factors")
+    check_no_missing(data, [row, col], "factor")
+    check_unique_cells(data, [row, col])
     lxl = base != "independence"
     formula = (f"{count} ~ C({row}) + C({col})" + (" + I(_rs * _cs)" if lxl else "")
                + " + (1 | _cell)")
@@ -35,12 +48,7 @@ def cellwise_smoothing(
     (r_levels, r_codes), (c_levels, c_codes) = _factor(data[row]), _factor(data[col])
     rs = _scores(r_levels, row_scores)
     cs = _scores(c_levels, col_scores)
-    y = pd.to_numeric(data[count], errors="coerce").to_numpy(dtype=float)
-    if n == 0 or not np.all(np.isfinite(y)) or np.any(y < 0) or np.any(y != np.round(y)):
-        # the formula path raises the error that names the bad rows
-        df = data.reset_index(drop=True).assign(_cell=np.arange(n), _rs=rs[r_codes],
-                                                _cs=cs[c_codes])
-        return build_design(df, formula)
+    y = check_counts(data[count].to_numpy(), f"count column {count!r}")
     # treatment-coded dummies built directly (same columns and names as the formula above):
     # formulaic's and pandas' generality cost more than the fit on small tables
     X = np.zeros((n, 1, len(r_levels) + len(c_levels) - 1 + lxl))
@@ -79,9 +87,4 @@ def _scores(levels: list, given: Any) -> np.ndarray:
         if all(isinstance(v, (int, float, np.integer, np.floating)) for v in levels):
             return np.array(levels, dtype=float)
         return np.arange(1, len(levels) + 1, dtype=float)
-    if isinstance(given, dict):
-        return np.array([float(given[v]) for v in levels])
-    sc = np.array([float(v) for v in given])
-    if len(sc) != len(levels):
-        raise ValueError(f"{len(sc)} scores given for {len(levels)} levels")
-    return sc
+    return check_scores(levels, given, "scores")

@@ -89,6 +89,12 @@ class FitResult:
         return self.extra.get("nodes_evidence")
 
     @property
+    def infinite_estimates(self) -> tuple[str, ...]:
+        """Parameters that are not estimates: the ML estimate does not exist (sampling zeros,
+        separation) or the likelihood is flat (``gllmm.fitting`` flags them after each fit)."""
+        return tuple(self.extra.get("infinite_estimates", ()))
+
+    @property
     def beta(self) -> pd.Series:
         p = self.design.n_fixed
         return pd.Series(self.params[:p], index=list(self.design.fixed_names), name="estimate")
@@ -420,6 +426,7 @@ class FitResult:
             "loglik": self.loglik,
             "converged": self.converged,
             "boundary": list(self.boundary),
+            "infinite_estimates": list(self.infinite_estimates),
             "method": self.method,
             "nagq": self.n_nodes,
             "params": dict(self.beta.items()),

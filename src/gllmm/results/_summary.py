@@ -66,22 +66,32 @@ def format_summary(res: FitResult) -> str:
     coef = res.coefficients()
     width = min(48, max(28, max(len(str(n)) for n in coef.index) + 2))
     lines.append(f"{'Fixed effects':<{width}}{'estimate':>10}{'SE':>10}{'z':>9}{'P>|z|':>9}")
+    infinite = set(res.extra.get("infinite_estimates", ()))
     for name, row in coef.iterrows():
         lines.append(f"{str(name)[:width - 1]:<{width}}{_fmt(row['estimate'])}{_fmt(row['se'])}"
-                     f"{_fmt(row['z'], 9, 2)}{_fmt(row['p'], 9, 4)}")
+                     f"{_fmt(row['z'], 9, 2)}{_fmt(row['p'], 9, 4)}"
+                     + ("  (*)" if name in infinite else ""))
     if d.n_random:
         lines.append("")
         lines.append(f"{'Random effects':<{width}}{'estimate':>10}{'SE':>10}")
         for _, row in res.variance_components().iterrows():
             label = f"{row['term']} {row['component']}"
-            lines.append(f"{label[:width - 1]:<{width}}{_fmt(row['estimate'])}{_fmt(row['se'])}")
+            comp = str(row["component"])
+            names = {f"sd({row['term']})", f"sd({row['term']}:{comp[3:]})"}
+            star = "  (*)" if comp.startswith("sd") and names & infinite else ""
+            lines.append(f"{label[:width - 1]:<{width}}{_fmt(row['estimate'])}{_fmt(row['se'])}"
+                         + star)
     notes = []
     if not res.converged:
         notes.append("WARNING: the optimiser did not converge; estimates may be inaccurate.")
     for b in res.boundary:
         notes.append(f"Boundary fit: {b} = 0 (no extra variation detected); its SE is not "
                      "reported.")
-    if res.extra.get("infinite_cells"):
+    if infinite:
+        notes.append("(*) NOT ESTIMATES: the ML estimate does not exist (sampling zeros or "
+                     "separation; a flat likelihood): " + ", ".join(sorted(infinite))
+                     + ". Their values and SEs are where the optimiser stopped.")
+    elif res.extra.get("infinite_cells"):
         notes.append("WARNING: sampling zeros make some estimates infinite.")
     if notes:
         lines.append("")

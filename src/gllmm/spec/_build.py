@@ -20,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ..errors import SpecError
 from ..links import Binomial, Poisson
+from ..tables._validate import check_counts, check_no_missing, check_unique_cells
 from ._design import Design, block_structure
 from ._formula import (
     _split_top_level,
@@ -44,25 +45,10 @@ def _is_expression(text: str) -> bool:
 
 
 def count_values(values: Any, name: str, check_zero: bool = True) -> np.ndarray:
-    """``values`` as float counts, or SpecError (see ``count_column``)."""
-    y = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(
-        dtype=float)
-    bad = ~np.isfinite(y)
-    if bad.any():
-        raise SpecError(f"count column {name!r} has missing or non-numeric values in rows "
-                        f"{np.flatnonzero(bad)[:10].tolist()}")
-    if (y < 0).any():
-        raise SpecError(f"count column {name!r} has negative counts in rows "
-                        f"{np.flatnonzero(y < 0)[:10].tolist()}")
-    if np.any(y != np.round(y)):
-        raise SpecError(f"count column {name!r} has non-integer counts in rows "
-                        f"{np.flatnonzero(y != np.round(y))[:10].tolist()}")
-    if y.size == 0:
-        raise SpecError(f"count column {name!r} is empty: the data have no rows")
-    if check_zero and not y.any():
-        # every estimate would run off to -infinity (a fit "converges" at its start values)
-        raise SpecError(f"count column {name!r} is zero in every row: there is nothing to fit")
-    return y
+    """``values`` as float counts, or SpecError (see ``count_column``): the shared edge checks
+    (``tables._validate.check_counts``)."""
+    return check_counts(np.asarray(values).ravel(), f"count column {name!r}",
+                        allow_all_zero=not check_zero)
 
 
 def response_counts(data: pd.DataFrame, response: str, family: str) -> np.ndarray:
@@ -233,7 +219,11 @@ def build_design(
     for term in parsed.random:
         Zt, znames = model_matrix(term.expr, data)
         codes, labels = group_codes(data, term.group)
+        check_no_missing(data, [g.strip() for g in term.group.split(":")])
         terms.append((term, Zt, znames, codes, labels))
+    if fam_name == "poisson":
+        # two rows equal in every column but the count are one cell listed twice
+        check_unique_cells(data, [c for c in data.columns if c != parsed.response.strip()])
 
     if not terms:
         cluster = np.zeros(n, dtype=int)

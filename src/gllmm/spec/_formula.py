@@ -124,6 +124,9 @@ def parse_formula(formula: str) -> ParsedFormula:
                 raise SpecError(f"random term {part!r} needs an expression and a grouping factor")
             random.extend(RandomTerm(expr, g, diagonal=(bar == "||"))
                           for g in _nested_groups(group))
+        elif "|" in part:
+            raise SpecError(f"'|' outside parentheses in {part!r}: write a random term as "
+                            "'(expr | group)', e.g. '(1 | cell)'")
         elif off:
             if not off.group(1).strip():
                 raise SpecError("offset() needs an expression, as in 'offset(log(exposure))'")
