@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..errors import SpecError
 from ._estimators import EstimatorUnavailable, get_estimator
+from ._lifeline import ENV, die_with_parent
 from ._spec import StudySpec, simulate_table
 from ._store import CheckpointStore
 
@@ -161,15 +162,18 @@ def _context(mp_context: str | None) -> Any:
         mp_context = "forkserver" if "forkserver" in methods else "spawn"
     ctx = multiprocessing.get_context(mp_context)
     if mp_context == "forkserver":
-        ctx.set_forkserver_preload(["gllmm.simulate"])
+        ctx.set_forkserver_preload(["gllmm.simulate", "gllmm.simulate._lifeline"])
     return ctx
 
 
 def _processes(tasks: Iterator[tuple[Any, ...]], n_workers: int,
                mp_context: str | None) -> Iterator[TaskResult]:
     ctx = _context(mp_context)
+    # the forkserver (started with this environment) and every worker die with this process
+    os.environ[ENV] = str(os.getpid())
     with _single_threaded_children(), \
-            ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+            ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
+                                initializer=die_with_parent) as pool:
         yield from _bounded(lambda a: pool.submit(_task, *a), tasks, 4 * n_workers)
 
 
