@@ -78,6 +78,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.replicates < 1 or args.workers < 1:
         print("error: --replicates and --workers must be positive", file=sys.stderr)
         return 2
+    if args.seed < 0:
+        print(f"error: --seed must be a non-negative integer, got {args.seed}", file=sys.stderr)
+        return 2
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"error: --out {args.out} is a file; give a directory for the tables and plots",
+              file=sys.stderr)
+        return 2
     try:
         if args.estimators is None:
             estimators = available_estimators(TABLE1_ESTIMATORS)

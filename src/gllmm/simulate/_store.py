@@ -57,8 +57,20 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+class StoreError(GllmmError, ValueError):
+    """The checkpoint file cannot be used: a directory, damaged, or not a gllmm store."""
+
+
 class StoreMismatchError(GllmmError):
     """The store holds a different study (its fingerprint differs)."""
+
+
+def _is_sqlite_or_empty(path: Path) -> bool:
+    """A path the store may create, open or delete: absent, empty, or an SQLite file."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return True
+    with path.open("rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
 
 
 def _now() -> str:
@@ -83,13 +95,34 @@ class CheckpointStore:
 
     def __init__(self, path: str | Path, spec: StudySpec, overwrite: bool = False) -> None:
         self.path = str(path)
+        if self.path != ":memory:" and not _is_sqlite_or_empty(Path(self.path)):
+            raise StoreError(f"{self.path} is not an SQLite file, so not a gllmm checkpoint "
+                             "store; give another --db path (gllmm neither reads nor deletes "
+                             "it)")
         if overwrite and self.path != ":memory:":
             for suffix in ("", "-wal", "-shm"):
                 Path(self.path + suffix).unlink(missing_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA)
+        if self.path != ":memory:" and Path(self.path).is_dir():
+            raise StoreError(f"checkpoint store {self.path} is a directory; give a file path "
+                             "for --db (e.g. results/table1.sqlite)")
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            tables = {r[0] for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                self.conn.close()
+                raise StoreError(
+                    f"{self.path} is an SQLite database of something else (tables: "
+                    f"{', '.join(sorted(tables))}), not a gllmm checkpoint store; give another "
+                    "--db path (gllmm will not write into it)")
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a gllmm checkpoint store or is damaged ({exc}); start "
+                "over with --overwrite (deletes it and recomputes every replicate) or give "
+                "another --db path") from None
         self.spec = spec
         self._check_or_record(spec)
         self.run_id: int | None = None
