@@ -44,7 +44,10 @@ def test_table1_is_the_mean_and_its_monte_carlo_se():
     res.loc[0, "status"] = "error: x"  # excluded and counted
     tab = table1(res, spec)
     assert list(tab.columns) == ["scores", "beta", "n", "sample_proportions", "glm_independence",
-                                 "sample_proportions_se", "glm_independence_se"]
+                                 "sample_proportions_se", "glm_independence_se",
+                                 "sample_proportions_failed", "glm_independence_failed"]
+    assert tab["sample_proportions_failed"].tolist() == [1, 0]
+    assert tab["glm_independence_failed"].tolist() == [0, 0]
     sub = res[(res.scenario == 0) & (res.estimator == "sample_proportions")].iloc[1:]["mse"]
     assert tab.loc[0, "sample_proportions"] == pytest.approx(sub.mean())
     assert tab.loc[0, "sample_proportions_se"] == pytest.approx(sub.std() / np.sqrt(6))
@@ -109,4 +112,33 @@ def test_run_study_table1_method(tmp_path):
     spec = StudySpec((ScoreSet("uniform", (1, 2, 3)),), (0.4,), (200,),
                      ("sample_proportions",), replicates=3)
     run = run_study(spec, tmp_path / "x.sqlite", progress=False)
-    assert run.table1().shape == (1, 5)
+    assert run.table1().shape == (1, 6)  # keys, mse, se, failed
+
+
+def test_failed_fits_are_counted_in_every_output(tmp_path):
+    """Issue 20: a mean over the surviving replicates says how many fits failed, in the text
+    and markdown tables, the CSV and the plot."""
+    from gllmm.simulate._report import write_outputs
+
+    spec = StudySpec((ScoreSet("uniform", (1, 2, 3)),), (0.1, 0.4), (50,),
+                     ("sample_proportions", "glm_independence"), replicates=5)
+    res = _fake_results(spec)
+    bad = (res.scenario == 1) & (res.estimator == "glm_independence") & (res.replicate < 4)
+    res.loc[bad, ["status", "mse"]] = ["error: FitError: no maximum", np.nan]
+    tab = table1(res, spec)
+    assert tab["glm_independence_failed"].tolist() == [0, 4]
+    assert "[4 failed]" in render_table(tab, "text").splitlines()[2]
+    assert "[4 failed]" in render_table(tab, "markdown")
+    paths = write_outputs(tab, tmp_path, spec)
+    assert pd.read_csv(paths["csv"])["glm_independence_failed"].tolist() == [0, 4]
+    assert "[4 failed]" in paths["markdown"].read_text()
+    from gllmm.simulate._report import plot_mse_by_n
+
+    fig = plot_mse_by_n(tab)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == ["4 failed"]
+    from gllmm.plot import mse_curves
+
+    long = summarise(res, spec)
+    fig = mse_curves(long, scenario=["scores", "beta"])
+    assert [t.get_text() for ax in fig.axes for t in ax.texts] == ["4 failed"]

@@ -76,6 +76,12 @@ def mse_curves(
             err = 2 * line[se].to_numpy(float) if se else None
             ax.errorbar(line[x], line[y], yerr=err, marker="o", ms=3, capsize=2,
                         color=f"C{k % 10}", label=(labels or {}).get(est, str(est)))
+            if "failures" in line:  # summarise's count of failed fits, left out of the mean
+                for xv, yv, nf in zip(line[x], line[y], line["failures"], strict=True):
+                    if nf and pd.notna(yv):
+                        ax.annotate(f"{int(nf)} failed", (xv, yv), fontsize=6,
+                                    color=f"C{k % 10}", xytext=(3, 3),
+                                    textcoords="offset points")
         if logx:
             ax.set_xscale("log")
             ax.set_xticks(xs)

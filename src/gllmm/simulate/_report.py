@@ -83,31 +83,44 @@ def summarise(results: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
 
 def table1(results: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     """Wide Table 1: one row per scenario (``scores``, ``beta``, ``n``), a column per estimator
-    with its average n-normalised MSE and a ``<estimator>_se`` column with its MC SE."""
+    with its average n-normalised MSE, a ``<estimator>_se`` column with its MC SE and a
+    ``<estimator>_failed`` column counting the replicates whose fit failed (excluded from the
+    mean: a mean over the survivors of a scenario where most fits fail is not comparable)."""
     long = summarise(results, spec)
     base = _scenario_frame(spec).set_index("scenario")
-    mse = long.pivot(index="scenario", columns="estimator", values="mse")
-    se = long.pivot(index="scenario", columns="estimator", values="se")
     cols = list(spec.estimators)
-    mse = mse.reindex(index=base.index, columns=cols)
-    se = se.reindex(index=base.index, columns=cols)
-    wide = base.join(mse).join(se.add_suffix("_se"))
+    parts = [long.pivot(index="scenario", columns="estimator", values=v).reindex(
+        index=base.index, columns=cols) for v in ("mse", "se", "failures")]
+    failed = parts[2].fillna(0).astype(int)
+    wide = base.join(parts[0]).join(parts[1].add_suffix("_se")).join(
+        failed.add_suffix(FAILED))
     wide.columns.name = None
     return wide.reset_index(drop=True)
 
 
+FAILED = "_failed"
+
+
+def estimator_columns(table: pd.DataFrame) -> list[str]:
+    """The estimator columns of a wide Table 1 (not the keys, SEs or failure counts)."""
+    return [c for c in table.columns
+            if c not in _KEYS and not c.endswith("_se") and not c.endswith(FAILED)]
+
+
 def render_table(table: pd.DataFrame, fmt: str = "markdown", digits: int = 3) -> str:
     """Table 1 as text: ``markdown`` (GitHub pipes) or ``text`` (aligned columns); each cell
-    ``mse (se)``."""
-    estimators = [c for c in table.columns if c not in _KEYS and not c.endswith("_se")]
+    ``mse (se)``, followed by ``[k failed]`` when k fits of that scenario failed."""
+    estimators = estimator_columns(table)
     labels = [ESTIMATORS[e].label if e in ESTIMATORS else e for e in estimators]
     body = []
     for _, row in table.iterrows():
         cells = [str(row["scores"]), f"{row['beta']:g}", str(int(row["n"]))]
         for e in estimators:
             m, s = row[e], row.get(f"{e}_se", np.nan)
-            cells.append("-" if pd.isna(m) else
-                         f"{m:.{digits}f} ({s:.{digits}f})" if pd.notna(s) else f"{m:.{digits}f}")
+            k = int(row.get(f"{e}{FAILED}", 0) or 0)
+            cell = ("-" if pd.isna(m) else
+                    f"{m:.{digits}f} ({s:.{digits}f})" if pd.notna(s) else f"{m:.{digits}f}")
+            cells.append(cell + (f" [{k} failed]" if k else ""))
         body.append(cells)
     header = ["scores", "beta", "n", *labels]
     if fmt == "markdown":
@@ -160,7 +173,7 @@ def plot_mse_by_n(table: pd.DataFrame, path: str | Path | None = None,
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    estimators = [c for c in table.columns if c not in _KEYS and not c.endswith("_se")]
+    estimators = estimator_columns(table)
     score_sets = list(dict.fromkeys(table["scores"]))
     betas = sorted(set(table["beta"]))
     fig, axes = plt.subplots(len(score_sets), len(betas), figsize=(4 * len(betas),
@@ -172,8 +185,14 @@ def plot_mse_by_n(table: pd.DataFrame, path: str | Path | None = None,
             for e in estimators:
                 label = ESTIMATORS[e].label if e in ESTIMATORS else e
                 err = 2 * sub[f"{e}_se"] if f"{e}_se" in sub else None
-                ax.errorbar(sub["n"], sub[e], yerr=err, marker="o", ms=3, capsize=2,
-                            label=label)
+                lines = ax.errorbar(sub["n"], sub[e], yerr=err, marker="o", ms=3, capsize=2,
+                                    label=label)
+                for n, m, k in zip(sub["n"], sub[e], sub.get(f"{e}{FAILED}", 0 * sub["n"]),
+                                   strict=True):
+                    if k:  # failed fits are excluded from the mean: say so at the point
+                        ax.annotate(f"{int(k)} failed", (n, m if pd.notna(m) else 1.0),
+                                    fontsize=6, color=lines[0].get_color(),
+                                    xytext=(3, 3), textcoords="offset points")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xticks(sorted(set(table["n"])))
