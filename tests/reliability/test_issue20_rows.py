@@ -161,3 +161,42 @@ def test_row7_many_nodes_give_the_15_node_answer(mba_design, n):
 def test_row7_11_node_count_refused(mba_design, n, match):
     with pytest.raises(SpecError, match=match):
         gllmm.fit(mba_design, n_nodes=n)
+
+
+# ---------------------------------------------------------------------- row 13 (library)
+@pytest.mark.parametrize("name,content,needle", [
+    ("empty.csv", b"", "the file is empty"),
+    ("latin1.csv", "row,col,count\n\xe9,1,2\n".encode("latin-1"), r"not a text \(CSV\) file"),
+    ("binary.csv", bytes(range(256)), "as CSV"),
+    ("fake.parquet", b"row,col,count\n1,1,2\n", "as Parquet"),
+    ("header.csv", b"row,col,count\n", "no data rows"),
+])
+def test_row13_read_table_bad_files(tmp_path, name, content, needle):
+    from gllmm.errors import TableError
+    from gllmm.tables import read_table
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(TableError, match=needle):
+        read_table(path)
+    (tmp_path / "dir.csv").mkdir(exist_ok=True)
+    with pytest.raises(TableError, match="it is a directory"):
+        read_table(tmp_path / "dir.csv")
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: models.cellwise_smoothing(TABLE3, "row", "nope"), "unknown column.*'nope'"),
+    (lambda: models.cellwise_smoothing(TABLE3, "row", "col", base="linear_by_linear",
+                                       row_scores={1: 1.0, 2: 2.0}),
+     r"no score for level\(s\) \[3\]"),
+    (lambda: models.cellwise_smoothing(TABLE3, "row", "col", base="linear_by_linear",
+                                       row_scores=[1.0, np.nan, 3.0]), "must be finite"),
+    (lambda: gllmm.fit(42), "a Design .* or a formula"),
+    (lambda: gllmm.fit(models.cellwise_smoothing(TABLE3, "row", "col"), start=np.zeros(2)),
+     r"start has 2 values; the model has 6 parameters"),
+])
+def test_row13_builder_crashes_become_errors(call, match):
+    from gllmm.errors import GllmmError
+
+    with pytest.raises(GllmmError, match=match):
+        call()

@@ -27,36 +27,19 @@ def read_data(path: str) -> pd.DataFrame:
     """Read a CSV (``.csv``, any other suffix), TSV (``.tsv``) or Parquet (``.parquet``) file.
 
     Parquet needs ``pyarrow`` (or ``fastparquet``); without either the error says how to get it.
+    The checks are the library's (``gllmm.tables.read_frame``), reported as a CliError.
     """
-    p = Path(path)
-    if not p.exists():
-        raise CliError(f"no such file: {path} (check the path; the working directory is "
-                       f"{os.getcwd()})")
-    if p.is_dir():
-        raise CliError(f"cannot read {path}: it is a directory; give a CSV or Parquet file")
-    if not os.access(p, os.R_OK):
-        raise CliError(f"cannot read {path}: permission denied")
-    suffix = p.suffix.lower()
+    from ..tables import read_frame
+
+    suffix = Path(path).suffix.lower()
+    if suffix in PARQUET_SUFFIXES and Path(path).is_file():
+        _require_parquet_engine(path)
+    sep = "\t" if suffix in TSV_SUFFIXES else ","
+    reader = None if suffix in PARQUET_SUFFIXES else (lambda p: pd.read_csv(p, sep=sep))
     try:
-        if suffix in PARQUET_SUFFIXES:
-            _require_parquet_engine(path)
-            df = pd.read_parquet(p)
-        else:
-            df = pd.read_csv(p, sep="\t" if suffix in TSV_SUFFIXES else ",")
-    except CliError:
-        raise
-    except pd.errors.EmptyDataError as exc:
-        raise CliError(f"cannot read {path}: the file is empty; it needs a header line "
-                       "with the column names and one line per cell") from exc
-    except UnicodeDecodeError as exc:
-        raise CliError(f"cannot read {path}: it is not a text (CSV) file; CSV must be UTF-8 "
-                       "text, Parquet files need the suffix .parquet") from exc
-    except Exception as exc:  # parser and Arrow errors carry their own detail
-        kind = "Parquet" if suffix in PARQUET_SUFFIXES else "CSV"
-        raise CliError(f"cannot read {path} as {kind}: {exc}") from exc
-    if len(df) == 0:
-        raise CliError(f"{path} has a header but no data rows")
-    return df
+        return read_frame(path, reader)
+    except GllmmError as exc:
+        raise CliError(str(exc)) from None
 
 
 def check_output(output: str | None, *inputs: str | None) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BoundaryWarning, ConvergenceWarning, FitError
+from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
 from ..integrate import MarginalLikelihood
 from ..results import FitResult
 from ..spec._design import Design
@@ -303,6 +303,15 @@ def fit(
         from ..spec import build_design
 
         design = build_design(data, design, family=family, offset=offset, weights=weights)
+    if not isinstance(design, Design):
+        raise SpecError(f"fit needs a Design (from gllmm.build_design or gllmm.models) or a "
+                        f"formula with data=...; got {type(design).__name__}")
+    if start is not None:
+        start = np.asarray(start, dtype=float).ravel()
+        if start.size != len(design.param_names):
+            raise SpecError(f"start has {start.size} values; the model has "
+                            f"{len(design.param_names)} parameters "
+                            f"({', '.join(design.param_names)})")
     key = method.lower()
     if strategy is not None and strategy not in STRATEGIES:
         raise FitError(f"unknown strategy {strategy!r}; valid strategies: "

@@ -7,7 +7,7 @@ input, or read it from CSV/Parquet; invalid input raises ``TableError`` naming r
 
 from ._checks import check_margins
 from ._construct import from_array, from_cells, from_long, from_wide
-from ._io import READERS, read_csv, read_table
+from ._io import READERS, read_csv, read_frame, read_table
 from ._table import Table
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "from_long",
     "from_wide",
     "read_csv",
+    "read_frame",
     "read_table",
 ]
