@@ -200,3 +200,20 @@ def test_row13_builder_crashes_become_errors(call, match):
 
     with pytest.raises(GllmmError, match=match):
         call()
+
+
+def test_row12_ordinal_with_a_text_factor_is_fitted():
+    """``response ~ treatment + (1 | center)`` (treatment a text factor) was refused as rank
+    deficient. Reference: R clmm (nAGQ = 15) on the same data, tests/fixtures/r/
+    clinical_cumlogit_ri_clmm_agq15.json: x (drug = 1) -0.947499 in theta_j - beta x, so
+    placebo's coefficient here is -0.947499; log-likelihood -285.607121; sd 0.596967.
+    Tolerances 1e-4 (estimates), 1e-5 (log-likelihood)."""
+    trial = pd.read_csv(DATA / "clinical_trial.csv")
+    trial["response"] = pd.Categorical(trial["response"],
+                                       ["much_better", "better", "unchanged_or_worse"],
+                                       ordered=True)
+    res = gllmm.fit(models.ordinal_mixed(trial, "response ~ treatment + (1 | center)"))
+    assert res.converged and not res.infinite_estimates
+    assert res.beta["treatment[T.placebo]"] == pytest.approx(-0.947499, abs=1e-4)
+    assert res.loglik == pytest.approx(-285.607121, abs=1e-5)
+    assert res.random_sd["center"] == pytest.approx(0.596967, abs=1e-4)
