@@ -132,3 +132,18 @@ def test_row1_json_flags_infinite_estimates(tmp_path, capsys):
     assert set(out["infinite_estimates"]) == {"Intercept", "C(row)[T.2]", "C(row)[T.3]"}
     assert out["converged"] is False
     assert "the ML estimate does not exist" in captured.err
+
+
+def test_row1_smooth_flags_the_empty_row(tmp_path, capsys):
+    import json
+
+    zero = TABLE3.copy()
+    zero.loc[:2, "count"] = 0
+    path = write(tmp_path, "zero.csv", zero)
+    assert main(["smooth", path, "--row", "row", "--col", "col", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["infinite_estimates"] == ["row[1]"]
+    # the empty row's cells are fitted as 0 and its probabilities are 0, the rest sum to 1
+    probs = {(r["row"], r["col"]): r["probability"] for r in out["fitted"]}
+    assert all(probs[1, j] == 0 for j in (1, 2, 3))
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-9)

@@ -190,7 +190,21 @@ def _cellwise_json(fit: Any, data: pd.DataFrame, rows: _Axis, cols: _Axis,
         "p_sigma": 0.5 * stats.chi2.sf(fit.lr_sigma, 1) if fit.lr_sigma > 0 else 1.0,
         "n_params": n_params, "aic": -2 * fit.loglik + 2 * n_params,
         "scores": {args.row: list(rows.scores), args.col: list(cols.scores)},
-        "iterations": fit.n_iter, "seconds": fit.elapsed}), "fitted": table}
+        "iterations": fit.n_iter, "seconds": fit.elapsed,
+        "infinite_estimates": _empty_margins(data, args)}), "fitted": table}
+
+
+def _empty_margins(data: pd.DataFrame, args: argparse.Namespace) -> list[str]:
+    """Row and column effects with no ML estimate (-inf): levels whose counts are all zero
+    (within their stratum); the smoother leaves their cells out and fits them as 0."""
+    out = []
+    groups = data.groupby(args.stratum, sort=False) if args.stratum else [(None, data)]
+    for k, part in groups:
+        for column in (args.row, args.col):
+            totals = part.groupby(column, observed=True, sort=False)[args.count].sum()
+            where = "" if k is None else f" ({args.stratum} {k})"
+            out += [f"{column}[{lev}]{where}" for lev in totals.index[totals.to_numpy() == 0]]
+    return out
 
 
 def _labels(data: pd.DataFrame, column: str | None, levels: Any) -> list[str]:
@@ -362,6 +376,9 @@ def format_smooth(out: dict[str, Any], args: argparse.Namespace, max_cells: int 
             lines.append(f"  {name} = {v:.4f} (SE {out['se'].get(name, float('nan')):.4f})")
         if "beta" in out.get("random_sd", {}):
             lines.append(f"  sd(beta) = {out['random_sd']['beta']:.4f}")
+        if out.get("infinite_estimates"):
+            lines.append("  NOT ESTIMATES (no counts, effect -inf, cells fitted as 0): "
+                         + ", ".join(out["infinite_estimates"]))
     if out.get("scores"):
         lines.append("  scores: " + "; ".join(f"{k} = {_short_list(v)}"
                                               for k, v in out["scores"].items()))
