@@ -62,7 +62,8 @@ def build_model(data: pd.DataFrame, args: argparse.Namespace) -> Any:
     if args.add_cell and "cell" not in data.columns:
         if family == "poisson":
             # before numbering the cells: a repeated cell would become a second cell
-            check_unique_cells(data, [c for c in data.columns if c != args.count
+            response = args.formula.partition("~")[0].strip()
+            check_unique_cells(data, [c for c in data.columns if c != response
                                       and not str(c).endswith("_score")], error=CliError)
         data["cell"] = np.arange(len(data))
     offset, weights = getattr(args, "offset", None), getattr(args, "weights", None)
