@@ -86,9 +86,12 @@ def test_row8_all_zero_table_refused_by_cellwise_smoothing():
     lambda d: models.cellwise_smoothing(d, "row", "col"),
     lambda d: models.stratified_local_association(d.assign(k=1), "k", "row", "col"),
     lambda d: models.stratified_global_association(d.assign(k=1), "k", "row", "col"),
-    lambda d: gllmm.spec.build_design(d.assign(cell=0), "count ~ C(row) + C(col) + (1 | cell)"),
 ])
 def test_row6_duplicated_cells_refused(build):
+    """Builders of table models refuse a cell listed twice. (build_design does not: its rows
+    are observations, and repeated rows are frequency weights written out; ``gllmm fit
+    --add-cell`` refuses them before numbering the cells, tests/reliability/
+    test_issue20_cli.py.)"""
     with pytest.raises(SpecError, match=r"duplicated cells: rows \[0, 9\].*row=1, col=1.*once"):
         build(DUPLICATED)
 

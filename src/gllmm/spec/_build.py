@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ..errors import SpecError
 from ..links import Binomial, Poisson
-from ..tables._validate import check_counts, check_no_missing, check_unique_cells
+from ..tables._validate import check_counts, check_no_missing
 from ._design import Design, block_structure
 from ._formula import (
     _split_top_level,
@@ -221,9 +221,6 @@ def build_design(
         codes, labels = group_codes(data, term.group)
         check_no_missing(data, [g.strip() for g in term.group.split(":")])
         terms.append((term, Zt, znames, codes, labels))
-    if fam_name == "poisson":
-        # two rows equal in every column but the count are one cell listed twice
-        check_unique_cells(data, [c for c in data.columns if c != parsed.response.strip()])
 
     if not terms:
         cluster = np.zeros(n, dtype=int)
