@@ -172,3 +172,19 @@ def test_binomial_two_level_factor_with_frequencies(tmp_path, capsys):
                             "--formula", "improved ~ x + (1 | center)", "--json"])
     assert abs(out["params"]["x"] - fx["estimates"]["x"]) < 1e-3
     assert abs(out["random_sd"]["center"] - fx["random_sd"]["center"]["(Intercept)"]) < 1e-3
+
+
+def test_fit_profile_intervals_equal_lme4_cbpp(capsys):
+    """``gllmm fit --profile``: lme4's confint(glmer, method = "profile") on cbpp, every
+    parameter including sd(herd) (validation/cbpp_inference.R; 1e-3)."""
+    fx = json.loads((FIX / "cbpp_inference.json").read_text())["confint_profile"]
+    names = {".sig01": "sd(herd)", "(Intercept)": "Intercept", "period2": "C(period)[T.2]",
+             "period3": "C(period)[T.3]", "period4": "C(period)[T.4]"}
+    out = run_json(capsys, ["fit", str(FIX / "cbpp.csv"), "--family", "binomial", "--method",
+                            "laplace", "--formula",
+                            "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)",
+                            "--profile", "--json"])
+    for row in fx:
+        lower, upper = out["profile_interval"][names[row["parameter"]]]
+        assert abs(lower - row["lower"]) < 1e-3, row["parameter"]
+        assert abs(upper - row["upper"]) < 1e-3, row["parameter"]

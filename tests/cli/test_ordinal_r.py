@@ -155,3 +155,16 @@ def test_pneumo_other_links_without_random_effects(tmp_path, link, fixture, sign
     assert set(names) == set(fx["estimates"])
     for r_name, name in names.items():
         assert abs(out["params"][name] - sign * fx["estimates"][r_name]) < TOL, r_name
+
+
+def test_wine_clm_profile_intervals(tmp_path):
+    """``--profile``: clm's profile-likelihood intervals of beta (confint(clm)), 1e-3."""
+    fx = load("wine_clm")["profile_interval"]
+    out = gllmm_fit(shuffled("wine", tmp_path), "--family", "ordinal", "--formula",
+                    "rating ~ temp + contact", "--convention", "clmm", "--profile")
+    got = out["profile_interval"]
+    assert got["level"] == fx["level"]
+    for r_name in fx["lower"]:
+        lower, upper = got[WINE[r_name]]
+        assert abs(lower - fx["lower"][r_name]) < TOL, r_name
+        assert abs(upper - fx["upper"][r_name]) < TOL, r_name

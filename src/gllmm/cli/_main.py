@@ -172,6 +172,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     res = run_fit(design, method, nodes, progress=args.progress, seed=args.seed)
     payload = res.to_dict()
     text = res.summary()
+    if args.profile:
+        table = res.conf_int(level=args.profile, method="profile")
+        payload["profile_interval"] = {
+            "level": args.profile,
+            **{str(n): [float(lo), float(hi)] for n, (lo, hi) in zip(
+                table.index, table.to_numpy(), strict=True)}}
+        text += f"\n\nProfile-likelihood intervals ({args.profile:.0%})\n" + table.to_string()
     if args.output:
         _write_table(payload["fitted"], args.output)
     if args.save:
@@ -398,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the fitted table (CSV, or Parquet by suffix)")
     p.add_argument("--save", metavar="MODEL.json",
                    help="save the fitted model for 'gllmm predict MODEL.json NEW.csv'")
+    p.add_argument("--profile", nargs="?", type=float, const=0.95, default=None,
+                   metavar="LEVEL", help="also profile-likelihood intervals of every "
+                   "parameter (refits; default level 0.95)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_fit)
 
