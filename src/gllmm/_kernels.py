@@ -506,18 +506,27 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
 
 
 @_njit
-def _predictors(X, offset, Z, lam_vec, params, eta0, M):  # pragma: no cover - compiled
-    """``eta0 = X beta + offset`` and ``M = Z Lambda`` (q = 1) from ``params = (beta, theta)``."""
+def _fixed_predictor(X, offset, params, eta0):  # pragma: no cover - compiled
+    """``eta0 = X beta + offset`` (B, J), beta the first p entries of ``params``."""
     B, J, p = X.shape
-    lam = 0.0
-    for k in range(lam_vec.shape[0]):
-        lam += params[p + k] * lam_vec[k]
     for b in range(B):
         for j in range(J):
             e = offset[b, j]
             for a in range(p):
                 e += X[b, j, a] * params[a]
             eta0[b, j] = e
+
+
+@_njit
+def _predictors(X, offset, Z, lam_vec, params, eta0, M):  # pragma: no cover - compiled
+    """``eta0 = X beta + offset`` and ``M = Z Lambda`` (q = 1) from ``params = (beta, theta)``."""
+    B, J, p = X.shape
+    lam = 0.0
+    for k in range(lam_vec.shape[0]):
+        lam += params[p + k] * lam_vec[k]
+    _fixed_predictor(X, offset, params, eta0)
+    for b in range(B):
+        for j in range(J):
             M[b, j] = Z[b, j] * lam
     return lam
 
@@ -738,34 +747,10 @@ def solve_loops(A, b):  # pragma: no cover - compiled
     scale = abs(tr) / max(p, 1) + 1e-300
     L = np.zeros((p, p))
     for ridge in (1e-12, 1e-8, 1e-4, 1.0):
-        ok = True
-        for j in range(p):
-            d = A[j, j] + ridge * scale
-            for k in range(j):
-                d -= L[j, k] * L[j, k]
-            if not d > 0:
-                ok = False
-                break
-            L[j, j] = math.sqrt(d)
-            for i in range(j + 1, p):
-                v = A[i, j]
-                for k in range(j):
-                    v -= L[i, k] * L[j, k]
-                L[i, j] = v / L[j, j]
-        if ok:
+        if _cholesky_into(A, L, ridge * scale):
             break
-    z = np.empty(p)
-    for i in range(p):
-        v = b[i]
-        for k in range(i):
-            v -= L[i, k] * z[k]
-        z[i] = v / L[i, i]
     x = np.empty(p)
-    for i in range(p - 1, -1, -1):
-        v = z[i]
-        for k in range(i + 1, p):
-            v -= L[k, i] * x[k]
-        x[i] = v / L[i, i]
+    _cholesky_solve(L, b, x)
     return x
 
 
@@ -920,11 +905,12 @@ if HAVE_NUMBA:
 
 
 @_njit
-def _cholesky_into(K, L):  # pragma: no cover - compiled
-    """Lower Cholesky factor of the q x q matrix K into L; False if K is not positive definite."""
+def _cholesky_into(K, L, shift=0.0):  # pragma: no cover - compiled
+    """Lower Cholesky factor of ``K + shift I`` (q x q) into L; False if it is not positive
+    definite (L then holds the columns before the failing one)."""
     q = K.shape[0]
     for j in range(q):
-        d = K[j, j]
+        d = K[j, j] + shift
         for k in range(j):
             d -= L[j, k] * L[j, k]
         if not d > 0:
@@ -1032,13 +1018,10 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
             for r in range(q):
                 lam[a, r] += params[p + k] * templates[k, a, r]
     eta0 = np.empty((B, J))
+    _fixed_predictor(X, offset, params, eta0)
     M = np.zeros((B, J, q))
     for b in range(B):
         for j in range(J):
-            e = offset[b, j]
-            for a in range(p):
-                e += X[b, j, a] * params[a]
-            eta0[b, j] = e
             for a in range(q):
                 s = 0.0
                 for r in range(q):
@@ -1115,16 +1098,7 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
             for P_ in range(P):
                 dF[a, P_] = 0.0
         for b in range(b0, b1):
-            _multinomial_block(Y, eta0, M, b, v, eta, pr)
-            n = 0.0
-            for j in range(J):
-                n += Y[b, j]
-            _fixed_directions(X, Z, templates, b, v, p, dzf, ZE)
-            # HM = H M, H = -n (diag p - p p')
-            for a in range(q):
-                pm = _dot_pm(pr, M, b, a)
-                for j in range(J):
-                    HM[j, a] = -n * pr[j] * (M[b, j, a] - pm)
+            n = _block_terms(Y, X, Z, templates, eta0, M, b, v, p, eta, pr, dzf, ZE, HM)
             for P_ in range(P):
                 s_env = 0.0
                 for j in range(J):
@@ -1161,11 +1135,7 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
                 for r in range(q):
                     dK[a, r] = 0.0
             for b in range(b0, b1):
-                _multinomial_block(Y, eta0, M, b, v, eta, pr)
-                n = 0.0
-                for j in range(J):
-                    n += Y[b, j]
-                _fixed_directions(X, Z, templates, b, v, p, dzf, ZE)
+                n = _block_terms(Y, X, Z, templates, eta0, M, b, v, p, eta, pr, dzf, ZE, HM)
                 # dzeta = dzf + M dv; TD = T . dzeta
                 pd = 0.0
                 for j in range(J):
@@ -1193,10 +1163,6 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
                 if P_ >= p:
                     _template_columns(Z, templates, b, P_ - p, ZE)
                     for a in range(q):
-                        pm = _dot_pm(pr, M, b, a)
-                        for j in range(J):
-                            HM[j, a] = -n * pr[j] * (M[b, j, a] - pm)
-                    for a in range(q):
                         for r in range(q):
                             s = 0.0
                             for j in range(J):
@@ -1208,6 +1174,24 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
                     tr += Kinv[a, r] * dK[r, a]
             grad[P_] -= 0.5 * tr
     return value, OK
+
+
+@_njit
+def _block_terms(Y, X, Z, templates, eta0, M, b, v, p, eta, pr, dzf, ZE,
+                 HM):  # pragma: no cover - compiled
+    """Block b at v: ``p_b`` into pr, ``d eta_b / d phi`` at fixed v into dzf and
+    ``H_b M_b`` into HM (``H = -n (diag p - p p')``); returns ``n_b``."""
+    J, q = HM.shape
+    _multinomial_block(Y, eta0, M, b, v, eta, pr)
+    n = 0.0
+    for j in range(J):
+        n += Y[b, j]
+    _fixed_directions(X, Z, templates, b, v, p, dzf, ZE)
+    for a in range(q):
+        pm = _dot_pm(pr, M, b, a)
+        for j in range(J):
+            HM[j, a] = -n * pr[j] * (M[b, j, a] - pm)
+    return n
 
 
 @_njit
