@@ -62,3 +62,13 @@ def test_bad_seed_and_out(tmp_path, capsys, extra, needle):
     code = main([*BASE, *extra] if "--out" in extra else
                 [*BASE, "--out", str(tmp_path / "o"), *extra])
     assert code == 2 and needle in capsys.readouterr().err
+
+
+def test_unreachable_scheduler(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    from gllmm.simulate import _runner
+
+    monkeypatch.setattr(_runner, "SCHEDULER_TIMEOUT", 2.0)
+    code, err = run(capsys, tmp_path, "--scheduler", "tcp://127.0.0.1:1")
+    assert code == 1 and "cannot reach the Dask scheduler tcp://127.0.0.1:1" in err
+    assert "local --workers" in err and "please report it" not in err

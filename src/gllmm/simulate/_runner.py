@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
+from ..errors import GllmmError, SpecError
 from ._estimators import EstimatorUnavailable, get_estimator
 from ._lifeline import ENV, die_with_parent
 from ._spec import StudySpec, simulate_table
@@ -238,6 +238,29 @@ class StudyRun:
         return table1(self.results, self.spec)
 
 
+# seconds to wait for a Dask scheduler given by address
+SCHEDULER_TIMEOUT = 30.0
+
+
+def _connect(scheduler: str) -> Any:
+    """A Dask client of ``scheduler``, or a gllmm error saying what to check."""
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise EstimatorUnavailable(f"--scheduler needs dask.distributed ({exc}): pip install "
+                                   "'gllmm[dask]', or run with local --workers") from None
+    try:
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SchedulerError(f"cannot reach the Dask scheduler {scheduler} ({exc}); check the "
+                             "address and that the scheduler runs, or use local --workers "
+                             "instead") from None
+
+
+class SchedulerError(GllmmError, ConnectionError):
+    """The Dask scheduler given by address cannot be reached."""
+
+
 def _todo(spec: StudySpec, done: set[tuple[int, int, str]]
           ) -> tuple[list[tuple[int, int, tuple[str, ...]]], int]:
     todo = []
@@ -308,9 +331,7 @@ def run_study(
         store.check_estimators({e: get_estimator(e).version for e in spec.estimators})
         todo, skipped = _todo(spec, store.completed())
         if client is None and scheduler is not None:
-            from distributed import Client
-
-            client = own_client = Client(scheduler)
+            client = own_client = _connect(scheduler)
         if client is not None:
             backend, workers = "dask", max(1, sum(client.nthreads().values()))
         elif n_workers > 1:
