@@ -46,6 +46,10 @@ examples:
   gllmm fit claims.csv --formula "Claims ~ Age + offset(log(Holders)) + (1 | District)" \\
       --method laplace --save model.json
   gllmm predict model.json new.csv     predict new rows from the saved fit
+  gllmm fit wine.csv --family ordinal --convention clmm \\
+      --formula "rating ~ temp + contact + (1 | judge)"      ordinal::clmm's model
+  gllmm marginal pairs.csv --row first --col second     marginal homogeneity (constrained ML)
+  gllmm association trial.csv --stratum center --row treatment --col response --model 5.1
 
 'gllmm COMMAND --help' describes each command."""
 
@@ -60,6 +64,10 @@ examples:
       --formula "count ~ C(center)*C(treatment) + C(center)*C(response)
                  + I(treatment_score*response_score)
                  + (0 + I(treatment_score*response_score) | center)" --json
+  # clmm/polr/vglm data as they come: one row per rating, a frequency column, or
+  # cbind(c1, c2, c3) counts; --convention clmm for their sign (theta_j - x'beta)
+  gllmm fit housing.csv --family ordinal --weights Freq --levels Sat=Low,Medium,High \\
+      --formula "Sat ~ Infl + Type + Cont" --convention clmm
   # cumulative logit with correlated random intercept and slope (2-D AGQ, 10 nodes each)
   gllmm fit trial.csv --family multinomial --link cumulative \\
       --levels response=much_better,better,unchanged_or_worse \\
