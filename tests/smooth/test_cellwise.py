@@ -18,9 +18,8 @@ import pytest
 from scipy.optimize import minimize
 
 from gllmm.errors import InfiniteEstimateWarning, SpecError, TableError
-from gllmm.fitting._cellwise import CellObjective
+from gllmm.fitting._cellwise import local_objective
 from gllmm.integrate import MarginalLikelihood
-from gllmm.integrate._cellwise_kernel import CellKernel
 from gllmm.links import Poisson
 from gllmm.smooth._cellwise import _build, _start, fit_cellwise
 from gllmm.smooth._cellwise_data import prepare
@@ -267,7 +266,7 @@ def test_gradient_and_hessian_vs_central_differences() -> None:
     table = generated_table(8, 9, seed=89)
     data = prepare(table, np.linspace(-1, 1, 8), np.linspace(-1, 1, 9))
     model = _build(data, "linear_by_linear", "heterogeneous")
-    obj = CellObjective(model.structure, CellKernel(data.y[model.cells], 15))
+    obj = local_objective(model.structure, data.y[model.cells], 15)
     fit = fit_cellwise(table, data.row_scores, data.col_scores, base="linear_by_linear")
     assert fit.sigma > 0.1
     rng = np.random.default_rng(5)

@@ -240,11 +240,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_smooth(args: argparse.Namespace) -> int:
-    from ._smooth import as_json, format_smooth, run_smooth
+    from ._smooth import as_json, connect, format_smooth, run_smooth
 
     check_output(args.output, args.data)
     data = read_data(args.data)
-    out = run_smooth(data, args)
+    with connect(args.scheduler) as client:
+        args.client = client
+        out = run_smooth(data, args)
     if args.output:
         _write_table(out["fitted"], args.output)
     if args.json:
@@ -466,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also fit the other cell-wise base; print the LR test of beta = 0")
     s.add_argument("--engine", choices=("auto", "general"), default="auto",
                    help="auto: the scalable cell-wise path; general: the general GLLMM engine")
+    s.add_argument("--scheduler", metavar="ADDR", default=None,
+                   help="fit the cell-wise bases on the Dask cluster of this scheduler "
+                        "(tcp://HOST:8786); the estimates equal the one-process fit")
+    s.add_argument("--partitions", type=positive_int, default=None, metavar="N",
+                   help="with --scheduler: row blocks of cells (default two per worker)")
     s.add_argument("-o", "--output", metavar="FILE",
                    help="write the smoothed table (CSV, or Parquet by suffix)")
     s.add_argument("--progress", action="store_true", help="show a progress bar on stderr")

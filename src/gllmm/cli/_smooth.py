@@ -4,7 +4,9 @@ the local linear likelihood comparator (Simonoff 1998), from long data."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ from ..results._result import _jsonable
 from ._io import CliError, apply_levels, require_columns, require_counts
 from ._run import parse_scores
 
+CONNECT_TIMEOUT = 20.0  # seconds to reach a --scheduler before giving up
 BASES = ("independence", "linear_by_linear", "local", "penalized")
 
 
@@ -64,6 +67,8 @@ def run_smooth(data: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
     rows = _Axis(data, args.row, parse_scores(args.row_scores, "--row-scores"), "--row-scores")
     cols_ = _Axis(data, args.col, parse_scores(args.col_scores, "--col-scores"),
                   "--col-scores")
+    if getattr(args, "scheduler", None) and args.base in ("local", "penalized"):
+        raise CliError(f"--scheduler runs the cell-wise bases only, not --base {args.base}")
     if args.base == "local":
         if args.stratum:
             raise CliError("--base local smooths one two-way table; drop --stratum or use a "
@@ -108,10 +113,14 @@ def _cellwise(data: pd.DataFrame, y: np.ndarray, rows: _Axis, cols: _Axis,
               args: argparse.Namespace, base: str) -> dict[str, Any]:
     fit_cellwise = _fit_cellwise()
     if fit_cellwise is None or args.engine == "general":
+        if getattr(args, "scheduler", None):
+            raise CliError("--scheduler runs the cell-wise path only; drop --engine general")
         if args.stratum:
             raise CliError("stratified smoothing needs the scalable cell-wise path "
                            "(gllmm.smooth.fit_cellwise)")
         return _general(data, rows, cols, args, base)
+    elif getattr(args, "scheduler", None) and args.association == "random":
+        raise CliError("--association random is fitted in one process only; drop --scheduler")
     parts: tuple[Any, ...] = (rows.codes, cols.codes, y)
     if args.stratum:
         strata = _Axis(data, args.stratum, None, "--stratum")
@@ -119,11 +128,34 @@ def _cellwise(data: pd.DataFrame, y: np.ndarray, rows: _Axis, cols: _Axis,
     callback, bar = _progress(args.progress, f"smoothing ({base})")
     try:
         fit = fit_cellwise(parts, rows.scores, cols.scores, base=base, n_nodes=args.nagq,
-                           association=args.association, progress=callback)
+                           association=args.association, progress=callback,
+                           client=getattr(args, "client", None),
+                           partitions=getattr(args, "partitions", None))
     finally:
         if bar is not None:
             bar.close()
     return _cellwise_json(fit, data, rows, cols, args)
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None) -> Iterator[Any]:
+    """A ``distributed.Client`` of the scheduler at ``scheduler`` (None: no client), closed
+    on exit."""
+    if not scheduler:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise CliError("--scheduler needs Dask: pip install 'gllmm[dask]'") from exc
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CliError(f"could not connect to the Dask scheduler at {scheduler!r} ({exc}); "
+                       "check the address (tcp://HOST:8786) and that the scheduler runs"
+                       ) from exc
+    with client:
+        yield client
 
 
 def _progress(enabled: bool, label: str) -> tuple[Any, Any]:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -32,7 +33,6 @@ from ..integrate._cellwise_kernel import CellKernel
 from ..results import FitResult
 from ..spec._design import Design
 from ._block_newton import (
-    Factor,
     State,
     Structure,
     dense_information,
@@ -40,6 +40,18 @@ from ._block_newton import (
     maximise,
     progress_logger,
     solve,
+)
+from ._cellwise_parts import (
+    CellPart,
+    ClientParts,
+    LocalParts,
+    make_parts,
+    part_evaluate,
+    part_least_squares,
+    part_moments,
+    part_posterior,
+    row_partitions,
+    sum_blocks,
 )
 from ._optimize import OptSummary
 
@@ -147,55 +159,65 @@ def applies(design: Design, automatic: bool = True) -> bool:
 
 
 class CellObjective:
-    """Sum of per-cell AGQ log-likelihoods as a function of the structure's flat parameters."""
+    """Sum of per-cell AGQ log-likelihoods as a function of the structure's flat parameters,
+    the cells held in partitions (``_cellwise_parts``: in this process or on a Dask cluster).
+    """
 
-    def __init__(self, st: Structure, kernel: CellKernel, offset: np.ndarray | None = None
-                 ) -> None:
+    def __init__(self, st: Structure, stage: str, parts: LocalParts | ClientParts) -> None:
         self.st = st
-        self.kernel = kernel
-        self.offset = offset if offset is not None and np.any(offset) else None
-        self.u: np.ndarray | None = None  # warm start of the cell modes only
-
-    def eta(self, p: np.ndarray) -> tuple[np.ndarray, float]:
-        e, sg = self.st.eps(p)
-        return (e if self.offset is None else e + self.offset), sg
+        self.stage = stage
+        self.parts = parts
 
     def evaluate(self, p: np.ndarray, order: int) -> State:
-        e, sg = self.eta(p)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            terms = self.kernel.evaluate(e, sg, order, start=self.u)
-            value = float(terms.value.sum())
+        out = self.parts.map(part_evaluate, self.stage, p, order)
+        value = float(sum(o[0] for o in out))
         if not np.isfinite(value):
             return State(p, -np.inf, order)
-        self.u = terms.u
         if order < 2:
-            return State(p, value, order, extra=terms)
-        grad = self.st.gradient(terms.d_e, terms.d_s)
-        return State(p, value, order, grad, terms)
-
-    def factor(self, state: State) -> Factor:
-        t = state.extra
-        return factor(self.st.blocks(t.d_ee, t.d_es, t.d_ss))
+            return State(p, value, order)
+        grad = np.sum([o[1] for o in out], axis=0)
+        return State(p, value, order, grad, sum_blocks(self.st, [o[2] for o in out]))
 
     def step(self, state: State) -> np.ndarray:
-        return self.st.from_padded(*solve(self.factor(state), *self.st.to_padded(state.grad)))
+        return self.st.from_padded(*solve(factor(state.extra), *self.st.to_padded(state.grad)))
 
-    def least_squares(self, target: np.ndarray) -> np.ndarray:
-        """Parameters whose predictor is closest to ``target`` (the block solve with unit
-        weights): a start for the Newton iterations. SpecError if X is rank deficient."""
-        one = np.ones_like(target)
-        f = factor(self.st.blocks(-one, None, None))
-        if f.modified:  # X'X is singular
+    def least_squares(self, shift: float | None = None) -> np.ndarray:
+        """Parameters whose predictor is closest to ``log(y + 1/2) - offset`` (``shift`` None)
+        or to the constant ``shift`` (the block solve with unit weights): a start for the
+        Newton iterations. SpecError if X is rank deficient."""
+        out = self.parts.map(part_least_squares, shift)
+        f = factor(sum_blocks(self.st, [o[1] for o in out]))
+        # X'X singular: a block not positive definite, or (rounding decides which, with the
+        # order of the sums) a global Schur complement T positive definite only by rounding
+        lam = np.linalg.eigvalsh(f.T) if f.T.size else np.ones(1)
+        if f.modified or lam[0] <= 1e-10 * lam[-1]:
             raise SpecError("the fixed-effects design is rank deficient (X'X is singular); "
                             "drop aliased columns")
-        rhs = self.st.gradient(target, None)
+        rhs = np.sum([o[0] for o in out], axis=0)
         return self.st.from_padded(*solve(f, *self.st.to_padded(rhs)))
 
+    def sigma_moment(self, p: np.ndarray) -> float:
+        """Moment estimate of sigma from the Poisson GLM fit: Var y ~ mu + sigma^2 mu^2."""
+        num, den = np.sum(self.parts.map(part_moments, p), axis=0)
+        return float(np.clip(np.sqrt(max(num / den, 0.0)), 0.1, 2.0))
 
-def sigma_moment(y: np.ndarray, mu: np.ndarray) -> float:
-    """Moment estimate of sigma from the Poisson GLM fit: Var y ~ mu + sigma^2 mu^2."""
-    s2 = float(((y - mu) ** 2 - y).sum() / (mu * mu).sum())
-    return float(np.clip(np.sqrt(max(s2, 0.0)), 0.1, 2.0))
+    def posterior(self, p: np.ndarray, sigma: float, cells: list[np.ndarray]
+                  ) -> dict[str, np.ndarray]:
+        """Per-cell posterior summaries in the design's cell order."""
+        out = self.parts.map(part_posterior, self.stage, p, sigma)
+        n = sum(len(c) for c in cells)
+        post = {k: np.empty(n) for k in out[0]}
+        for c, o in zip(cells, out, strict=True):
+            for k, v in o.items():
+                post[k][c] = v
+        return post
+
+
+def local_objective(st: Structure, y: np.ndarray, n_nodes: int, stage: str = "mixed"
+                    ) -> CellObjective:
+    """The objective of the cells ``y`` of structure ``st`` as one partition in this process."""
+    part = CellPart({stage: st}, CellKernel(y, n_nodes), None)
+    return CellObjective(st, stage, LocalParts([part]))
 
 
 def fit_cellwise_design(
@@ -208,6 +230,8 @@ def fit_cellwise_design(
     max_iter: int = 100,
     progress: Callable[[dict], None] | None = None,
     chunk_size: int = 8192,
+    client: Any = None,
+    partitions: int | Sequence[int] | None = None,
 ) -> FitResult:
     """Marginal ML of a cell-wise design by AGQ per cell and block Newton (module docstring).
 
@@ -224,6 +248,14 @@ def fit_cellwise_design(
         Called with a dict (stage, iteration, loglik, decrement, params, elapsed) per iteration.
     chunk_size : int
         Cells per block of quadrature temporaries (memory ~ 10 x chunk x nodes doubles).
+    client : distributed.Client, optional
+        Evaluate the cells on this Dask cluster: the partitions are scattered to its workers
+        once; each Newton evaluation sends the parameter vector and gathers level-sized sums
+        (``_cellwise_parts``). The estimates equal the one-process fit up to rounding.
+    partitions : int or sequence of int, optional
+        Row blocks of the cells (of the first indicator set's levels): a number of equal
+        blocks or the block sizes. Default: one block in this process, two per worker with
+        ``client``.
     """
     t0 = time.perf_counter()
     lay = cellwise_layout(design)
@@ -232,22 +264,39 @@ def fit_cellwise_design(
     nodes = 1 if method == "laplace" else (15 if n_nodes is None else int(n_nodes))
     if nodes < 1:
         raise FitError("n_nodes must be at least 1 (1 = Laplace)")
-    y, st = lay.y, lay.mixed
-    kernel = CellKernel(y, nodes, chunk_size)
+    st = lay.mixed
+    structures = {"glm": lay.glm, "mixed": st}
+    layout = 1 if partitions is None else partitions
+    if partitions is None and client is not None:
+        layout = min(st.n_rows, 2 * max(1, len(client.nthreads())))
+    cells = row_partitions(st.row, st.n_rows, layout)
+    parts = make_parts(structures, lay.y, lay.offset, nodes, chunk_size, cells)
+    where = LocalParts(parts) if client is None else ClientParts(client, parts)
+    try:
+        return _fit(design, lay, where, cells, method, nodes, start, tol, max_iter, progress, t0)
+    finally:
+        if client is not None:
+            where.close()
+
+
+def _fit(design: Design, lay: CellwiseLayout, where: LocalParts | ClientParts,
+         cells: list[np.ndarray], method: str, nodes: int, start: np.ndarray | None,
+         tol: float, max_iter: int, progress: Callable[[dict], None] | None, t0: float
+         ) -> FitResult:
+    """The two Newton stages of ``fit_cellwise_design`` on partitioned cells."""
+    st = lay.mixed
     history, log = progress_logger(t0, progress)
-    glm_obj = CellObjective(lay.glm, kernel, lay.offset)
+    glm_obj = CellObjective(lay.glm, "glm", where)
     p_fixed = design.n_fixed
-    base = np.log(y + 0.5) - (0.0 if glm_obj.offset is None else glm_obj.offset)
-    p0 = glm_obj.least_squares(base)  # checks the rank of X too
+    p0 = glm_obj.least_squares()  # checks the rank of X too
     if start is not None:
         p0 = np.asarray(start, dtype=float)[:p_fixed][lay.perm]
     glm = maximise(glm_obj.evaluate, glm_obj.step, p0, tol=tol, max_iter=max_iter,
                    progress=log, stage="glm")
-    e0, _ = glm_obj.eta(glm.state.params)
-    s0 = sigma_moment(y, np.exp(e0))
+    s0 = glm_obj.sigma_moment(glm.state.params)
     # E y = exp(eta + sigma^2 / 2): start the mixed fit with the GLM's means
-    shift = glm_obj.least_squares(np.full_like(y, -0.5 * s0 * s0))
-    obj = CellObjective(st, kernel, lay.offset)
+    shift = glm_obj.least_squares(-0.5 * s0 * s0)
+    obj = CellObjective(st, "mixed", where)
     res = maximise(obj.evaluate, obj.step, np.r_[glm.state.params + shift, s0], tol=tol,
                    max_iter=max_iter, progress=log, stage="mixed",
                    scale_index=(st.n_params - 1,))
@@ -256,7 +305,7 @@ def fit_cellwise_design(
     if not boundary and glm.state.value > res.state.value + FTOL_ZERO:
         warnings.warn(
             f"the mixed fit stopped at sigma = {sigma:.4g} with a log-likelihood below the "
-            "Poisson GLM's; reporting sigma = 0", BoundaryWarning, stacklevel=3)
+            "Poisson GLM's; reporting sigma = 0", BoundaryWarning, stacklevel=4)
         boundary = True
     converged = glm.converged and res.converged  # the caller warns (fitting.fit)
     final_obj, final = (glm_obj, glm.state) if boundary else (obj, res.state)
@@ -267,8 +316,7 @@ def fit_cellwise_design(
     cov = _covariance(final_obj, final, lay, p_fixed, sign)
     beta = np.empty(p_fixed)
     beta[lay.perm] = final.params[:p_fixed]
-    e, _ = final_obj.eta(final.params)
-    post = kernel.posterior(e, sigma)
+    post = final_obj.posterior(final.params, sigma, cells)
     name = design.param_names[-1]
     opt = OptSummary(
         method=method, optimizer="block Newton", n_nodes=nodes,
@@ -282,7 +330,6 @@ def fit_cellwise_design(
         boundary=(name,) if boundary else (), strategy=STRATEGY,
     )
     posterior = {k: v[:, None] for k, v in post.items()}
-    posterior["eta_mode"] = (e + post["mode"])[:, None]
     return FitResult(design=design, params=np.r_[beta, sigma], cov=cov, loglik=final.value,
                      opt=opt, posterior=posterior,
                      extra={"loglik_sigma0": glm.state.value})
@@ -291,10 +338,9 @@ def fit_cellwise_design(
 def _covariance(obj: CellObjective, state: State, lay: CellwiseLayout, p_fixed: int,
                 sign: float) -> np.ndarray:
     """Inverse observed information of (beta, |sigma|) in the design's parameter order."""
-    t = state.extra
     st = obj.st
     cov = np.full((p_fixed + 1, p_fixed + 1), np.nan)
-    A = dense_information(st, st.blocks(t.d_ee, t.d_es, t.d_ss))
+    A = dense_information(st, state.extra)
     # Cholesky and its inverse in place (LAPACK potrf / potri): n^3 flops, not 5 n^3 / 3
     c, info = scipy.linalg.lapack.dpotrf(A, lower=True, overwrite_a=True)
     if info == 0:

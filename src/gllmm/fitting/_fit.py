@@ -279,6 +279,11 @@ def fit(
         random effect with factor fixed effects of 30 or more indicator columns, ``sparse``
         (Laplace) for clusters of many effects, ``scalar`` for one effect per cluster,
         ``product`` otherwise.
+    client, partitions : options of the ``cellwise`` strategy
+        ``client=`` a ``distributed.Client``: the cells, in ``partitions`` row blocks (a
+        number or the block sizes; default two per worker), are evaluated on the Dask cluster
+        and only level-sized sums come back; the estimates equal the one-process fit up to
+        rounding (docs/distributed.md).
     data, family, offset, weights
         With a formula: passed to ``build_design`` (offset and frequency weights as a column,
         an expression or one value per row).
@@ -333,6 +338,10 @@ def fit(
         res = fit_cellwise_design(design, key, n_nodes, start, **options)
         _warn(res.opt)
         return flag_degenerate(res, getattr(res.opt, "initial", None))
+    if options.get("client") is not None or options.get("partitions") is not None:
+        raise FitError("client= and partitions= run the cell-wise strategy only (Poisson "
+                       "counts ~ C(row) + C(col) + ... + (1 | cell), method agq or laplace); "
+                       "this design is fitted in one process: drop them")
     check_full_rank(design)
     if design.n_random == 0 and not objective_only:
         return _fit_gllm(design, start)

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -284,6 +285,8 @@ def fit_cellwise(
     max_iter: int = 100,
     progress: Callable[[dict], None] | None = None,
     chunk_size: int = 8192,
+    client: Any = None,
+    partitions: int | Sequence[int] | None = None,
 ) -> CellwiseFit:
     """Fit the cell-wise smoothing model (paper eq. 2.5 / 2.6) by marginal ML.
 
@@ -315,6 +318,13 @@ def fit_cellwise(
         Called with a dict (stage, iteration, loglik, decrement, params) every iteration.
     chunk_size : int
         Cells per block of quadrature temporaries (memory ~ 10 x chunk x nodes doubles).
+    client : distributed.Client, optional
+        Fit on this Dask cluster: the cells, split into ``partitions`` row blocks, are
+        evaluated where they were scattered; the estimates equal the one-process fit up to
+        rounding (``gllmm.fit(..., client=...)``; not for ``association="random"``).
+    partitions : int or sequence of int, optional
+        Number of equal row blocks, or their sizes (default: one in this process, two per
+        worker with ``client``).
 
     Returns
     -------
@@ -331,11 +341,14 @@ def fit_cellwise(
     if model.kind == "random":
         from ._cellwise_random import fit_random
 
+        if client is not None or partitions is not None:
+            raise SpecError("association='random' is fitted in one process only; drop client "
+                            "and partitions, or use association='heterogeneous'")
         return fit_random(model, int(n_nodes), tol, max_iter, progress, chunk_size, t0)
     res = fit_cellwise_design(
         _design(model), "laplace" if int(n_nodes) == 1 else "agq", int(n_nodes),
         _start(model, model.glm), tol=tol, max_iter=max_iter, progress=progress,
-        chunk_size=chunk_size)
+        chunk_size=chunk_size, client=client, partitions=partitions)
     if not res.converged:
         warnings.warn(f"Newton iterations stopped: {res.opt.return_code}", ConvergenceWarning,
                       stacklevel=2)

@@ -386,7 +386,7 @@ def _common_corner(model: _Model) -> np.ndarray:
 
 def _heterogeneous_start(model: _Model, max_iter: int) -> tuple:
     """Fixed beta_k fit (Laplace) on the same cells: starting values for the random model."""
-    from ..fitting._cellwise import CellObjective, sigma_moment
+    from ..fitting._cellwise import local_objective
     from ._cellwise import _start
 
     st = model.structure
@@ -396,10 +396,9 @@ def _heterogeneous_start(model: _Model, max_iter: int) -> tuple:
         sigma_free=False,
     )
     y = model.data.y[model.cells]
-    obj = CellObjective(het, CellKernel(y, 1))
+    obj = local_objective(het, y, 1, "glm")
     res = maximise(obj.evaluate, obj.step, _start(model, het), tol=1e-6, max_iter=max_iter,
                    stage="start")
     p = res.state.params
-    e, _ = het.eps(p)
     n_f = het.n_theta + het.n_phi
-    return p[:n_f], p[n_f : n_f + het.n_local], sigma_moment(y, np.exp(e))
+    return p[:n_f], p[n_f : n_f + het.n_local], obj.sigma_moment(p)

@@ -1,0 +1,210 @@
+"""Partitions of a cell-wise fit: the per-cell work of ``_cellwise`` done partition by partition.
+
+Every quantity the block Newton needs is a sum over cells: the log-likelihood, the gradient and
+the blocks of the negative Hessian (``_block_newton.Structure.gradient`` / ``.blocks`` are
+bincounts of per-cell derivatives into level slots). So the cells split into partitions (row
+blocks of the first indicator set), each partition evaluates its one-dimensional integrals
+(modes, curvature, AGQ values) and returns its sums, and the sums are added on the caller,
+which then solves the block system as for one partition. The functions ``part_*`` below are the
+only per-cell code of the strategy; ``LocalParts`` calls them in this process and
+``ClientParts`` on the workers of a ``dask.distributed`` client holding the partitions
+(scattered once; every call sends the parameter vector and gets back level-sized sums).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import FitError
+from ..integrate._cellwise_kernel import CellKernel
+from ._block_newton import Blocks, Structure
+
+PER_CELL = ("stratum", "row", "col", "x_local", "x_global")  # Structure's per-cell fields
+
+
+@dataclass
+class CellPart:
+    """The cells of one partition: their structures (``glm``: sigma = 0, ``mixed``: sigma
+    free) with the global level maps, counts, offsets, kernel and warm starts of the modes."""
+
+    structures: dict[str, Structure]
+    kernel: CellKernel
+    offset: np.ndarray | None
+    warm: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def eta(self, stage: str, p: np.ndarray) -> tuple[np.ndarray, float]:
+        e, sg = self.structures[stage].eps(p)
+        return (e if self.offset is None else e + self.offset), sg
+
+
+def restrict(st: Structure, cells: np.ndarray) -> Structure:
+    """``st`` with only ``cells``: the same levels and flat parameter layout, sums over fewer
+    cells."""
+    kw = {f.name: getattr(st, f.name) for f in dataclasses.fields(st)}
+    for name in PER_CELL:
+        if kw[name] is not None:
+            kw[name] = kw[name][cells]
+    return Structure(**kw)
+
+
+def row_partitions(row: np.ndarray, n_rows: int, partitions: int | Sequence[int]
+                   ) -> list[np.ndarray]:
+    """Cell indices of each partition: ``partitions`` equal row blocks, or row blocks of the
+    given sizes (summing to the number of row levels). Cells of no row level (the reference
+    row) go with the first block."""
+    if isinstance(partitions, (int, np.integer)):
+        k = int(partitions)
+        if not 1 <= k <= n_rows:
+            raise FitError(f"partitions must be between 1 and the {n_rows} row levels; got {k}")
+        bounds = np.linspace(0, n_rows, k + 1).round().astype(int)
+    else:
+        sizes = np.asarray(partitions, dtype=int)
+        if sizes.ndim != 1 or sizes.size == 0 or np.any(sizes < 1) or sizes.sum() != n_rows:
+            raise FitError(f"partitions as row-block sizes must be positive and sum to the "
+                           f"{n_rows} row levels; got {sizes.tolist()}")
+        bounds = np.r_[0, np.cumsum(sizes)]
+    block = np.searchsorted(bounds, np.maximum(row, 0), side="right") - 1
+    return [np.flatnonzero(block == b) for b in range(len(bounds) - 1)]
+
+
+def make_parts(structures: dict[str, Structure], y: np.ndarray, offset: np.ndarray,
+               n_nodes: int, chunk_size: int, cells: list[np.ndarray]) -> list[CellPart]:
+    parts = []
+    for c in cells:
+        off = offset[c]
+        parts.append(CellPart({k: restrict(st, c) for k, st in structures.items()},
+                              CellKernel(y[c], n_nodes, chunk_size),
+                              off if np.any(off) else None))
+    return parts
+
+
+# ---------------------------------------------------------------------- per-partition work
+def part_evaluate(part: CellPart, stage: str, p: np.ndarray, order: int
+                  ) -> tuple[float, np.ndarray | None, Blocks | None]:
+    """Log-likelihood of the partition's cells and, at order 2, their gradient and blocks."""
+    st = part.structures[stage]
+    e, sg = part.eta(stage, p)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        t = part.kernel.evaluate(e, sg, order, start=part.warm.get(stage))
+        value = float(t.value.sum())
+    if not np.isfinite(value) or order < 2:
+        return value, None, None
+    part.warm[stage] = t.u
+    return value, st.gradient(t.d_e, t.d_s), st.blocks(t.d_ee, t.d_es, t.d_ss)
+
+
+def part_least_squares(part: CellPart, shift: float | None) -> tuple[np.ndarray, Blocks]:
+    """Gradient and blocks of the unit-weight least squares toward the target predictor
+    ``log(y + 1/2) - offset`` (``shift`` None) or the constant ``shift``."""
+    st = part.structures["glm"]
+    y = part.kernel.y
+    if shift is None:
+        target = np.log(y + 0.5) - (0.0 if part.offset is None else part.offset)
+    else:
+        target = np.full_like(y, shift)
+    return st.gradient(target, None), st.blocks(-np.ones_like(y), None, None)
+
+
+def part_moments(part: CellPart, p: np.ndarray) -> np.ndarray:
+    """``sum((y - mu)^2 - y)`` and ``sum(mu^2)`` at the GLM parameters (sigma's moment start)."""
+    y = part.kernel.y
+    mu = np.exp(part.eta("glm", p)[0])
+    return np.array([((y - mu) ** 2 - y).sum(), (mu * mu).sum()])
+
+
+def part_posterior(part: CellPart, stage: str, p: np.ndarray, sigma: float
+                   ) -> dict[str, np.ndarray]:
+    """Posterior mode, mean and SD of each cell's effect, and the predictor at the mode."""
+    e, _ = part.eta(stage, p)
+    post = part.kernel.posterior(e, sigma)
+    post["eta_mode"] = e + post["mode"]
+    return post
+
+
+# ---------------------------------------------------------------------- reductions
+def sum_blocks(st: Structure, parts: Sequence[Blocks]) -> Blocks:
+    """The blocks of all cells from the partitions' blocks; padding kept at the identity."""
+    total = Blocks(*(sum(getattr(b, f.name) for b in parts)
+                     for f in dataclasses.fields(Blocks)))
+    if len(parts) > 1:
+        real = np.zeros(total.D.shape, dtype=bool)
+        real[st.row_stratum, st.row_slot] = True
+        total.D[~real] = 1.0
+        K, M = st.n_strata, st.m_max
+        pad = np.ones((K, M), dtype=bool)
+        fc = st.free_col
+        pad[st.col_stratum[fc], st.col_slot[fc]] = False
+        if st.has_local:
+            pad[:, M - 1] = False
+        kk = np.flatnonzero(pad.ravel())
+        total.All.reshape(K * M, M)[kk, kk % M] = 1.0
+    return total
+
+
+# ---------------------------------------------------------------------- where the work runs
+class LocalParts:
+    """Partitions held and evaluated in this process."""
+
+    def __init__(self, parts: list[CellPart]) -> None:
+        self.parts = parts
+
+    def map(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        return [fn(part, *args) for part in self.parts]
+
+
+class ClientParts:
+    """Partitions scattered once to the workers of a ``distributed.Client`` (round robin);
+    each call runs ``fn(partition, *args)`` on the worker holding the partition (tasks are
+    pinned there, so no partition moves between workers) and gathers the level-sized results.
+
+    A partition lost with its worker is scattered again, from the copy kept here, to a worker
+    still alive and the call repeated (its warm starts are lost; the modes are solved to 1e-9
+    from any start, so the fit is unchanged up to rounding).
+    """
+
+    def __init__(self, client: Any, parts: list[CellPart], retries: int = 3) -> None:
+        self.client = client
+        self.parts = parts
+        self.retries = retries
+        self.futures: list[Any] = [None] * len(parts)
+        self.where: list[str] = [""] * len(parts)
+        self._scatter(range(len(parts)))
+
+    def _scatter(self, which: Any) -> None:
+        workers = sorted(self.client.scheduler_info()["workers"])
+        if not workers:
+            raise FitError("the Dask cluster has no workers; start some (dask worker "
+                           "tcp://HOST:8786) or pass a client whose cluster has workers")
+        for k, i in enumerate(which):
+            w = workers[k % len(workers)]
+            self.where[i] = w
+            self.futures[i] = self.client.scatter(self.parts[i], workers=[w], hash=False)
+
+    def map(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        for attempt in range(self.retries + 1):
+            tasks = [self.client.submit(fn, f, *args, pure=False, workers=[w],
+                                        allow_other_workers=False)
+                     for f, w in zip(self.futures, self.where, strict=True)]
+            try:
+                return self.client.gather(tasks)
+            except Exception as exc:  # a lost worker: distributed raises several kinds
+                self.client.cancel(tasks)
+                if attempt == self.retries or not _lost(exc):
+                    raise FitError(f"the distributed fit failed: {exc!r}") from exc
+                alive = set(self.client.scheduler_info()["workers"])
+                self._scatter([i for i, w in enumerate(self.where) if w not in alive])
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.client.cancel(self.futures)
+
+
+def _lost(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name in {"FutureCancelledError", "CancelledError", "KilledWorker",
+                    "FuturesCancelledError", "CommClosedError"} or "lost" in str(exc).lower()
