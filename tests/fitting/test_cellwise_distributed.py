@@ -9,6 +9,8 @@ covariance, an inverse of a 200 x 200 matrix).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import warnings
 
@@ -140,3 +142,26 @@ def test_cli_smooth_refuses_an_unreachable_scheduler(tmp_path, capsys, monkeypat
                  "--scheduler", "tcp://127.0.0.1:9"])
     assert code != 0
     assert "could not connect to the Dask scheduler" in capsys.readouterr().err
+
+
+def test_a_worker_killed_mid_fit_costs_a_rescatter_not_the_fit(design, one_process) -> None:
+    """SIGKILL to one worker's PID between two Newton iterations of the mixed stage: its
+    partitions (scattered data, which Dask cannot recompute) are scattered again to the
+    surviving worker and the fit ends equal to the one-process fit (tolerance 1e-8)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as own:
+            pids = own.run(os.getpid)
+            victim, pid = sorted(pids.items())[0]
+            killed: list[int] = []
+
+            def kill(info: dict) -> None:
+                if info["stage"] == "mixed" and info["iteration"] == 2 and not killed:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+
+            res = gllmm.fit(design, client=own, partitions=4, progress=kill)
+            assert killed and victim not in own.scheduler_info()["workers"]
+    _assert_same(res, one_process)

@@ -85,7 +85,7 @@ def make_parts(structures: dict[str, Structure], y: np.ndarray, offset: np.ndarr
 
 # ---------------------------------------------------------------------- per-partition work
 def part_evaluate(part: CellPart, stage: str, p: np.ndarray, order: int
-                  ) -> tuple[float, np.ndarray | None, Blocks | None]:
+                  ) -> tuple[float, np.ndarray | None, RowBlocks | None]:
     """Log-likelihood of the partition's cells and, at order 2, their gradient and blocks."""
     st = part.structures[stage]
     e, sg = part.eta(stage, p)
@@ -95,10 +95,10 @@ def part_evaluate(part: CellPart, stage: str, p: np.ndarray, order: int
     if not np.isfinite(value) or order < 2:
         return value, None, None
     part.warm[stage] = t.u
-    return value, st.gradient(t.d_e, t.d_s), st.blocks(t.d_ee, t.d_es, t.d_ss)
+    return value, st.gradient(t.d_e, t.d_s), own_rows(st, st.blocks(t.d_ee, t.d_es, t.d_ss))
 
 
-def part_least_squares(part: CellPart, shift: float | None) -> tuple[np.ndarray, Blocks]:
+def part_least_squares(part: CellPart, shift: float | None) -> tuple[np.ndarray, RowBlocks]:
     """Gradient and blocks of the unit-weight least squares toward the target predictor
     ``log(y + 1/2) - offset`` (``shift`` None) or the constant ``shift``."""
     st = part.structures["glm"]
@@ -107,7 +107,7 @@ def part_least_squares(part: CellPart, shift: float | None) -> tuple[np.ndarray,
         target = np.log(y + 0.5) - (0.0 if part.offset is None else part.offset)
     else:
         target = np.full_like(y, shift)
-    return st.gradient(target, None), st.blocks(-np.ones_like(y), None, None)
+    return st.gradient(target, None), own_rows(st, st.blocks(-np.ones_like(y), None, None))
 
 
 def part_moments(part: CellPart, p: np.ndarray) -> np.ndarray:
@@ -127,15 +127,39 @@ def part_posterior(part: CellPart, stage: str, p: np.ndarray, sigma: float
 
 
 # ---------------------------------------------------------------------- reductions
-def sum_blocks(st: Structure, parts: Sequence[Blocks]) -> Blocks:
-    """The blocks of all cells from the partitions' blocks; padding kept at the identity."""
-    total = Blocks(*(sum(getattr(b, f.name) for b in parts)
-                     for f in dataclasses.fields(Blocks)))
+@dataclass
+class RowBlocks:
+    """A partition's blocks with only its own row levels' slices of the row-indexed blocks
+    (``D``, ``Bl``, ``BG``: zero elsewhere, as no other partition's cells touch those rows), so
+    that what a partition returns is (its rows x columns), not (all rows x columns)."""
+
+    flat: np.ndarray  # the rows' flat padded index stratum * I + slot
+    D: np.ndarray
+    Bl: np.ndarray
+    BG: np.ndarray
+    All: np.ndarray
+    AlG: np.ndarray
+    AGG: np.ndarray
+
+
+def own_rows(st: Structure, b: Blocks) -> RowBlocks:
+    levels = np.unique(st.row[st.row >= 0])
+    flat = st.row_stratum[levels] * st.i_max + st.row_slot[levels]
+    K, I, M, G = b.Bl.shape[0], b.Bl.shape[1], b.Bl.shape[2], b.BG.shape[2]
+    return RowBlocks(flat, b.D.reshape(K * I)[flat], b.Bl.reshape(K * I, M)[flat],
+                     b.BG.reshape(K * I, G)[flat], b.All, b.AlG, b.AGG)
+
+
+def sum_blocks(st: Structure, parts: Sequence[RowBlocks]) -> Blocks:
+    """The blocks of all cells from the partitions' (row levels are disjoint between
+    partitions, the column blocks are summed); padding kept at the identity."""
+    K, I, M, G = st.n_strata, st.i_max, st.m_max, st.n_global
+    D, Bl, BG = np.ones(K * I), np.zeros((K * I, M)), np.zeros((K * I, G))
+    for b in parts:
+        D[b.flat], Bl[b.flat], BG[b.flat] = b.D, b.Bl, b.BG
+    total = Blocks(D.reshape(K, I), Bl.reshape(K, I, M), sum(b.All for b in parts),
+                   BG.reshape(K, I, G), sum(b.AlG for b in parts), sum(b.AGG for b in parts))
     if len(parts) > 1:
-        real = np.zeros(total.D.shape, dtype=bool)
-        real[st.row_stratum, st.row_slot] = True
-        total.D[~real] = 1.0
-        K, M = st.n_strata, st.m_max
         pad = np.ones((K, M), dtype=bool)
         fc = st.free_col
         pad[st.col_stratum[fc], st.col_slot[fc]] = False
