@@ -165,3 +165,20 @@ def test_a_worker_killed_mid_fit_costs_a_rescatter_not_the_fit(design, one_proce
             res = gllmm.fit(design, client=own, partitions=4, progress=kill)
             assert killed and victim not in own.scheduler_info()["workers"]
     _assert_same(res, one_process)
+
+
+def test_stratified_heterogeneous_association_distributed(client) -> None:
+    """Strata and a per-stratum beta_k (the blocks' per-stratum slot) across partitions."""
+    rng = np.random.default_rng(23)
+    s, t = np.linspace(-1, 1, 20), np.linspace(-1, 1, 30)
+    eta = (0.8 + rng.normal(0, 0.3, (20, 1, 1)) + rng.normal(0, 0.3, (1, 30, 1))
+           + np.array([0.3, 0.6, 0.9]) * (s[:, None] * t[None, :])[..., None]
+           + rng.normal(0, 0.4, (20, 30, 3)))
+    table = rng.poisson(np.exp(eta)).astype(float)
+    ref = fit_cellwise(table, base="linear_by_linear")
+    # the partitioned levels are the 87 free (column, stratum) levels
+    res = fit_cellwise(table, base="linear_by_linear", client=client, partitions=[10, 40, 37])
+    assert abs(res.loglik - ref.loglik) <= 1e-8
+    assert np.shape(ref.beta) == (3,)
+    np.testing.assert_allclose(res.beta, ref.beta, rtol=0, atol=1e-8)
+    assert abs(res.sigma - ref.sigma) <= 1e-8

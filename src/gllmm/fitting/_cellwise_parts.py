@@ -131,13 +131,16 @@ def part_posterior(part: CellPart, stage: str, p: np.ndarray, sigma: float
 class RowBlocks:
     """A partition's blocks with only its own row levels' slices of the row-indexed blocks
     (``D``, ``Bl``, ``BG``: zero elsewhere, as no other partition's cells touch those rows), so
-    that what a partition returns is (its rows x columns), not (all rows x columns)."""
+    that what a partition returns is (its rows x columns), not (all rows x columns); and the
+    column block ``All`` by its non-zeros: the diagonal (column indicators never share a cell)
+    and the per-stratum parameter's row."""
 
     flat: np.ndarray  # the rows' flat padded index stratum * I + slot
     D: np.ndarray
     Bl: np.ndarray
     BG: np.ndarray
-    All: np.ndarray
+    All_diag: np.ndarray  # (K, M)
+    All_last: np.ndarray | None  # (K, M): the last slot's row, with a per-stratum parameter
     AlG: np.ndarray
     AGG: np.ndarray
 
@@ -147,7 +150,8 @@ def own_rows(st: Structure, b: Blocks) -> RowBlocks:
     flat = st.row_stratum[levels] * st.i_max + st.row_slot[levels]
     K, I, M, G = b.Bl.shape[0], b.Bl.shape[1], b.Bl.shape[2], b.BG.shape[2]
     return RowBlocks(flat, b.D.reshape(K * I)[flat], b.Bl.reshape(K * I, M)[flat],
-                     b.BG.reshape(K * I, G)[flat], b.All, b.AlG, b.AGG)
+                     b.BG.reshape(K * I, G)[flat], np.diagonal(b.All, axis1=1, axis2=2).copy(),
+                     b.All[:, -1, :].copy() if st.has_local else None, b.AlG, b.AGG)
 
 
 def sum_blocks(st: Structure, parts: Sequence[RowBlocks]) -> Blocks:
@@ -157,8 +161,15 @@ def sum_blocks(st: Structure, parts: Sequence[RowBlocks]) -> Blocks:
     D, Bl, BG = np.ones(K * I), np.zeros((K * I, M)), np.zeros((K * I, G))
     for b in parts:
         D[b.flat], Bl[b.flat], BG[b.flat] = b.D, b.Bl, b.BG
-    total = Blocks(D.reshape(K, I), Bl.reshape(K, I, M), sum(b.All for b in parts),
-                   BG.reshape(K, I, G), sum(b.AlG for b in parts), sum(b.AGG for b in parts))
+    All = np.zeros((K, M, M))
+    if st.has_local:
+        last = sum(b.All_last for b in parts)
+        All[:, -1, :] = last
+        All[:, :, -1] = last
+    k, m = np.divmod(np.arange(K * M), M)
+    All[k, m, m] = sum(b.All_diag for b in parts).ravel()
+    total = Blocks(D.reshape(K, I), Bl.reshape(K, I, M), All, BG.reshape(K, I, G),
+                   sum(b.AlG for b in parts), sum(b.AGG for b in parts))
     if len(parts) > 1:
         pad = np.ones((K, M), dtype=bool)
         fc = st.free_col
