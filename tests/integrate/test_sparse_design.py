@@ -16,18 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from test_sparse_laplace import crossed_data  # same directory (pytest's rootdir-less import)
 
 from gllmm.integrate import MarginalLikelihood
 from gllmm.spec import CovarianceStructure, Design, block_structure, build_design
 
 
 def crossed(n_a: int, n_b: int, n: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    a = rng.integers(0, n_a, n)
-    b = rng.integers(0, n_b, n)
-    x = rng.normal(size=n)
-    eta = 0.2 + 0.4 * x + rng.normal(0, 0.5, n_a)[a] + rng.normal(0, 0.3, n_b)[b]
-    return pd.DataFrame({"a": a, "b": b, "x": x, "count": rng.poisson(np.exp(eta))})
+    return crossed_data(n_a, n_b, n, seed=seed)
 
 
 def dense_copy(d: Design) -> Design:
