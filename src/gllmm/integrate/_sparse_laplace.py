@@ -909,15 +909,17 @@ def _start_modes(obj: MarginalLikelihood, s: _Structure, params: np.ndarray, eta
     (about 300 of a fit's 370 factorisations); comparing h costs one pass over the rows each,
     so a prediction that moves no mode by ``TRUST_MOVE`` or more is taken as it is.
     """
-    v = np.asarray(obj._v_start, dtype=float).reshape(-1)
-    candidates = [np.array(v[s.active]) if v.shape[0] == s.n_clusters * s.q else np.zeros(s.n)]
+    candidates = []
     tangent = getattr(obj, "_sparse_tangent", None)
     if tangent is not None and tangent[0].shape == params.shape:
         x0, v0, dv = tangent
         move = dv @ (params - x0)
-        if np.max(np.abs(move), initial=0.0) < TRUST_MOVE:
+        if s.n == 0 or abs(move).max() < TRUST_MOVE:
             return v0 + move
-        candidates.insert(0, v0 + move)
+        candidates.append(v0 + move)
+    v = np.asarray(obj._v_start, dtype=float).reshape(-1)
+    candidates.append(np.array(v[s.active]) if v.shape[0] == s.n_clusters * s.q
+                      else np.zeros(s.n))
     if np.any(candidates[-1]):
         candidates.append(np.zeros(s.n))
     if len(candidates) == 1:
