@@ -21,7 +21,7 @@ from ._cellwise import applies as cellwise_applies
 from ._cellwise import fit_cellwise_design
 from ._degenerate import degenerate_parameters, flag_degenerate
 from ._glm import check_full_rank, fit_glm
-from ._optimize import FTOL_ZERO, OptSummary, maximize
+from ._optimize import FTOL_ZERO, OptSummary, inverse_information, maximize
 
 
 def _laplace(design: Design, n_nodes: int | None) -> MarginalLikelihood:
@@ -223,15 +223,7 @@ def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
     names = design.param_names
     free = np.array([i for i, n in enumerate(names) if n not in opt.boundary], dtype=int)
     info = observed_information(objective, x, free)
-    cov = np.full((len(x), len(x)), np.nan)
-    try:
-        sub = np.linalg.inv(info)
-        if np.any(np.diag(sub) < 0):
-            raise np.linalg.LinAlgError
-        cov[np.ix_(free, free)] = sub
-    except np.linalg.LinAlgError:
-        warnings.warn("observed information is singular; standard errors are unavailable",
-                      ConvergenceWarning, stacklevel=2)
+    cov = inverse_information(info, free, len(x))
     opt.timings["information"] = time.perf_counter() - t0
     posterior = objective.posterior(x) if design.n_random else None
     res = FitResult(design=design, params=x, cov=cov, loglik=opt.final_loglik, opt=opt,

@@ -68,7 +68,7 @@ from ..integrate._newton import backtrack
 from ..results import FitResult
 from ..spec._design import Design
 from ._glm import check_full_rank
-from ._optimize import OptSummary
+from ._optimize import OptSummary, inverse_information
 
 
 class _Sampler:
@@ -470,8 +470,9 @@ def fit_mcem(
     names = design.param_names
     boundary = tuple(names[k] for k in range(len(x))
                      if np.isfinite(lower[k]) and x[k] <= lower[k] + 1e-12)
-    cov = _covariance(_louis(sampler, x, final["v"], final["w"]),
-                      [k for k in range(len(x)) if names[k] not in boundary])
+    free = [k for k in range(len(x)) if names[k] not in boundary]
+    louis = _louis(sampler, x, final["v"], final["w"])
+    cov = inverse_information(louis[np.ix_(free, free)], free, len(x), "Louis", stacklevel=2)
     opt = OptSummary(
         method="mcem", optimizer="MCEM (t importance sampling, projected Newton M-step)",
         n_nodes=0, initial=x0, final=x, initial_loglik=float("nan"), final_loglik=value,
@@ -506,21 +507,6 @@ def _importance_loglik(sampler: _Sampler, draw: dict) -> tuple[float, float]:
     value = float(np.sum(logsumexp(draw["log_w"], axis=1) - np.log(n))) + sampler.constant
     rel_var = np.maximum(n * np.sum(draw["w"] ** 2, axis=1) - 1.0, 0.0) / n
     return value, float(np.sqrt(np.sum(rel_var)))
-
-
-def _covariance(info: np.ndarray, free: list[int]) -> np.ndarray:
-    """Inverse information over the free parameters (NaN elsewhere)."""
-    n = info.shape[0]
-    cov = np.full((n, n), np.nan)
-    try:
-        sub = np.linalg.inv(info[np.ix_(free, free)])
-        if np.any(np.diag(sub) < 0):
-            raise np.linalg.LinAlgError
-        cov[np.ix_(free, free)] = sub
-    except np.linalg.LinAlgError:
-        warnings.warn("Louis information is singular; standard errors are unavailable",
-                      ConvergenceWarning, stacklevel=3)
-    return cov
 
 
 def _posterior(sampler: _Sampler, x: np.ndarray, draw: dict) -> dict[str, np.ndarray]:

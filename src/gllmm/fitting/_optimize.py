@@ -10,13 +10,14 @@ a standard deviation below ``xtol_zero`` is set to 0 if the log-likelihood drops
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 
-from ..errors import FitError
+from ..errors import ConvergenceWarning, FitError
 from ._bfgs import minimize_bfgs
 
 #: The boundary tolerance of every fit: a variance is set to 0 (and a boundary fit preferred to
@@ -200,3 +201,23 @@ def maximize(
         timings=timings,
         boundary=tuple(boundary),
     )
+
+
+def inverse_information(info: np.ndarray, free: np.ndarray, n: int, what: str = "observed",
+                        stacklevel: int = 3) -> np.ndarray:
+    """Covariance of the estimates: ``info^{-1}`` over the ``free`` parameters, NaN elsewhere.
+
+    ``info`` is the (len(free), len(free)) information of the free parameters; a singular or
+    indefinite inverse leaves every entry NaN with a ConvergenceWarning (standard errors do not
+    exist there, and a number would be a wrong one).
+    """
+    cov = np.full((n, n), np.nan)
+    try:
+        sub = np.linalg.inv(info)
+        if np.any(np.diag(sub) < 0):
+            raise np.linalg.LinAlgError
+        cov[np.ix_(free, free)] = sub
+    except np.linalg.LinAlgError:
+        warnings.warn(f"{what} information is singular; standard errors are unavailable",
+                      ConvergenceWarning, stacklevel=stacklevel)
+    return cov
