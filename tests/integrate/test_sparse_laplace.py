@@ -215,3 +215,25 @@ def test_compiled_evaluation_equals_python_path(family):
         np.testing.assert_allclose(g1, g2, rtol=0, atol=1e-9)
         x = x + rng.normal(0, 0.05, len(x))
     assert compiled._sparse_tangent is not None and not hasattr(python, "_sparse_tangent")
+
+
+def test_newton_start_same_optimum_fewer_evaluations():
+    # the sparse strategy starts BFGS from the exact inverse curvature at the start (n + 1
+    # gradients) instead of the GLM information with 0.05 I for the SDs; same maximum
+    from gllmm.fitting import _fit as engine
+
+    d = build_design(crossed_data(40, 30, 1500, seed=5, sd_a=0.5, sd_b=0.4), FORMULAS["poisson"])
+    obj = MarginalLikelihood(d, 1)
+    assert obj.strategy == "sparse"
+    start, generic = engine._start_and_curvature(d)
+    newton = engine._newton_curvature(obj, start, generic)
+    info = engine.observed_information(obj, start, np.arange(len(start)))
+    np.testing.assert_allclose(newton @ info, np.eye(len(start)), rtol=0, atol=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = engine.optimize(obj, d)
+        slow = engine.optimize(obj, d, start=start, hinv0=generic)
+    assert fast.converged and slow.converged
+    assert abs(fast.final_loglik - slow.final_loglik) < 1e-9 * abs(slow.final_loglik)
+    np.testing.assert_allclose(fast.final, slow.final, rtol=0, atol=1e-5)
+    assert fast.n_evaluations + len(start) + 1 < slow.n_evaluations

@@ -123,6 +123,36 @@ def _start_and_curvature(design: Design, sd_start: float = 0.5) -> tuple[np.ndar
     return np.r_[glm.beta, theta], hinv
 
 
+#: Most parameters for which the sparse strategy starts from the exact curvature (one gradient
+#: per parameter).
+MAX_NEWTON_START = 8
+
+
+def _newton_curvature(objective: Any, start: np.ndarray, hinv: np.ndarray) -> np.ndarray:
+    """The inverse of the negative Hessian at ``start`` (forward differences of the exact
+    gradient, ``observed_information``) when the objective is the sparse strategy's.
+
+    A sparse-Laplace evaluation is expensive, and the generic guess (GLM information for the
+    fixed effects, 0.05 I for the SDs) misses both the SDs' curvature, which grows with the
+    rows per level, and the intercept's shift of about -sum(sigma^2)/2 that the random effects
+    cause, so the first steps overshoot onto sigma = 0 and back-track: the Newton metric costs
+    ``n`` gradients and saves more. ``hinv`` is kept when the curvature is not positive
+    definite (far from the maximum) or cannot be computed.
+    """
+    n = len(start)
+    if getattr(objective, "strategy", "") != "sparse" or n > MAX_NEWTON_START:
+        return hinv
+    try:
+        info = observed_information(objective, start, np.arange(n))
+        chol = np.linalg.cholesky(info)
+    except (FitError, np.linalg.LinAlgError, FloatingPointError):
+        return hinv
+    if not np.all(np.isfinite(chol)):
+        return hinv
+    inv = np.linalg.inv(info)
+    return (inv + inv.T) / 2
+
+
 def optimize(
     objective: Any, design: Design, start: np.ndarray | None = None,
     sd_starts: tuple[float, ...] | None = None, **options: Any,
@@ -139,6 +169,7 @@ def optimize(
     hinv = options.pop("hinv0", None)
     if start is None or sd_starts is not None:
         start, hinv = _start_and_curvature(design)
+        hinv = _newton_curvature(objective, start, hinv)
     lower = np.r_[np.full(design.n_fixed, -np.inf),
                   design.covariance.lower if design.covariance is not None else []]
     sd_index = np.flatnonzero(np.r_[np.zeros(design.n_fixed), np.isfinite(lower[design.n_fixed:])])

@@ -95,12 +95,22 @@ def maximize(
     t0 = time.perf_counter()
     log: list[dict[str, Any]] = []
     n_eval = 0
+    last: dict[str, Any] = {}
+
+    def value_and_gradient(x: np.ndarray) -> tuple[float, np.ndarray]:
+        # the start and the optimum are each asked for twice (around the search); an
+        # evaluation can cost a sparse factorisation, so the last point is remembered
+        key = np.asarray(x, dtype=float).tobytes()
+        if last.get("key") != key:
+            last["out"] = objective.value_and_gradient(x)
+            last["key"] = key
+        return last["out"]
 
     def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
         nonlocal n_eval
         n_eval += 1
         try:
-            val, grad = objective.value_and_gradient(x)
+            val, grad = value_and_gradient(x)
         except (FitError, np.linalg.LinAlgError, FloatingPointError):
             # a trial point outside the region where the model is computable: reject it
             return 1e300, np.zeros_like(x)
@@ -111,10 +121,13 @@ def maximize(
         return -val, -grad
 
     start = np.asarray(start, dtype=float)
-    initial_ll = objective.value_and_gradient(start, gradient=False)[0]
     bounds = [(None if not np.isfinite(lo) else lo, None) for lo in lower]
     # the compiled objective runs the whole BFGS loop in numba (no per-evaluation log)
     compiled = None if keep_log else getattr(objective, "compiled_negative", lambda: None)()
+    if compiled is None and optimizer == "bfgs":
+        initial_ll = value_and_gradient(start)[0]
+    else:
+        initial_ll = objective.value_and_gradient(start, gradient=False)[0]
     if optimizer == "bfgs":
         res = minimize_bfgs(negative, start, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
                             hinv0=hinv0, compiled=compiled)
@@ -176,7 +189,7 @@ def maximize(
             x = res3.x
             ll = -float(res3.fun)
     timings["boundary"] = time.perf_counter() - t1
-    final_val, final_grad = objective.value_and_gradient(x)
+    final_val, final_grad = value_and_gradient(x)
     free_mask = np.ones(len(x), bool)
     free_mask[[names.index(b) for b in boundary]] = False
     at_lower = np.isclose(x, lower) & np.isfinite(lower)
