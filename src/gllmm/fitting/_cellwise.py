@@ -152,6 +152,8 @@ def applies(design: Design, automatic: bool = True) -> bool:
     for it to be the fast choice)."""
     if design.n_random != 1 or design.family.name != "poisson":
         return False  # cheap refusals before looking at X
+    if automatic and design.n_fixed < AUTO_MIN_LEVELS:
+        return False  # too few columns to hold the indicator sets: not worth reading X
     lay = cellwise_layout(design)
     if isinstance(lay, str):
         return False
