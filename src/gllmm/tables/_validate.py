@@ -84,10 +84,9 @@ def check_no_missing(data: pd.DataFrame, columns: Sequence[str], what: str = "gr
     """Refuse missing values (NaN, None, empty strings) in factor or grouping columns: they
     would silently form no group or be merged into another one."""
     for c in columns:
-        s = data[c]
-        na = s.isna().to_numpy().copy()
-        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-            na |= s.astype(str).str.strip().eq("").to_numpy()
+        codes, levels = pd.factorize(data[c].to_numpy())  # NaN/None -> -1; blanks checked per level
+        blank = [i for i, lv in enumerate(levels) if isinstance(lv, str) and not lv.strip()]
+        na = (codes < 0) | np.isin(codes, blank) if blank else codes < 0
         if na.any():
             raise error(f"{what} {c!r} has missing or empty values at rows {_rows(na)}; drop "
                         "those rows or give them a level")
@@ -96,6 +95,13 @@ def check_no_missing(data: pd.DataFrame, columns: Sequence[str], what: str = "gr
 def check_unique_cells(data: pd.DataFrame, factors: Sequence[str],
                        error: type[GllmmError] = SpecError) -> None:
     """Refuse two rows for the same cell (a fit would silently treat them as two cells)."""
+    key = np.zeros(len(data), dtype=np.int64)
+    for f in factors:  # one integer per cell (mixed radix of the factor codes)
+        codes, levels = pd.factorize(data[f].to_numpy())
+        key = key * (len(levels) + 1) + (codes + 1)
+    key.sort()
+    if key.size and not np.any(key[1:] == key[:-1]):
+        return
     dup = data.duplicated(subset=list(factors), keep=False).to_numpy()
     if dup.any():
         first = data[dup].iloc[0]
