@@ -32,11 +32,16 @@ def _scaled_se(res: Any) -> np.ndarray:
         se = np.sqrt(np.diag(res.cov))
     scale = np.ones(len(se))
     if d.n_fixed:
-        xm = abs(d.x_matrix)  # dense or CSR (rows x p)
-        top = xm.max(axis=0)
-        scale[: d.n_fixed] = np.asarray(top.todense() if sp.issparse(top) else top).ravel()
+        xm = d.x_matrix  # dense or sparse (rows x p); scipy's abs/max cost more than the fit
+        if sp.issparse(xm):
+            xm = xm.tocoo()
+            top = np.zeros(d.n_fixed)
+            np.maximum.at(top, xm.col, np.abs(xm.data))
+        else:
+            top = np.abs(xm).max(axis=0)
+        scale[: d.n_fixed] = top
     if d.n_random and d.z_sparse.nnz:
-        scale[d.n_fixed:] = float(abs(d.z_sparse).max())
+        scale[d.n_fixed:] = float(np.abs(d.z_sparse.data).max())
     return se * np.where(scale > 0, scale, 1.0)
 
 
