@@ -174,3 +174,30 @@ def test_binomial_trials_follow_their_rows(cbpp):
     # fitted rows come back in the data's own order
     fitted = res.predict(type="response")
     np.testing.assert_allclose(fitted, base.predict(type="response")[perm], atol=1e-5)
+
+
+def _weights_data():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"g": np.repeat(list("abcd"), 5), "x": rng.normal(size=20)})
+    df["y"] = rng.poisson(2.0, size=20)
+    return df
+
+
+def test_negative_weights_refused():
+    df = _weights_data()
+    w = np.ones(20)
+    w[3] = -1.0
+    with pytest.raises(SpecError, match=r"weights are negative in rows \[3\]"):
+        build_design(df, "y ~ x + (1 | g)", weights=w)
+
+
+def test_fractional_weights_warn_and_scale_the_loglik():
+    # w = 0.5 everywhere: the weighted log-likelihood is half the unweighted one (exactly,
+    # at the same parameters), and the user is told it is a pseudo-likelihood
+    df = _weights_data()
+    with pytest.warns(gllmm.errors.GllmmWarning, match="not whole numbers"):
+        half = build_design(df, "y ~ x", weights=np.full(20, 0.5))
+    full = build_design(df, "y ~ x")
+    b = np.array([0.5, 0.1])
+    obj_h, obj_f = gllmm.make_objective(half), gllmm.make_objective(full)
+    assert abs(obj_h(b) - 0.5 * obj_f(b)) < 1e-10

@@ -10,6 +10,7 @@ term repeats over its slots.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import scipy.sparse as sp
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..errors import SpecError
+from ..errors import GllmmWarning, SpecError
 from ..links import Binomial, Poisson
 from ..tables._validate import check_counts, check_no_missing
 from ._design import Design, block_structure
@@ -199,6 +200,15 @@ def build_design(
         if (w < 0).any():
             raise SpecError(f"weights are negative in rows {np.flatnonzero(w < 0)[:10].tolist()}"
                             ": frequency weights count rows and must be >= 0")
+        frac = np.flatnonzero(w != np.round(w))
+        if frac.size:
+            # a fractional frequency makes the log-likelihood a weighted pseudo-likelihood:
+            # its LR tests, AIC and SEs no longer have their usual meaning
+            warnings.warn(f"weights are not whole numbers in rows {frac[:10].tolist()}: "
+                          "frequency weights count repeated rows, so the fit is a weighted "
+                          "pseudo-likelihood (log-likelihood, AIC and LR tests are not on the "
+                          "usual scale); round them if they are counts", GllmmWarning,
+                          stacklevel=2)
         keep = w > 0
         if not keep.any():
             raise SpecError("every weight is zero: there is nothing to fit")
