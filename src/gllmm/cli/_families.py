@@ -77,11 +77,6 @@ def run_marginal(data: pd.DataFrame, args: argparse.Namespace) -> Any:
     return model.fit(table, sampling=args.sampling)
 
 
-def marginal_payload(fit: Any) -> dict[str, Any]:
-    """``ConstrainedFit.to_dict()``: ``params`` and ``se`` keyed by name, as ``fit``'s."""
-    return fit.to_dict()
-
-
 def build_association(data: pd.DataFrame, args: argparse.Namespace) -> Any:
     """The Design of ``gllmm association`` from the parsed arguments."""
     from .. import models

@@ -198,10 +198,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_marginal(args: argparse.Namespace) -> int:
-    from ._families import marginal_payload, run_marginal
+    from ._families import run_marginal
 
     fit = run_marginal(read_data(args.data), args)
-    _emit(marginal_payload(fit), fit.summary(), args.json)
+    _emit(fit.to_dict(), fit.summary(), args.json)
     return 0
 
 
