@@ -295,22 +295,6 @@ def solve(f: Factor, gt: np.ndarray, gl: np.ndarray, gG: np.ndarray) -> tuple[np
     return xt, xl, xG
 
 
-def local_global_covariance(f: Factor) -> tuple[np.ndarray, np.ndarray]:
-    """Variances of the per-stratum parameter (last padded slot) and covariance of the globals.
-
-    From the block inverse: ``cov(G) = T^-1`` and
-    ``var(l_k) = [S_k^-1]_ll + x_k' T^-1 x_k`` with ``x_k = [S_k^-1 SG_k]_l``.
-    """
-    Tinv = np.linalg.inv(f.T) if f.T.size else f.T
-    K, M, _ = f.S.shape
-    e_last = np.zeros((K, M, 1))
-    e_last[:, -1, 0] = 1.0
-    sinv_ll = f.solve_s(e_last)[:, -1, 0]
-    x = f.X[:, -1, :]
-    var_l = sinv_ll + np.einsum("kg,gh,kh->k", x, Tinv, x)
-    return var_l, Tinv
-
-
 def dense_information(st: Structure, b: Blocks) -> np.ndarray:
     """The negative Hessian ``A`` as a dense matrix in the flat parameter layout (for the
     covariance of all estimates: (levels + globals)^2, 32 MB for a 1000 x 1000 table)."""
