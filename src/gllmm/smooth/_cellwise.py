@@ -344,9 +344,9 @@ def fit_cellwise(
         if client is not None or partitions is not None:
             raise SpecError("association='random' is fitted in one process only; drop client "
                             "and partitions, or use association='heterogeneous'")
-        return fit_random(model, int(n_nodes), tol, max_iter, progress, chunk_size, t0)
+        return fit_random(model, n_nodes, tol, max_iter, progress, chunk_size, t0)
     res = fit_cellwise_design(
-        _design(model), "laplace" if int(n_nodes) == 1 else "agq", int(n_nodes),
+        _design(model), "laplace" if n_nodes == 1 else "agq", n_nodes,
         _start(model, model.glm), tol=tol, max_iter=max_iter, progress=progress,
         chunk_size=chunk_size, client=client, partitions=partitions)
     if not res.converged:
@@ -369,7 +369,7 @@ def fit_cellwise(
     return CellwiseFit(
         base=base,
         association=None if model.kind in ("none",) or not data.stratified else model.kind,
-        n_nodes=int(n_nodes),
+        n_nodes=n_nodes,
         **out,
         loglik=res.loglik,
         loglik_sigma0=res.extra["loglik_sigma0"],
