@@ -368,9 +368,9 @@ def fit(
     check_full_rank(design)
     if design.n_random == 0 and not objective_only:
         return _fit_gllm(design, start)
-    if method.lower() in FITTERS and not objective_only:
+    if key in FITTERS and not objective_only:
         try:
-            res = FITTERS[method.lower()](design, **options)
+            res = FITTERS[key](design, **options)
         except np.linalg.LinAlgError as exc:
             raise FitError(
                 f"{method.upper()} failed: its working model is singular ({exc}); this happens "
@@ -378,7 +378,6 @@ def fit(
                 "method='laplace' or 'agq', which names the parameters concerned") from exc
         return flag_degenerate(res, getattr(res.opt, "initial", None))
     objective = make_objective(design, method, n_nodes)
-    objective.method_name = key
     _set_strategy(objective, strategy)
     if objective_only:
         return objective
