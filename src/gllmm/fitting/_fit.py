@@ -170,8 +170,7 @@ def optimize(
     if start is None or sd_starts is not None:
         start, hinv = _start_and_curvature(design)
         hinv = _newton_curvature(objective, start, hinv)
-    lower = np.r_[np.full(design.n_fixed, -np.inf),
-                  design.covariance.lower if design.covariance is not None else []]
+    lower = design.param_lower
     sd_index = np.flatnonzero(np.r_[np.zeros(design.n_fixed), np.isfinite(lower[design.n_fixed:])])
 
     def search(x0: np.ndarray, low: np.ndarray = lower, boundary: np.ndarray = sd_index

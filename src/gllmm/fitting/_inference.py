@@ -50,8 +50,7 @@ def profile_interval(result: FitResult, parameter: str, level: float = 0.95) -> 
     k = names.index(parameter)
     method = result.method if result.method in ("agq", "laplace") else "laplace"
     obj = make_objective(d, method, result.n_nodes or None)
-    lower = np.r_[np.full(d.n_fixed, -np.inf),
-                  d.covariance.lower if d.covariance is not None else []]
+    lower = d.param_lower
     x_hat = result.params
     crit = stats.chi2.ppf(level, 1) / 2
 

@@ -408,6 +408,13 @@ class Design:
         theta = () if self.covariance is None else self.covariance.roles
         return ("fixed",) * self.n_fixed + tuple(theta)
 
+    @property
+    def param_lower(self) -> np.ndarray:
+        """Lower bound of each parameter of ``param_names``: -inf for the fixed effects, then
+        the covariance structure's bounds (0 for standard deviations)."""
+        theta = [] if self.covariance is None else self.covariance.lower
+        return np.r_[np.full(self.n_fixed, -np.inf), theta]
+
     def starts(self) -> np.ndarray:
         """Index of the first block of each cluster (for ``np.add.reduceat``)."""
         return np.flatnonzero(np.r_[True, np.diff(self.cluster) != 0])
