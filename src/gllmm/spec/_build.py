@@ -240,7 +240,7 @@ def build_design(
         labels_out: tuple = ()
         rnames: tuple[str, ...] = ()
     else:
-        cluster, order, Z, cov, labels_out, rnames = _random_layout(terms, n, covariance)
+        cluster, order, Z, cov, labels_out, rnames, levels = _random_layout(terms, n, covariance)
     fam = _family(fam_name, y, w, order)
     if w is not None and fam_name == "poisson":
         off = off + np.log(w)  # w (y eta - e^eta) = (w y) (eta + log w) - e^(eta + log w) + c
@@ -252,7 +252,7 @@ def build_design(
     if w is not None:
         notes["weights"] = w
     if terms:
-        notes["random_levels"] = _level_columns(terms, cluster, order)
+        notes["random_levels"] = levels
     if scores:
         notes["scores"] = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
     if fam_name == "binomial":
@@ -275,26 +275,6 @@ def _family(name: str, y: np.ndarray, w: np.ndarray | None, order: np.ndarray) -
     return Binomial(yo, np.column_stack([2 * order, 2 * order + 1]), weights=wo)
 
 
-def _level_columns(terms: list, cluster: np.ndarray, order: np.ndarray) -> tuple:
-    """Per random term: (group, expression, {group label: (cluster, first column)}), the
-    place of each group's effects in a cluster's u (the layout ``_random_layout`` builds:
-    terms one after another, each group's components at ``start + slot * q_term``)."""
-    cluster_of_row = np.empty_like(cluster)
-    cluster_of_row[order] = cluster
-    out = []
-    pos = 0
-    for term, Zt, _znames, codes, labels in terms:
-        qt = Zt.shape[1]
-        slot = _slots(cluster_of_row, codes)
-        texts = [str(lab) for lab in labels]  # as group_labels spells new data's groups
-        first = np.unique(codes, return_index=True)[1]
-        places = {texts[c]: (int(cluster_of_row[r]), int(pos + slot[r] * qt))
-                  for c, r in zip(codes[first], first, strict=True)}
-        out.append((term.group, term.expr, places))
-        pos += (int(slot.max()) + 1) * qt
-    return tuple(out)
-
-
 def _slots(cluster: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Each row's slot: the rank of its group among its cluster's groups, in order of first
     appearance (0 when every cluster is one group)."""
@@ -310,6 +290,9 @@ def _slots(cluster: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 
 def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
+    """Clusters, row order, Z, covariance and names of the random terms; the last item is,
+    per term, (group, expression, {group label: (cluster, first column of its effects)}),
+    which ``predict`` uses to place new data's groups in a cluster's u."""
     # connected components of rows linked through shared groups
     offsets = np.cumsum([0] + [len(t[4]) for t in terms])
     rows = np.concatenate([np.arange(n)] * len(terms))
@@ -328,6 +311,7 @@ def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
     pos = 0
     rnames: list[str] = []
     first_term_labels = None
+    levels = []
     for term, Zt, znames, codes, labels in terms:
         qt = Zt.shape[1]
         # slot of each row's group within its cluster
@@ -344,6 +328,11 @@ def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
         z_vals.append(np.asarray(Zt, dtype=float).ravel())
         rnames.extend(f"{term.group}:{zn}" if n_slots == 1 else f"{term.group}[{s}]:{zn}"
                       for s in range(n_slots) for zn in znames)
+        texts = [str(lab) for lab in labels]  # as group_labels spells new data's groups
+        first = np.unique(codes, return_index=True)[1]
+        places = {texts[c]: (int(cluster_of_row[r]), int(pos + slot[r] * qt))
+                  for c, r in zip(codes[first], first, strict=True)}
+        levels.append((term.group, term.expr, places))
         pos += n_slots * qt
         if first_term_labels is None and n_slots == 1:
             # cluster labels = group labels of the first single-slot term
@@ -361,4 +350,4 @@ def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
     Z.eliminate_zeros()
     cov = block_structure(specs, q)
     labels_out = first_term_labels or tuple(range(n_clusters))
-    return cluster, order, Z, cov, labels_out, tuple(rnames)
+    return cluster, order, Z, cov, labels_out, tuple(rnames), tuple(levels)
