@@ -409,7 +409,7 @@ class FitResult:
         """
         return wald_test(self.params, self.cov, self.names, L, rhs)
 
-        # ------------------------------------------------------------------ output
+    # ------------------------------------------------------------------ output
     def summary(self) -> str:
         """A text summary in the style of statsmodels / R."""
         from ._summary import format_summary
