@@ -87,7 +87,7 @@ def lr_test(first: Any, second: Any) -> HypothesisTest:
     stat = max(2.0 * (full.loglik - null.loglik), 0.0)
     k = max(_variance_count(full, False) - _variance_count(null, True), 0)
     k = min(k, df)
-    p = chibar_sf(stat, df, k) if k else float(stats.chi2.sf(stat, df))
+    p = chibar_sf(stat, df, k)  # k = 0: the plain chi2(df) tail
     return HypothesisTest("likelihood ratio", stat, df, float(p),
                           f"{df} parameter(s) of the larger model fixed", k)
 
