@@ -77,15 +77,18 @@ def predict(result: Any, newdata: pd.DataFrame | None = None, type: str = "link"
                                                strict=True):
             Zt, _ = new_model_matrix(expr, frame, new)
             labels = group_labels(new, group)
-            unseen = sorted({g for g in labels if g not in places})
-            if unseen and not allow_new_levels:
+            # look up every row's group at once and gather the modes: no per-row Python loop
+            found = pd.Index(list(places)).get_indexer(labels)
+            if not allow_new_levels and (found < 0).any():
+                unseen = sorted({labels[i] for i in np.flatnonzero(found < 0)})
                 raise SpecError(f"groups {unseen[:5]} of '{term.group}' are not in the fit; "
                                 "pass allow_new_levels=True to predict them at u = 0")
-            qt = Zt.shape[1]
-            for i, g in enumerate(labels):
-                if g in places:
-                    c, start = places[g]
-                    eta[i] += Zt[i] @ mode[c, start: start + qt]
+            rows = np.flatnonzero(found >= 0)
+            if rows.size:
+                where = np.array(list(places.values()), dtype=np.intp)[found[rows]]
+                cols = where[:, 1:2] + np.arange(Zt.shape[1])
+                u = mode[where[:, :1], cols]
+                eta[rows] += np.einsum("ij,ij->i", np.asarray(Zt)[rows], u)
     if type == "link":
         return eta
     return np.exp(eta) if notes["family"] == "poisson" else expit(eta)
