@@ -1,7 +1,8 @@
 """Compile the numba kernels ahead of a first fit: ``python -m gllmm.warmup``.
 
-numba compiles each kernel at its first call and caches the machine code on disk (next to
-the sources); a cold first fit spends about a minute there. ``make demo`` runs this module
+numba compiles each kernel at its first call and caches the machine code on disk (in a
+directory named by a hash of the kernel sources, ``gllmm._jit.CACHE_DIR``); a cold first fit
+spends about a minute there. ``make demo`` runs this module
 in its install step so that the first ``gllmm example`` starts from a warm cache. It fits the
 paper's examples (scalar and vector random effects, cumulative logits, local odds ratios)
 and a small crossed model (the sparse Laplace path), printing only how long it took.

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 import gllmm
-from gllmm import _kernels, models
+from gllmm import _jit, models
 from gllmm.fitting._bfgs import minimize_bfgs
 from gllmm.fitting._glm import fit_glm
 from gllmm.spec import build_design
 
-pytestmark = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="numba not installed")
+pytestmark = pytest.mark.skipif(not _jit.HAVE_NUMBA, reason="numba not installed")
 
 
 def _binary_design():
@@ -97,7 +97,7 @@ def test_glm_start_matches_numpy_newton(designs, name, monkeypatch):
     design = designs[name]
     start = design.notes.get("start")
     fast = fit_glm(design, beta0=start, warn=False)
-    monkeypatch.setattr(_kernels, "HAVE_NUMBA", False)
+    monkeypatch.setattr(_jit, "HAVE_NUMBA", False)
     slow = fit_glm(design, beta0=start, warn=False)
     np.testing.assert_allclose(fast.beta, slow.beta, rtol=0, atol=1e-7)
     assert abs(fast.loglik - slow.loglik) < 1e-9
@@ -109,7 +109,7 @@ def test_fit_with_and_without_the_kernel(designs, name, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fast = gllmm.fit(designs[name], method="agq", n_nodes=7)
-        monkeypatch.setattr(_kernels, "HAVE_NUMBA", False)
+        monkeypatch.setattr(_jit, "HAVE_NUMBA", False)
         slow = gllmm.fit(designs[name], method="agq", n_nodes=7)
     assert abs(fast.loglik - slow.loglik) < 1e-7
     np.testing.assert_allclose(fast.params, slow.params, rtol=0, atol=1e-4)

@@ -6,7 +6,7 @@ bounds: variables at their bound whose gradient pushes outward are held fixed fo
 because the problems here have tens of parameters and cheap exact gradients, so the Fortran
 wrapper's per-iteration overhead dominated the fit time.
 
-The algorithm is written once (``gllmm._kernels.bfgs_template``) in the subset of numpy that
+The algorithm is written once (``fitting._loops.bfgs_template``) in the subset of numpy that
 numba compiles: with a compiled objective the whole loop runs compiled; with a Python objective
 the same source runs as Python.
 """
@@ -42,7 +42,9 @@ def _python_fg(fun, x, g):
 
 
 def _python_core():
-    from .._kernels import bfgs_template, bind, eye_numpy, rank2_numpy
+    from .._jit import bind
+    from .._small_linalg import eye_numpy, rank2_numpy
+    from ._loops import bfgs_template
 
     return bind(bfgs_template, "bfgs_python", OBJECTIVE=_python_fg,
                 EYE=eye_numpy, RANK2=rank2_numpy)
@@ -63,8 +65,8 @@ def minimize_bfgs(
 
     ``hinv0`` is an initial inverse-Hessian guess (default: identity, rescaled after the first
     step as Nocedal & Wright eq. 6.20). ``compiled = (name, data)``, when given, replaces
-    ``fg`` by the compiled objective ``name`` of ``gllmm._kernels`` on ``data`` and runs the
-    whole loop compiled (``_kernels.bfgs_<name>``).
+    ``fg`` by the compiled objective ``name`` on ``data`` and runs the whole loop compiled
+    (``fitting._loops.bfgs_<name>``).
     ``fixed`` (bool, n) holds variables at their start values. The returned gradient is the
     full one.
     """
@@ -76,9 +78,9 @@ def minimize_bfgs(
     g = np.empty(n)
     fixed = np.zeros(n, dtype=bool) if fixed is None else np.asarray(fixed, dtype=bool)
     if compiled is not None:
-        from .. import _kernels
+        from . import _loops
 
-        run = getattr(_kernels, f"bfgs_{compiled[0]}")
+        run = getattr(_loops, f"bfgs_{compiled[0]}")
         out = run(compiled[1], x0, lower, fixed, hinv, scaled, gtol, ftol, max_iter, g)
     else:
         out = _python_core()(fg, x0, lower, fixed, hinv, scaled, gtol, ftol, max_iter, g)

@@ -67,11 +67,13 @@ def fit_glm(
     info = np.empty((p, p))
     beta = np.ascontiguousarray(beta, dtype=float)
     if compiled:
-        from .. import _kernels
+        from ._loops import newton_glm
 
-        beta, ll, it, converged = _kernels.newton_glm(data, beta, tol, max_iter, info)
+        beta, ll, it, converged = newton_glm(data, beta, tol, max_iter, info)
     else:
-        from .._kernels import bind, newton_template, solve_numpy
+        from .._jit import bind
+        from .._small_linalg import solve_numpy
+        from ._loops import newton_template
 
         core = bind(newton_template, "newton_python", DERIVS=derivs, SOLVE=solve_numpy)
         beta, ll, it, converged = core(data, beta, tol, max_iter, info)
@@ -108,14 +110,17 @@ def _derivatives_function(design: Design) -> tuple:
     """``(derivs, data, compiled)`` with ``derivs(data, beta, order, score, info) -> l``
     (without the family constant): the compiled kernel for the families it knows, else the
     family's numpy derivatives."""
-    from .. import _kernels
+    from .. import _jit
+    from ..links._families import BINOMIAL, CUMULATIVE_LOGIT, POISSON
 
-    arrays = _kernels.family_arrays(design.family) if _kernels.HAVE_NUMBA else None
-    if arrays is None:
+    arrays = design.family.compiled() if _jit.HAVE_NUMBA else None
+    if arrays is None or arrays.code not in (POISSON, BINOMIAL, CUMULATIVE_LOGIT):
         return _numpy_derivs, design, False
+    from ._loops import glm_derivatives_cb
+
     data = (*arrays, np.ascontiguousarray(design.X, dtype=float),
             np.ascontiguousarray(design.offset, dtype=float))
-    return _kernels.glm_derivatives_cb, data, True
+    return glm_derivatives_cb, data, True
 
 
 def _default_start(design: Design) -> np.ndarray:

@@ -114,10 +114,22 @@ class MarginalLikelihood:
 
         if use_sparse(self):
             return "sparse"
+        return "scalar" if self._scalar else "product"
+
+    @property
+    def _scalar(self) -> bool:
+        """One random effect per cluster, the scalar kernel allowed: the scalar strategy."""
         d = self.design
-        if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
-            return "scalar"
-        return "product"
+        return d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True)
+
+    def _scalar_inputs(self) -> dict | None:
+        """The compiled scalar kernel's arrays where the scalar strategy applies and the
+        kernel knows the family, else None."""
+        if not self._scalar:
+            return None
+        from ._agq_scalar import _kernel_inputs
+
+        return _kernel_inputs(self)
 
     def with_counts(self, y: np.ndarray) -> MarginalLikelihood:
         """This objective on new counts of the same shape (``Design.with_counts``): the rule,
@@ -133,9 +145,7 @@ class MarginalLikelihood:
         new.n_evaluations = 0
         cache = self.__dict__.get("_kernel_cache")
         if cache:
-            from .. import _kernels
-
-            new._kernel_cache = {**cache, "family": _kernels.family_arrays(new.design.family)}
+            new._kernel_cache = {**cache, "family": new.design.family.compiled()}
         return new
 
     # ------------------------------------------------------------------ helpers
@@ -325,17 +335,18 @@ class MarginalLikelihood:
 
     def _dense_kernel_inputs(self) -> tuple | None:
         """The count-free arrays of the compiled Laplace kernel for multinomial blocks
-        (``_kernels.dense_laplace_multinomial``), made once; None where it does not apply."""
+        (``_dense_kernel.dense_laplace_multinomial``), made once; None where it does not apply."""
         cached = self.__dict__.get("_dense_cache", False)
         if cached is not False:
             return cached
-        from .. import _kernels
-        from ..links import Multinomial
+        from .. import _jit
+        from ..links._families import MULTINOMIAL
 
         d = self.design
         out = None
-        if (_kernels.HAVE_NUMBA and self.n_nodes == 1 and d.n_random
-                and type(d.family) is Multinomial and getattr(self, "use_kernel", True)):
+        fam = d.family.compiled()
+        if (_jit.HAVE_NUMBA and self.n_nodes == 1 and d.n_random and fam is not None
+                and fam.code == MULTINOMIAL and getattr(self, "use_kernel", True)):
             c = np.ascontiguousarray
             out = (c(d.X, dtype=float), c(d.offset, dtype=float), c(d.Z, dtype=float),
                    c(self._templates, dtype=float),
@@ -346,13 +357,13 @@ class MarginalLikelihood:
 
     def _dense_kernel(self, params: np.ndarray, gradient: bool,
                       inputs: tuple) -> tuple[float, np.ndarray | None]:
-        from .. import _kernels
         from ._agq_scalar import _raise_status
+        from ._dense_kernel import dense_laplace_multinomial
 
         X, offset, Z, templates, starts, logw0 = inputs
         v = np.ascontiguousarray(self._v_start, dtype=float).copy()
         grad = np.empty(len(params))
-        value, status = _kernels.dense_laplace_multinomial(
+        value, status = dense_laplace_multinomial(
             np.ascontiguousarray(self.design.family.y, dtype=float), X, offset, Z, templates,
             starts, logw0, params, v, self.inner_tol, 100, gradient, grad)
         _raise_status(status)
@@ -362,14 +373,12 @@ class MarginalLikelihood:
     def compiled_negative(self) -> tuple | None:
         """``(name, data)`` for ``fitting._bfgs.minimize_bfgs(compiled=...)`` when the compiled
         kernel covers this design, else None."""
-        d = self.design
-        if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
-            from ._agq_scalar import _kernel_inputs, kernel_negative
+        inputs = self._scalar_inputs()
+        if inputs is None:
+            return None
+        from ._agq_scalar import kernel_negative
 
-            inputs = _kernel_inputs(self)
-            if inputs is not None:
-                return kernel_negative(self, inputs)
-        return None
+        return kernel_negative(self, inputs)
 
     def gradient_jacobian(self, params: np.ndarray, free: np.ndarray,
                           rel_step: float = 1e-6) -> np.ndarray:
@@ -377,13 +386,11 @@ class MarginalLikelihood:
         row i is ``(g(x + h_i e_i) - g(x))[free] / h_i``, ``h_i = rel_step max(1, |x_i|)``."""
         params = np.asarray(params, dtype=float)
         free = np.asarray(free, dtype=int)
-        d = self.design
-        if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
-            from ._agq_scalar import _kernel_inputs, kernel_hessian
+        inputs = self._scalar_inputs()
+        if inputs is not None:
+            from ._agq_scalar import kernel_hessian
 
-            inputs = _kernel_inputs(self)
-            if inputs is not None:
-                return kernel_hessian(self, params, free, rel_step, inputs)
+            return kernel_hessian(self, params, free, rel_step, inputs)
         jac = np.zeros((len(free), len(free)))
         g0 = self.value_and_gradient(params)[1]
         for a, i in enumerate(free):
@@ -405,12 +412,11 @@ class MarginalLikelihood:
             return sparse_posterior(self, params)
         d = self.design
         params = np.asarray(params, dtype=float)
-        if d.n_random == 1 and d.n_theta == 1 and getattr(self, "use_kernel", True):
-            from ._agq_scalar import _kernel_inputs, kernel_posterior
+        inputs = self._scalar_inputs()
+        if inputs is not None:
+            from ._agq_scalar import kernel_posterior
 
-            inputs = _kernel_inputs(self)
-            if inputs is not None:
-                return kernel_posterior(self, params, inputs)
+            return kernel_posterior(self, params, inputs)
         beta, theta = self.split(params)
         info = self.modes(params)
         lam = self._factor(theta)

@@ -64,16 +64,19 @@ def scalar_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
 
 
 def _kernel_inputs(obj: MarginalLikelihood) -> dict | None:
-    """Arrays the compiled kernel needs, made once per objective (None: use numpy)."""
+    """Arrays the compiled kernel needs, made once per objective (None: use numpy, where numba
+    is missing or the family's ``compiled()`` hook gives no code the kernel covers)."""
     cached = getattr(obj, "_kernel_cache", False)
     if cached is not False:
         return cached
-    from .. import _kernels
+    from .. import _jit
+    from ..links._families import BINOMIAL, CUMULATIVE_LOGIT, POISSON
 
     d = obj.design
-    fam = _kernels.family_arrays(d.family) if _kernels.HAVE_NUMBA else None
+    fam = d.family.compiled() if _jit.HAVE_NUMBA else None
     out = None
-    if fam is not None and np.all(np.diff(d.cluster) >= 0) and len(obj._starts) == d.n_clusters:
+    if (fam is not None and fam.code in (POISSON, BINOMIAL, CUMULATIVE_LOGIT)
+            and np.all(np.diff(d.cluster) >= 0) and len(obj._starts) == d.n_clusters):
         c = np.ascontiguousarray
         out = {
             "family": fam,
@@ -88,11 +91,11 @@ def _kernel_inputs(obj: MarginalLikelihood) -> dict | None:
 
 
 def _raise_status(status: int) -> None:
-    from .. import _kernels
+    from ._scalar_kernel import NONFINITE_CURVATURE, NOT_POSITIVE
 
-    if status == _kernels.NONFINITE_CURVATURE:
+    if status == NONFINITE_CURVATURE:
         raise FitError("non-finite curvature while searching for the posterior modes")
-    if status == _kernels.NOT_POSITIVE:
+    if status == NOT_POSITIVE:
         raise FitError("curvature at the posterior mode is not positive definite")
 
 
@@ -105,16 +108,16 @@ def kernel_evaluate(
     obj: MarginalLikelihood, params: np.ndarray, gradient: bool, inputs: dict
 ) -> tuple[float, np.ndarray | None, dict]:
     """Value, gradient and per-cluster results (mode, sqrt K, posterior mean/SD of v)."""
-    from .. import _kernels
+    from ._scalar_kernel import scalar_agq_at
 
     v = obj._v_start[:, 0].copy()
     n_cl = len(v)
     grad = np.empty(len(params))
     L = np.empty(n_cl)
     post = np.empty((n_cl, 2))
-    value, status = _kernels.scalar_agq_at(*_args(inputs), v, obj.inner_tol, 100,
-                                           np.ascontiguousarray(params, dtype=float),
-                                           gradient, grad, L, post)
+    value, status = scalar_agq_at(*_args(inputs), v, obj.inner_tol, 100,
+                                  np.ascontiguousarray(params, dtype=float), gradient, grad, L,
+                                  post)
     _raise_status(status)
     obj._v_start = v[:, None]
     return float(value) + obj._constant, (grad if gradient else None), {"v": v, "L": L,
@@ -124,13 +127,13 @@ def kernel_evaluate(
 def kernel_hessian(obj: MarginalLikelihood, params: np.ndarray, free: np.ndarray,
                    rel_step: float, inputs: dict) -> np.ndarray:
     """Forward-difference Jacobian of the exact gradient over ``free`` (one compiled call)."""
-    from .. import _kernels
+    from ._scalar_kernel import scalar_agq_hessian
 
     v = obj._v_start[:, 0].copy()
     hess = np.empty((len(free), len(free)))
-    status = _kernels.scalar_agq_hessian(*_args(inputs), v, obj.inner_tol, 100,
-                                         np.ascontiguousarray(params, dtype=float),
-                                         np.asarray(free, dtype=np.int64), rel_step, hess)
+    status = scalar_agq_hessian(*_args(inputs), v, obj.inner_tol, 100,
+                                np.ascontiguousarray(params, dtype=float),
+                                np.asarray(free, dtype=np.int64), rel_step, hess)
     _raise_status(status)
     obj.n_evaluations += len(free) + 1
     return hess

@@ -1,7 +1,7 @@
 """The one step-halving line search of the package's Newton iterations: the inner searches for
 the posterior modes (one step length per cluster, :func:`halving_step`) and the outer Newton
 fits of one objective (:func:`backtrack`, the same loop with one cluster). The compiled kernels
-(``gllmm._kernels``) carry the compiled form of this loop."""
+(``integrate._scalar_kernel``, ``integrate._dense_kernel``) carry its compiled form."""
 
 from __future__ import annotations
 

@@ -45,8 +45,9 @@ from scipy.linalg import cho_solve
 from scipy.linalg.lapack import dpotrf, dpotri
 from scipy.sparse.linalg import splu
 
-from .._kernels import _njit
+from .._jit import njit as _njit
 from ..errors import FitError
+from ..links._jets import glm_jets
 from ._newton import halving_step
 
 if TYPE_CHECKING:
@@ -212,31 +213,6 @@ def _ltsolve(Lp, Li, Lx, t, X):  # pragma: no cover - compiled
 
 
 @_njit
-def _glm_l(code, y, n, e, order):  # pragma: no cover - compiled
-    """Poisson (code 0: y, log mu = e) or binomial (code 1: y of n, logit p = e): the
-    log-likelihood and its first three derivatives in e (0 beyond ``order`` for binomial).
-
-    A copy of ``gllmm._kernels._glm_l`` on purpose: numba's cache of a function is
-    invalidated only by changes to its own file, so compiled code here must not call
-    compiled code of another file."""
-    if code == 0:
-        mu = math.exp(e)
-        return y * e - mu, y - mu, -mu, -mu
-    if e > 0:
-        q = math.exp(-e)
-        pr = 1.0 / (1.0 + q)
-        ll = y * e - n * (e + math.log1p(q))
-    else:
-        q = math.exp(e)
-        pr = q / (1.0 + q)
-        ll = y * e - n * math.log1p(q)
-    if order == 0:
-        return ll, 0.0, 0.0, 0.0
-    w = pr * (1.0 - pr)
-    return ll, y - n * pr, -n * w, -n * w * (1.0 - 2.0 * pr)
-
-
-@_njit
 def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w,
            h):  # pragma: no cover - compiled
     """eta = eta0 + M v; per block g = l', w = -l''; per cluster h = sum l - |v_c|^2 / 2."""
@@ -247,7 +223,7 @@ def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta
         eta[m_row[e]] += m_data[e] * v[m_col[e]]
     h[:] = 0.0
     for b in range(B):
-        lb, g[b], hb, _ = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b], 2)
+        lb, g[b], hb, _ = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b], 2)
         w[b] = -hb
         h[row_cluster[b]] += lb
     for i in range(v.shape[0]):
@@ -395,7 +371,8 @@ def _glm_score_parts(code, Y, X, eta, v, m_row, m_col, md, mv, n):  # pragma: no
     dF = np.zeros((n, p + m))
     total = 0.0
     for b in range(B):
-        lb, g[b], H[b], T[b] = _glm_l(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b], 3)
+        lb, g[b], H[b], T[b] = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b],
+                                         3)
         total += lb
         for a in range(p):
             dzf[b, a] = X[b, a]
@@ -879,14 +856,15 @@ class SparseModes:
 def _glm_code(obj: MarginalLikelihood) -> int | None:
     """0 (Poisson) or 1 (binomial) where the compiled kernels apply, else None; the counts
     are kept on ``obj`` as ``_glm_y``."""
-    from .. import _kernels
+    from .. import _jit
+    from ..links._families import ONE_PREDICTOR
 
-    if not getattr(obj, "use_kernel", True) or not _kernels.HAVE_NUMBA:
+    if not getattr(obj, "use_kernel", True) or not _jit.HAVE_NUMBA:
         return None
     if not hasattr(obj, "_glm_y"):
-        fam = _kernels.family_arrays(obj.design.family)
-        ok = fam is not None and fam[0] <= _kernels.BINOMIAL
-        obj._glm_code, obj._glm_y = (fam[0], fam[1]) if ok else (None, None)
+        fam = obj.design.family.compiled()
+        ok = fam is not None and fam.code in ONE_PREDICTOR
+        obj._glm_code, obj._glm_y = (fam.code, fam.y) if ok else (None, None)
     return obj._glm_code
 
 

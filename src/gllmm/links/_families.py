@@ -17,11 +17,38 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import expit, gammaln
 
 Derivs = tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]
+
+#: Codes of the families the compiled kernels know (``links._jets``): Poisson (log link) and
+#: binomial (logit), one predictor per block; multinomial with cumulative logits
+#: ``pi = D F(eta) + c`` (F logistic); multinomial with ``pi = softmax(eta)``.
+POISSON, BINOMIAL, CUMULATIVE_LOGIT, MULTINOMIAL = 0, 1, 2, 3
+#: codes of the families with one linear predictor per block (``links._jets.glm_jets``)
+ONE_PREDICTOR = (POISSON, BINOMIAL)
+
+
+class CompiledFamily(NamedTuple):
+    """A family as the compiled kernels take it: its code, the counts (B, K), and for
+    cumulative logits ``pi = D F(eta) + c`` the matrices D (K, J) and c (B, K)."""
+
+    code: int
+    y: np.ndarray
+    D: np.ndarray
+    c: np.ndarray
+
+
+def compiled_family(code: int, y: np.ndarray, D: np.ndarray | None = None,
+                    c: np.ndarray | None = None) -> CompiledFamily:
+    """A :class:`CompiledFamily` with contiguous float arrays (D and c unused unless given)."""
+    y = np.ascontiguousarray(y, dtype=float)
+    D = np.zeros((1, 1)) if D is None else np.ascontiguousarray(D, dtype=float)
+    c = np.zeros(y.shape) if c is None else np.ascontiguousarray(c, dtype=float)
+    return CompiledFamily(code, y, D, c)
 
 
 class Family(ABC):
@@ -61,6 +88,12 @@ class Family(ABC):
     def subset(self, blocks: np.ndarray) -> Family:
         """The family restricted to some blocks (used by per-cluster fits)."""
         raise NotImplementedError(f"{self.name} does not support subsetting")
+
+    def compiled(self) -> CompiledFamily | None:
+        """The family as the compiled kernels know it (``links._jets``), or None: the strategies
+        then use :meth:`derivatives`. A family with the same maths as a known one declares its
+        code here; the kernels choose their fast path from it."""
+        return None
 
 
 def multinomial_constant(y: np.ndarray, coefficient: bool = True) -> np.ndarray:
@@ -122,6 +155,9 @@ class Poisson(Family):
         w = None if self.weights is None else self.weights[blocks]
         return Poisson(self.y[blocks], self.cells[blocks], weights=w)
 
+    def compiled(self) -> CompiledFamily:
+        return compiled_family(POISSON, self.y)
+
 
 @dataclass
 class Binomial(Family):
@@ -173,6 +209,9 @@ class Binomial(Family):
     def subset(self, blocks: np.ndarray) -> Binomial:
         w = None if self.weights is None else self.weights[blocks]
         return Binomial(self.y[blocks], self.cells[blocks], weights=w)
+
+    def compiled(self) -> CompiledFamily:
+        return compiled_family(BINOMIAL, self.y)
 
 
 def _logsumexp(eta: np.ndarray) -> np.ndarray:
@@ -241,6 +280,9 @@ class Multinomial(Family):
 
     def subset(self, blocks: np.ndarray) -> Multinomial:
         return Multinomial(self.y[blocks], self.cells[blocks], coefficient=self.coefficient)
+
+    def compiled(self) -> CompiledFamily:
+        return compiled_family(MULTINOMIAL, self.y)
 
 
 @dataclass

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
-from ._families import Derivs, Family, multinomial_constant
+from ._families import (
+    CUMULATIVE_LOGIT,
+    CompiledFamily,
+    Derivs,
+    Family,
+    compiled_family,
+    multinomial_constant,
+)
 
 
 def logistic_jets(eta: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -30,6 +37,10 @@ def logistic_jets(eta: np.ndarray) -> tuple[np.ndarray, ...]:
     f2 = f1 * (1.0 - 2.0 * p)
     f3 = f1 * (1.0 - 6.0 * p + 6.0 * p * p)
     return p, f1, f2, f3
+
+
+#: the compiled kernels know these jets (``links._jets.cumulative_logit_block``)
+logistic_jets.kernel_code = CUMULATIVE_LOGIT  # type: ignore[attr-defined]
 
 
 def plackett(log_psi: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -141,6 +152,12 @@ class AffineSeparable(Family):
 
     def constant(self) -> np.ndarray:
         return multinomial_constant(self.y, self.coefficient)
+
+    def compiled(self) -> CompiledFamily | None:
+        """Known to the kernels when its jets declare a ``kernel_code`` (logistic: cumulative
+        logits)."""
+        code = getattr(self.jets, "kernel_code", None)
+        return None if code is None else compiled_family(code, self.y, self.D, self.c)
 
     def subset(self, blocks: np.ndarray) -> AffineSeparable:
         jets = self.jets

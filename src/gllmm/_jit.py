@@ -1,0 +1,120 @@
+"""numba compilation for the whole package: the decorator, its on-disk cache, template binding.
+
+The compiled code is split by concept over the layers (family maths in ``links._jets``, the
+AGQ kernels in ``integrate``, the GLM Newton and BFGS loops in ``fitting``), and a kernel of
+one file calls kernels of others. numba keys a cached function on its own file only, so a
+change to a callee elsewhere would leave its callers' machine code stale. Hence one cache for
+all of them, in a directory named by a hash of every file in :data:`KERNEL_SOURCES`: a change
+to any kernel source moves the cache to a new directory and recompiles everything
+consistently. The directory is set on numba's configuration only while a kernel is decorated
+(numba picks a function's cache location then), so numba code outside gllmm is unaffected.
+
+Where: ``$NUMBA_CACHE_DIR/gllmm-<hash>`` when that variable is set; else
+``__pycache__/numba-<hash>`` beside this file when writable (older ``numba-*`` directories
+there are removed); else ``$XDG_CACHE_HOME/gllmm/numba-<hash>`` (default ``~/.cache``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+#: Every module with compiled code, relative to the package: their hash names the cache.
+#: ``tests/test_jit.py`` checks that each module using :func:`njit` is listed.
+KERNEL_SOURCES = (
+    "_jit.py",
+    "_small_linalg.py",
+    "links/_jets.py",
+    "integrate/_scalar_kernel.py",
+    "integrate/_dense_kernel.py",
+    "integrate/_sparse_laplace.py",
+    "fitting/_loops.py",
+)
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def source_hash(root: Path = PACKAGE, sources: tuple[str, ...] = KERNEL_SOURCES) -> str:
+    """First 16 hex digits of the SHA-256 of the kernel sources (names and contents)."""
+    digest = hashlib.sha256()
+    for name in sources:
+        digest.update(name.encode())
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_dir(key: str | None = None) -> Path:
+    """The directory numba caches gllmm's kernels in, for the sources' hash ``key``."""
+    key = key or source_hash()
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    if env:
+        return Path(env) / f"gllmm-{key}"
+    in_tree = PACKAGE / "__pycache__"
+    if os.access(in_tree if in_tree.is_dir() else PACKAGE, os.W_OK):
+        return in_tree / f"numba-{key}"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gllmm" / f"numba-{key}"
+
+
+def cache_is_cold(place: Path) -> bool:
+    """Whether ``place`` holds no cached kernel yet (numba writes one ``.nbi`` index per
+    function): a first run, which compiles."""
+    return next(place.rglob("*.nbi"), None) is None if place.is_dir() else True
+
+
+def _prune(place: Path) -> None:
+    """Remove the caches of earlier sources beside ``place`` (only in our own ``__pycache__``:
+    a shared ``NUMBA_CACHE_DIR`` may serve other installations)."""
+    if place.parent != PACKAGE / "__pycache__":
+        return
+    for old in place.parent.glob("numba-*"):
+        if old != place:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+try:  # numba is a dependency, but the numpy paths stay correct without it
+    import numba
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    HAVE_NUMBA = False
+
+CACHE_DIR = cache_dir()
+
+if HAVE_NUMBA and cache_is_cold(CACHE_DIR):  # a new user's first fit: say why it takes a while
+    _prune(CACHE_DIR)
+    print("gllmm: compiling the numerical kernels for their first use (about a minute, "
+          "once; later runs load them from the cache)", file=sys.stderr, flush=True)
+
+
+def njit(f: Callable) -> Callable:
+    """``numba.njit(cache=True, nogil=True)`` caching in :data:`CACHE_DIR`; ``f`` itself
+    where numba is missing."""
+    if not HAVE_NUMBA:  # pragma: no cover
+        return f
+    config = numba.config
+    saved = config.CACHE_DIR
+    config.CACHE_DIR = str(CACHE_DIR)
+    try:
+        return numba.njit(cache=True, nogil=True)(f)
+    finally:
+        config.CACHE_DIR = saved
+
+
+def bind(template: Callable, name: str, **names: object) -> Callable:
+    """A copy of ``template`` named ``name`` whose globals ``names`` are bound.
+
+    A loop written once as a template calling placeholder globals (an objective, a linear
+    solve) is compiled once per objective this way: numba cannot cache functions that take
+    functions as arguments, but it caches each bound copy under its own name."""
+    glob = dict(template.__globals__)
+    glob.update(names)
+    f = types.FunctionType(template.__code__, glob, name, template.__defaults__)
+    f.__qualname__ = name
+    f.__module__ = template.__module__
+    return f

@@ -1,0 +1,66 @@
+"""The numba cache of the compiled kernels: keyed on a hash of every kernel source, so a change
+in any kernel file recompiles all of them (numba alone keys a function on its own file); a
+first run on a cold cache says that it is compiling, a warm one says nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from gllmm import _jit
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _run(code: str, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache),
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300, check=True)
+
+
+def test_cold_cache_prints_one_line(tmp_path):
+    err = _run("import gllmm._jit", tmp_path).stderr
+    assert err.count("compiling the numerical kernels") == 1
+
+
+def test_warm_cache_is_silent(tmp_path):
+    # any numba index file in the cache directory of these sources means it was written
+    place = tmp_path / f"gllmm-{_jit.source_hash()}" / "links_0"
+    place.mkdir(parents=True)
+    (place / "_jets.glm_jets-1.py311.nbi").write_bytes(b"")
+    assert "compiling" not in _run("import gllmm._jit", tmp_path).stderr
+
+
+def test_a_fresh_import_caches_in_the_directory_of_the_sources_hash(tmp_path):
+    code = ("from gllmm._jit import CACHE_DIR; from gllmm.links._jets import glm_jets; "
+            "glm_jets(0, 1.0, 0.0, 0.5, 2); print(CACHE_DIR)")
+    out = _run(code, tmp_path).stdout.strip()
+    assert Path(out) == tmp_path / f"gllmm-{_jit.source_hash()}"
+    assert [p.name.split("-")[0] for p in Path(out).rglob("*.nbi")] == ["_jets.glm_jets"]
+
+
+def test_any_kernel_source_change_moves_the_cache(tmp_path):
+    for name in _jit.KERNEL_SOURCES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(_jit.PACKAGE / name, tmp_path / name)
+    key = _jit.source_hash(tmp_path)
+    assert key == _jit.source_hash()
+    seen = {key}
+    for name in _jit.KERNEL_SOURCES:
+        with open(tmp_path / name, "a") as f:
+            f.write("# changed\n")
+        seen.add(_jit.source_hash(tmp_path))
+    assert len(seen) == len(_jit.KERNEL_SOURCES) + 1
+    assert _jit.cache_dir(key).name.endswith(key)
+
+
+def test_every_module_with_compiled_code_is_hashed():
+    pattern = re.compile(r"^\s*(@_?njit\b|\w+ = _?njit\()", re.MULTILINE)
+    compiled = {p.relative_to(_jit.PACKAGE).as_posix() for p in _jit.PACKAGE.rglob("*.py")
+                if pattern.search(p.read_text())}
+    assert compiled <= set(_jit.KERNEL_SOURCES), compiled - set(_jit.KERNEL_SOURCES)
