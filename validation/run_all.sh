@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 cd "$root"
 
-scripts=(mba.R clinical_poisson.R clinical_cumlogit.R crossed.R ordinal_data.R real_data.R cbpp_inference.R random_association.R)
+scripts=(mba.R clinical_poisson.R clinical_cumlogit.R crossed.R ordinal_data.R real_data.R cbpp_inference.R random_association.R table_designs.R)
 if [[ "${SKIP_SLOW:-0}" != "1" ]]; then
   scripts+=(sparse30.R)
 fi

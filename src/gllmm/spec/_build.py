@@ -20,7 +20,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import GllmmWarning, SpecError
-from ..links import Binomial, Poisson
+from ..links import Binomial, Multinomial, Poisson
+from ..tables import Table
 from ..tables._validate import check_counts, check_no_missing
 from ._design import Design, block_structure
 from ._formula import (
@@ -31,6 +32,7 @@ from ._formula import (
     model_matrix,
     parse_formula,
 )
+from ._table_input import stratum_blocks, table_input, within_block_constant
 
 
 def count_column(data: pd.DataFrame, name: str) -> np.ndarray:
@@ -159,6 +161,11 @@ def build_design(
     ----------
     data : DataFrame or Table
         One row per cell (Poisson) or per binomial (``cbind(successes, failures) ~ ...``).
+        A ``gllmm.tables.Table`` gives its cells in row-major order, leaves its structural
+        zeros out, offers its scores as columns ``<factor>_score`` and, with strata, makes
+        each stratum one multinomial block (columns of X constant within every stratum are
+        dropped: the fixed totals identify them); see ``notes["cells"]``,
+        ``notes["fixed_by_strata"]``.
     formula : str
         ``count ~ fixed + offset(expr) + (expr | group) + ...`` in lme4's idioms:
         ``cbind(y, n - y)``, ``factor(x)``, ``(1 | a/b)``, ``a*b``, ``(a + b)^2``, ``log(x)``,
@@ -168,7 +175,7 @@ def build_design(
         Overrides the covariance implied by ``|`` (unstructured) / ``||`` (diagonal).
     offset : str or array-like, optional
         Added to the formula's ``offset()`` terms: a column, an expression (``"log(n)"``) or
-        one value per row of ``data``, in data's row order.
+        one value per row of ``data`` (per cell of a Table), in data's row order.
     weights : str or array-like, optional
         Frequency weights >= 0 (column, expression or values per row); rows of weight 0
         are left out.
@@ -179,7 +186,10 @@ def build_design(
     (block b is row ``order[b]`` of ``data``). Counts, offsets and weights are sorted with
     them, so every per-row input is given in the data's own order.
     """
-    if hasattr(data, "data") and isinstance(data.data, pd.DataFrame):
+    table = table_input(data) if isinstance(data, Table) else None
+    if table is not None:
+        data = table.frame
+    elif hasattr(data, "data") and isinstance(data.data, pd.DataFrame):
         data = data.data
     if not isinstance(data, pd.DataFrame):
         raise SpecError("data must be a pandas DataFrame or a gllmm Table")
@@ -196,6 +206,7 @@ def build_design(
     w = row_values(data, weights, "weights")
     off_arg = row_values(data, offset, "offset")
     data = data.reset_index(drop=True)
+    keep = np.ones(len(data), dtype=bool) if table is None else table.modelled.copy()
     if w is not None:
         if (w < 0).any():
             raise SpecError(f"weights are negative in rows {np.flatnonzero(w < 0)[:10].tolist()}"
@@ -209,11 +220,19 @@ def build_design(
                           "pseudo-likelihood (log-likelihood, AIC and LR tests are not on the "
                           "usual scale); round them if they are counts", GllmmWarning,
                           stacklevel=2)
-        keep = w > 0
+        keep &= w > 0
         if not keep.any():
             raise SpecError("every weight is zero: there is nothing to fit")
-        data, w = data[keep].reset_index(drop=True), w[keep]
+    if not keep.all():  # rows of weight 0 and a Table's structural zeros are not modelled
+        data = data[keep].reset_index(drop=True)
+        w = None if w is None else w[keep]
         off_arg = None if off_arg is None else off_arg[keep]
+    strata = () if table is None else table.strata
+    if strata and (fam_name != "poisson" or w is not None):
+        raise SpecError(f"the table's strata {list(strata)} make the counts product-multinomial"
+                        ": use family='poisson' without weights, or drop the strata "
+                        "(table.with_strata())")
+    stratum = None if not strata else table.stratum[keep]
     trials = _proportions(data, parsed.response, w) if fam_name == "binomial" else None
     if trials is not None:
         y, w = trials, None
@@ -234,13 +253,14 @@ def build_design(
 
     if not terms:
         cluster = np.zeros(n, dtype=int)
-        order = np.arange(n)
+        order = np.arange(n) if stratum is None else np.argsort(stratum, kind="stable")
         Z = np.zeros((n, 1, 0))
         cov = None
         labels_out: tuple = ()
         rnames: tuple[str, ...] = ()
     else:
-        cluster, order, Z, cov, labels_out, rnames, levels = _random_layout(terms, n, covariance)
+        cluster, order, Z, cov, labels_out, rnames, levels = _random_layout(
+            terms, n, covariance, stratum)
     fam = _family(fam_name, y, w, order)
     if w is not None and fam_name == "poisson":
         off = off + np.log(w)  # w (y eta - e^eta) = (w y) (eta + log w) - e^(eta + log w) + c
@@ -253,15 +273,41 @@ def build_design(
         notes["weights"] = w
     if terms:
         notes["random_levels"] = levels
+    scores = {**({} if table is None else table.scores), **(scores or {})}
     if scores:
         notes["scores"] = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
+    if table is not None:
+        notes["cells"] = np.flatnonzero(keep)  # the table cell of each row of data
+    if strata:
+        notes["strata"] = strata
     if fam_name == "binomial":
         rows = data.loc[np.repeat(np.arange(n), 2)].reset_index(drop=True)
         rows["outcome"] = np.tile(["success", "failure"], n)
         notes["data"] = rows
     X = X[order] if sp.issparse(X) else X[order][:, None, :]
+    if strata:
+        return _stratified(y, X, Z, off, cluster, cov, xnames, labels_out, rnames, notes,
+                           stratum, order)
     return Design(fam, X, Z, off[order][:, None], cluster, cov, xnames,
                   labels_out, rnames, notes)
+
+
+def _stratified(y: np.ndarray, X: Any, Z: Any, off: np.ndarray, cluster: np.ndarray,
+                cov: Any, xnames: tuple, labels: tuple, rnames: tuple, notes: dict,
+                stratum: np.ndarray, order: np.ndarray) -> Design:
+    """The rows (in design order, strata contiguous) as product-multinomial blocks, one per
+    stratum; X loses the columns only the fixed totals identify (``_table_input``)."""
+    nb, size = stratum_blocks(stratum, tuple(notes["strata"]))
+    Xr = X if sp.issparse(X) else X[:, 0, :]
+    drop = within_block_constant(Xr, nb, size)
+    Xr = Xr[:, ~drop] if sp.issparse(Xr) else Xr[:, ~drop].reshape(nb, size, -1)
+    Zr = Z if sp.issparse(Z) else Z.reshape(nb, size, -1)
+    notes["family"] = "multinomial"
+    notes["fixed_by_strata"] = tuple(n for n, d in zip(xnames, drop, strict=True) if d)
+    fam = Multinomial(y[order].reshape(nb, size), order.reshape(nb, size))
+    return Design(fam, Xr, Zr, off[order].reshape(nb, size), cluster[::size], cov,
+                  tuple(n for n, d in zip(xnames, drop, strict=True) if not d), labels,
+                  rnames, notes)
 
 
 def _family(name: str, y: np.ndarray, w: np.ndarray | None, order: np.ndarray) -> Any:
@@ -289,20 +335,24 @@ def _slots(cluster: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return slot_of_key[inverse.ravel()]
 
 
-def _random_layout(terms: list, n: int, covariance: str | None) -> tuple:
+def _random_layout(terms: list, n: int, covariance: str | None,
+                   stratum: np.ndarray | None = None) -> tuple:
     """Clusters, row order, Z, covariance and names of the random terms; the last item is,
     per term, (group, expression, {group label: (cluster, first column of its effects)}),
-    which ``predict`` uses to place new data's groups in a cluster's u."""
-    # connected components of rows linked through shared groups
-    offsets = np.cumsum([0] + [len(t[4]) for t in terms])
-    rows = np.concatenate([np.arange(n)] * len(terms))
-    nodes = np.concatenate([n + offsets[i] + t[3] for i, t in enumerate(terms)])
+    which ``predict`` uses to place new data's groups in a cluster's u. Rows of one
+    ``stratum`` (a multinomial block) share a cluster and are contiguous in the order."""
+    # connected components of rows linked through shared groups (and strata)
+    codes = [t[3] for t in terms] + ([] if stratum is None else [stratum])
+    offsets = np.cumsum([0] + [int(c.max()) + 1 for c in codes])
+    rows = np.concatenate([np.arange(n)] * len(codes))
+    nodes = np.concatenate([n + offsets[i] + c for i, c in enumerate(codes)])
     total = n + offsets[-1]
     graph = coo_matrix((np.ones(len(rows)), (rows, nodes)), shape=(total, total))
     _, comp = connected_components(graph, directed=False)
     row_comp = comp[:n]
     _, cluster_of_row = np.unique(row_comp, return_inverse=True)
-    order = np.argsort(cluster_of_row, kind="stable")
+    order = (np.argsort(cluster_of_row, kind="stable") if stratum is None
+             else np.lexsort((stratum, cluster_of_row)))
     cluster = cluster_of_row[order]
     n_clusters = int(cluster.max()) + 1
 
