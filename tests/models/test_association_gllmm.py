@@ -20,12 +20,17 @@ from gllmm.links._dale_full import dale_full_family, plackett_partials
 from gllmm.models._association_gllmm import (
     association_from_contrasts,
     local_coding,
-    local_contrasts,
     random_association,
     stratified_random_association,
 )
+from gllmm.spec import local_odds_ratios
 
 SCORES = np.array([1.0, 2.0, 3.0])
+
+
+def local_contrasts(n_rows, n_cols):
+    """The local log odds-ratio contrasts D_I (x) D_J, dense (spec's builder)."""
+    return local_odds_ratios((n_rows, n_cols), sparse=False).C
 
 
 def section4_table(seed: int = 9, beta: float = 0.4, n: int = 200) -> np.ndarray:

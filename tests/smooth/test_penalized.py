@@ -15,11 +15,8 @@ import pandas as pd
 import pytest
 
 from gllmm.errors import SpecError, TableError
-from gllmm.smooth._penalized import (
-    local_log_odds_contrasts,
-    penalized_objective,
-    penalized_smoother,
-)
+from gllmm.smooth._penalized import penalized_objective, penalized_smoother
+from gllmm.spec import local_odds_ratios
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +38,13 @@ def _independence(counts: np.ndarray) -> np.ndarray:
 
 
 def test_contrasts_are_local_log_odds_ratios() -> None:
+    """The penalty's contrasts (spec's builder) against the definition (1e-7 relative)."""
     rng = np.random.default_rng(0)
     eta = rng.normal(size=(3, 4))
     expected = eta[:-1, :-1] - eta[:-1, 1:] - eta[1:, :-1] + eta[1:, 1:]
-    np.testing.assert_allclose(local_log_odds_contrasts(3, 4) @ eta.ravel(), expected.ravel())
+    for sparse in (False, True):
+        C = local_odds_ratios((3, 4), sparse=sparse).C
+        np.testing.assert_allclose(C @ eta.ravel(), expected.ravel())
 
 
 def test_lambda_zero_gives_sample_proportions(mba: np.ndarray) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import SpecError
+from ..spec import local_odds_ratios
 from ._constrained import fit_constrained
 from ._constrained_result import ConstrainedFit
 
@@ -168,15 +169,9 @@ def marginal_homogeneity_association_model(
     if np.any(du == 0) or np.any(dv == 0):
         raise SpecError("scores must be distinct for adjacent categories")
     rows, cols = _margins(n)
-    local = []
-    for i in range(n - 1):
-        for j in range(n - 1):
-            row = np.zeros(n * n)
-            row[i * n + j] = row[(i + 1) * n + j + 1] = 1.0
-            row[i * n + j + 1] = row[(i + 1) * n + j] = -1.0
-            local.append(row)
+    local = local_odds_ratios((n, n), sparse=False).C
     base = _baseline_logits(n)
-    C = scipy.linalg.block_diag(np.array(local), base, base)
+    C = scipy.linalg.block_diag(local, base, base)
     A = np.vstack([np.eye(n * n), rows, cols])
     x_assoc = np.outer(du, dv).reshape(-1, 1)
     X = scipy.linalg.block_diag(x_assoc, np.vstack([np.eye(n - 1), np.eye(n - 1)]))

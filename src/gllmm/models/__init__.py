@@ -8,7 +8,6 @@ from ._association import (
 from ._association_gllmm import (
     association_from_contrasts,
     local_coding,
-    local_contrasts,
     random_association,
     stratified_random_association,
 )
@@ -20,7 +19,6 @@ from ._smoothing import cellwise_smoothing
 __all__ = [
     "association_from_contrasts",
     "local_coding",
-    "local_contrasts",
     "random_association",
     "stratified_random_association",
     "bivariate_ordinal",

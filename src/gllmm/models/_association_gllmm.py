@@ -49,7 +49,7 @@ from scipy.special import logit
 from ..errors import SpecError
 from ..links import Multinomial, Poisson, dale_plugin_family
 from ..links._dale_full import dale_full_family
-from ..spec import Design, block_structure
+from ..spec import Design, block_structure, local_odds_ratios
 from ..spec._build import count_column
 from ..tables._validate import check_columns, check_counts, check_no_missing
 from ._association import _levels
@@ -58,13 +58,6 @@ _TOL = 1e-9
 
 
 # ---------------------------------------------------------------------- odds-ratio algebra
-def local_contrasts(n_rows: int, n_cols: int) -> np.ndarray:
-    """Local log odds-ratio contrasts ``L = D_I (x) D_J``, shape ((I-1)(J-1), I J), row-major."""
-    d_r = np.diff(np.eye(n_rows), axis=0)
-    d_c = np.diff(np.eye(n_cols), axis=0)
-    return np.kron(d_r, d_c)
-
-
 def local_coding(n_rows: int, n_cols: int, coding: str = "cumulative") -> np.ndarray:
     """A right inverse ``S`` of the local contrasts, shape (I J, (I-1)(J-1)); see module doc."""
     if coding == "cumulative":
@@ -72,7 +65,7 @@ def local_coding(n_rows: int, n_cols: int, coding: str = "cumulative") -> np.nda
         b = (np.arange(n_cols)[:, None] > np.arange(n_cols - 1)[None, :]).astype(float)
         return np.kron(a, b)
     if coding == "centred":
-        L = local_contrasts(n_rows, n_cols)
+        L = local_odds_ratios((n_rows, n_cols), sparse=False).C  # D_I (x) D_J
         return L.T @ np.linalg.inv(L @ L.T)
     raise SpecError(f"unknown coding {coding!r}; use 'cumulative' or 'centred'")
 

@@ -24,12 +24,12 @@ from scipy.optimize import minimize_scalar
 
 from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
 from gllmm.integrate._newton import backtrack
+from gllmm.spec import local_odds_ratios
 
 from ._local import CRITERIA, SmoothingSelection, poisson_deviance
 
 __all__ = [
     "PenalizedFit",
-    "local_log_odds_contrasts",
     "penalized_objective",
     "penalized_smoother",
 ]
@@ -40,21 +40,6 @@ FloatArray = NDArray[np.float64]
 NEWTON_TOL = 1e-20
 #: A decrement below this times (1 + n) counts as converged when step halving finds no ascent.
 ROUNDING_TOL = 1e-12
-
-
-def local_log_odds_contrasts(n_rows: int, n_cols: int) -> FloatArray:
-    """Contrast matrix ``C`` with ``C @ eta.ravel() = log theta`` (local log odds ratios).
-
-    ``C = D_I kron D_J`` with ``D_m`` the (m-1) x m first-difference matrix, so that
-    ``(C vec(eta))`` in C order is ``D_I eta D_J'``.
-
-    Returns
-    -------
-    ndarray of shape ((n_rows - 1) * (n_cols - 1), n_rows * n_cols)
-    """
-    if n_rows < 2 or n_cols < 2:
-        raise SpecError(f"need at least a 2 x 2 table, got {n_rows} x {n_cols}")
-    return np.kron(np.diff(np.eye(n_rows), axis=0), np.diff(np.eye(n_cols), axis=0))
 
 
 def penalized_objective(
@@ -89,7 +74,7 @@ def penalized_objective(
     y = np.asarray(counts, dtype=np.float64)
     if eta.ndim != 2 or eta.shape != y.shape:
         raise SpecError("log_mu and counts must be two-way arrays of the same shape")
-    contrasts = local_log_odds_contrasts(*y.shape)
+    contrasts = local_odds_ratios(y.shape, sparse=False).C
     e, yv = eta.ravel(), y.ravel()
     mu = np.exp(e)
     log_theta = contrasts @ e
@@ -165,7 +150,7 @@ def _solve(y: FloatArray, lam: float, *, max_iter: int) -> _Solution:
     if lam == 0.0:
         # the saturated fit mu = y: d mu / d y is the identity, zero cells included
         return _Solution(y.copy(), float(y.size), True, 0)
-    contrasts = local_log_odds_contrasts(n_rows, n_cols)
+    contrasts = local_odds_ratios((n_rows, n_cols), sparse=False).C
     penalty = contrasts.T @ contrasts
     yv = y.ravel()
     total = float(yv.sum())
@@ -363,9 +348,9 @@ def penalized_smoother(
     fitted *= total / fitted.sum()  # removes the last rounding; sum mu = n at the optimum
     with np.errstate(divide="ignore", invalid="ignore"):
         log_fitted = np.log(fitted)
-        log_or = (log_fitted[:-1, :-1] + log_fitted[1:, 1:]) - (
-            log_fitted[:-1, 1:] + log_fitted[1:, :-1]
-        )
+        # sparse C: a -inf log mean reaches only its own odds ratios (never 0 * inf)
+        log_or = local_odds_ratios(fitted.shape, sparse=True).C @ log_fitted.ravel()
+    log_or = log_or.reshape(fitted.shape[0] - 1, fitted.shape[1] - 1)
     log_or = np.where(np.isfinite(log_or), log_or, np.nan)
     deviance = poisson_deviance(y, solution.fitted)
     return PenalizedFit(
