@@ -191,6 +191,13 @@ def _finish(g: _Grid, C: sp.csr_array, A: sp.csr_array, kind: str, row_shape: tu
     return LinkMatrices(C, A, kind, _row_index(row_shape), g.names, tuple(labels))
 
 
+def _on_cells(g: _Grid, C: sp.csr_array, kind: str, row_shape: tuple[int, ...],
+              labels: list[Callable[[int], str]], sparse: bool | None) -> LinkMatrices:
+    """A model on the cells themselves: ``A = I_n``, so ``C log(A mu) = C log mu``."""
+    A = sp.csr_array(sp.eye_array(g.n_cells, format="csr"))
+    return _finish(g, C, A, kind, row_shape, labels, sparse)
+
+
 def _need_levels(g: _Grid, k: int, what: str, minimum: int = 2) -> int:
     n = g.shape[k]
     if n < minimum:
@@ -225,8 +232,7 @@ def loglinear_matrices(table: _TableLike | Sequence[int], *,
     """
     g = _grid(table)
     eye = sp.csr_array(sp.eye_array(g.n_cells, format="csr"))
-    labels = _level_labels(g)
-    return _finish(g, eye, eye.copy(), "log_mu", g.shape, labels, sparse)
+    return _on_cells(g, eye, "log_mu", g.shape, _level_labels(g), sparse)
 
 
 def local_odds_ratios(table: _TableLike | Sequence[int], axes: Sequence[int | str] = (0, 1), *,
@@ -252,12 +258,11 @@ def local_odds_ratios(table: _TableLike | Sequence[int], axes: Sequence[int | st
     a, b = _pair(g, axes)
     n_a, n_b = (_need_levels(g, k, "local odds ratios") for k in (a, b))
     C = _along(g.shape, {a: _diff(n_a), b: _diff(n_b)})
-    A = sp.csr_array(sp.eye_array(g.n_cells, format="csr"))
     labels = _level_labels(g)
     for k in (a, b):
         labels[k] = lambda j, k=k: f"{g.names[k]}={g.levels[k][j]}:{g.levels[k][j + 1]}"
     row_shape = tuple(n - 1 if k in (a, b) else n for k, n in enumerate(g.shape))
-    return _finish(g, C, A, "log_local_or", row_shape, labels, sparse)
+    return _on_cells(g, C, "log_local_or", row_shape, labels, sparse)
 
 
 def global_odds_ratios(table: _TableLike | Sequence[int], axes: Sequence[int | str] = (0, 1), *,
@@ -331,11 +336,10 @@ def baseline_logits(table: _TableLike | Sequence[int], response: int | str = -1,
     D[np.arange(k - 1), others] = 1.0
     D[:, base] = -1.0
     C = _along(g.shape, {r: sp.csr_array(D)})
-    A = sp.csr_array(sp.eye_array(g.n_cells, format="csr"))
     labels = _level_labels(g)
     lv, name = g.levels[r], g.names[r]
     labels[r] = lambda j: f"{name}={lv[others[j]]} vs {lv[base]}"
-    return _finish(g, C, A, "baseline_logit", row_shape, labels, sparse)
+    return _on_cells(g, C, "baseline_logit", row_shape, labels, sparse)
 
 
 def adjacent_logits(table: _TableLike | Sequence[int], response: int | str = -1, *,
@@ -351,11 +355,10 @@ def adjacent_logits(table: _TableLike | Sequence[int], response: int | str = -1,
     g = _grid(table)
     r, k, row_shape = _logit_rows(g, response)
     C = _along(g.shape, {r: sp.csr_array(-_diff(k))})
-    A = sp.csr_array(sp.eye_array(g.n_cells, format="csr"))
     labels = _level_labels(g)
     lv, name = g.levels[r], g.names[r]
     labels[r] = lambda j: f"{name}={lv[j]} vs {lv[j + 1]}"
-    return _finish(g, C, A, "adjacent_logit", row_shape, labels, sparse)
+    return _on_cells(g, C, "adjacent_logit", row_shape, labels, sparse)
 
 
 def cumulative_logits(table: _TableLike | Sequence[int], response: int | str = -1, *,
