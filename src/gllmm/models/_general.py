@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 
 from ..errors import SpecError
 from ..links._implicit import ImplicitMultinomial
-from ..spec import Design, block_structure
+from ..spec import Design, block_structure, global_odds_ratios, marginal_logits
 from ..tables._validate import check_array, check_counts
 
 
@@ -90,35 +91,15 @@ def dale_matrices(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray, lis
     Rows of ``C log(A pi)``: the I - 1 marginal cumulative logits of the row variable
     ``log P(X <= i) - log P(X > i)``, the J - 1 of the column variable, then the
     (I - 1)(J - 1) log global odds ratios ``log[P(X<=i,Y<=j) P(X>i,Y>j) / (P(X<=i,Y>j)
-    P(X>i,Y<=j))]`` (Dale 1986; paper model 6.1-6.3).
+    P(X>i,Y<=j))]`` (Dale 1986; paper model 6.1-6.3): ``spec.marginal_logits`` and
+    ``spec.global_odds_ratios`` stacked.
     """
-    ni, nj = n_rows, n_cols
-    k = ni * nj
-    ii, jj = np.divmod(np.arange(k), nj)
-    a_rows: list[np.ndarray] = []
-    c_rows: list[np.ndarray] = []
-    labels: list[str] = []
-
-    def add(parts: list[tuple[np.ndarray, float]], label: str) -> None:
-        row = {}
-        for mask, sign in parts:
-            a_rows.append(mask.astype(float))
-            row[len(a_rows) - 1] = sign
-        c_rows.append(row)  # type: ignore[arg-type]
-        labels.append(label)
-
-    for i in range(ni - 1):
-        add([(ii <= i, 1.0), (ii > i, -1.0)], f"row logit {i + 1}")
-    for j in range(nj - 1):
-        add([(jj <= j, 1.0), (jj > j, -1.0)], f"col logit {j + 1}")
-    for i in range(ni - 1):
-        for j in range(nj - 1):
-            add([((ii <= i) & (jj <= j), 1.0), ((ii > i) & (jj > j), 1.0),
-                 ((ii <= i) & (jj > j), -1.0), ((ii > i) & (jj <= j), -1.0)],
-                f"log global OR {i + 1},{j + 1}")
-    A = np.array(a_rows)
-    C = np.zeros((len(c_rows), len(a_rows)))
-    for r, row in enumerate(c_rows):
-        for col, sign in row.items():  # type: ignore[attr-defined]
-            C[r, col] = sign
-    return C, A, labels
+    shape = (n_rows, n_cols)
+    margins = marginal_logits(shape, (0, 1), "cumulative", sparse=False)
+    odds = global_odds_ratios(shape, (0, 1), sparse=False)
+    labels = ([f"row logit {i + 1}" for i in range(n_rows - 1)]
+              + [f"col logit {j + 1}" for j in range(n_cols - 1)]
+              + [f"log global OR {i + 1},{j + 1}" for i in range(n_rows - 1)
+                 for j in range(n_cols - 1)])
+    return (scipy.linalg.block_diag(margins.C, odds.C), np.vstack([margins.A, odds.A]),
+            labels)
