@@ -1,10 +1,11 @@
 """``build_design`` on a ``Table``: structural zeros, scores and strata (issue 15).
 
 References: R's glm on the 8 modelled cells of a 3 x 3 table with a structural zero
-(quasi-independence and linear-by-linear with the table's scores), and the product-multinomial
-fit given the row totals (glm's estimates, the log-likelihood summed from dmultinom), all
-recorded by validation/table_designs.R in tests/fixtures/r/table_designs.json; for a random
-effect within strata, the marginal log-likelihood by numerical integration (scipy quad).
+(quasi-independence and linear-by-linear with the table's scores; glmmTMB with a random cell
+effect), and the product-multinomial fit given the row totals (glm's estimates, the
+log-likelihood summed from dmultinom), all recorded by validation/table_designs.R in
+tests/fixtures/r/table_designs.json; for a random effect within strata, the marginal
+log-likelihood by numerical integration (scipy quad).
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ def test_structural_zero_leaves_the_cell_out(model, formula):
     assert cells == ref["cells"]
     np.testing.assert_allclose(fitted["fitted"], ref["fitted"], rtol=1e-6)
     np.testing.assert_array_equal(d.notes["cells"], [0, 1, 3, 4, 5, 6, 7, 8])
+
+
+def test_random_cell_effects_on_the_modelled_cells():
+    """``(1 | row:col)`` on the 8 cells against glmmTMB's Laplace fit (estimates and SD to
+    1e-4, log-likelihood to 1e-6: glmmTMB stopped at max|grad| ~1e-5)."""
+    ref = REF["cellwise_glmmtmb"]
+    res = _fit(build_design(_zero_table(), "count ~ C(row) + C(col) + (1 | row:col)"),
+               method="laplace")
+    assert res.design.n_blocks == ref["n_cells"] == 8
+    for r_name, value in ref["estimates"].items():
+        assert res.params[res.design.fixed_names.index(NAMES[r_name])] == pytest.approx(
+            value, abs=1e-4), r_name
+    assert res.params[-1] == pytest.approx(ref["sd"], abs=1e-4)
+    assert res.loglik == pytest.approx(ref["loglik"], abs=1e-6)
 
 
 def test_the_table_scores_are_the_formula_columns():
