@@ -29,12 +29,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.linalg
 
 from ..errors import FitError
+from ..integrate._newton import NewtonResult, State, newton
 
 
 @dataclass
@@ -319,26 +319,6 @@ def dense_information(st: Structure, b: Blocks) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- the Newton driver
-@dataclass
-class State:
-    """Objective value (and, at order 2, gradient and Newton pieces) at one parameter value."""
-
-    params: np.ndarray
-    value: float
-    order: int
-    grad: np.ndarray | None = None
-    extra: Any = None
-
-
-@dataclass
-class NewtonResult:
-    state: State
-    converged: bool
-    n_iter: int
-    n_evaluations: int
-    message: str
-
-
 def maximise(
     evaluate: Callable[[np.ndarray, int], State],
     step: Callable[[State], np.ndarray],
@@ -351,49 +331,25 @@ def maximise(
     max_scale_step: float = 1.0,
     scale_index: tuple[int, ...] = (),
 ) -> NewtonResult:
-    """Damped Newton ascent with Armijo backtracking on the exact objective.
-
-    ``evaluate(p, order)`` returns a State (order 0: value only; order 2: value, gradient and
-    whatever ``step`` needs); ``step(state)`` returns the (modified) Newton direction ``d``
-    with ``g'd > 0``. Stops when the Newton decrement ``g'd`` is below ``tol``. Steps are
-    shortened so that no parameter listed in ``scale_index`` (standard deviations) moves by
-    more than ``max_scale_step``.
-    """
+    """The package's Newton iteration (:func:`gllmm.integrate._newton.newton`, Armijo step
+    halving, stop when the decrement ``g'd`` is below ``tol``) with the structured direction
+    ``step(state)``, shortened so that no parameter listed in ``scale_index`` (standard
+    deviations) moves by more than ``max_scale_step``."""
     idx = list(scale_index)
-    state = evaluate(p0, 2)
-    n_eval = 1
-    if not np.isfinite(state.value):
-        raise FitError(f"{stage}: the log-likelihood is not finite at the starting values")
-    for it in range(1, max_iter + 1):
+
+    def direction(state: State) -> np.ndarray:
         d = step(state)
-        dec = float(state.grad @ d)
         if idx:
             big = float(np.max(np.abs(d[idx])))
             if big > max_scale_step:
                 d = d * (max_scale_step / big)
-                dec = float(state.grad @ d)
-        if progress is not None:
-            progress({"stage": stage, "iteration": it, "loglik": state.value,
-                      "decrement": dec, "params": state.params})
-        if not np.isfinite(dec):
-            return NewtonResult(state, False, it, n_eval, "non-finite Newton step")
-        if dec <= tol:
-            return NewtonResult(state, True, it - 1, n_eval, "converged")
-        t = 1.0
-        slack = 1e-13 * (abs(state.value) + 1.0)
-        while True:
-            trial = evaluate(state.params + t * d, 2 if t == 1.0 else 0)
-            n_eval += 1
-            if np.isfinite(trial.value) and trial.value >= state.value + 1e-4 * t * dec - slack:
-                break
-            t *= 0.5
-            if t < 1e-12:
-                return NewtonResult(state, False, it, n_eval, "line search failed")
-        if trial.order < 2:
-            trial = evaluate(trial.params, 2)
-            n_eval += 1
-        state = trial
-    return NewtonResult(state, False, max_iter, n_eval, "maximum number of iterations")
+        return d
+
+    res = newton(evaluate, direction, p0, tol=tol, max_iter=max_iter, progress=progress,
+                 stage=stage)
+    if res.n_iter == 0 and not np.isfinite(res.state.value):
+        raise FitError(f"{stage}: the log-likelihood is not finite at the starting values")
+    return res
 
 
 def progress_logger(t0: float, progress: Callable[[dict], None] | None

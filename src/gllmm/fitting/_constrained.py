@@ -47,6 +47,7 @@ import scipy.linalg
 from scipy.special import gammaln
 
 from ..errors import ConvergenceWarning, FitError, SpecError
+from ..integrate._newton import ARMIJO, backtrack
 from ._constrained_result import ConstrainedFit, ConvergenceInfo
 from ._constrained_spec import (
     SAMPLING_SCHEMES,
@@ -168,19 +169,20 @@ def _iterate(
         rho = max(rho, 1.5 * float(np.abs(state.lam).max()) + 1e-8)
         phi0 = _penalty_merit(problem, state, rho)
         slope = float(-(problem.y - state.m) @ state.step - rho * np.abs(state.h).sum())
-        t = 1.0
-        accepted = None
-        for _ in range(_MAX_HALVINGS):
-            cand = _state(problem, state.xi + t * state.step)
-            if cand is not None and (
-                _penalty_merit(problem, cand, rho) <= phi0 + 1e-4 * t * min(slope, 0.0)
+
+        def accept(t: float, out: tuple, state: _State = state, phi0: float = phi0,
+                   slope: float = slope, rho: float = rho) -> bool:
+            cand = out[1]
+            return cand is not None and (
+                _penalty_merit(problem, cand, rho) <= phi0 + ARMIJO * t * min(slope, 0.0)
                 # or the KKT residual falls: avoids the Maratos effect near the solution
-                or cand.merit < (1.0 - 1e-4 * t) * state.merit
-            ):
-                accepted = cand
-                break
-            t *= 0.5
-            n_halvings += 1
+                or cand.merit < (1.0 - ARMIJO * t) * state.merit
+            )
+
+        found = backtrack(lambda z: (0.0, _state(problem, z)), state.xi, state.step, 0.0,
+                          _MAX_HALVINGS, accept=accept)
+        n_halvings += _MAX_HALVINGS if found is None else round(-math.log2(found[0]))
+        accepted = None if found is None else found[2][1]
         if accepted is None:
             converged = step_norm <= math.sqrt(eff_tol) and score_norm <= math.sqrt(eff_tol)
             message = (
@@ -190,7 +192,7 @@ def _iterate(
             )
             break
         iteration += 1
-        history.append((iteration, t, step_norm, score_norm))
+        history.append((iteration, found[0], step_norm, score_norm))
         state = accepted
     boundary = tuple(
         int(i) for i in np.flatnonzero((problem.y == 0) & (state.m < 1e-10 * problem.y.mean()))

@@ -64,7 +64,7 @@ from scipy.special import gammaln, logsumexp
 
 from ..errors import BoundaryWarning, ConvergenceWarning, FitError
 from ..integrate import MarginalLikelihood
-from ..integrate._newton import backtrack
+from ..integrate._newton import State, damped_newton_direction, newton
 from ..results import FitResult
 from ..spec._design import Design
 from ._glm import check_full_rank
@@ -205,38 +205,30 @@ class _Sampler:
 
 def _m_step(sampler: _Sampler, x0: np.ndarray, v: np.ndarray, w: np.ndarray,
             lower: np.ndarray, max_iter: int = 100, tol: float = 1e-10) -> np.ndarray:
-    """Projected Newton on the concave-in-practice Q with bounds ``x >= lower``."""
-    x = x0.copy()
-    val, grad, hess, _ = sampler.q_function(x, v, w)
-    if not np.isfinite(val):
-        raise FitError("the Monte Carlo Q function is not finite at the current parameters")
-    for _ in range(max_iter):
-        at_bound = np.isfinite(lower) & (x <= lower + 1e-12) & (grad < 0)
-        free = ~at_bound
-        Hf = -hess[np.ix_(free, free)]
-        gf = grad[free]
-        lam = 0.0
-        for _try in range(60):  # Levenberg damping where Q is not concave (e.g. Dale)
-            try:
-                c = np.linalg.cholesky(Hf + lam * np.eye(len(gf)))
-                break
-            except np.linalg.LinAlgError:
-                lam = max(2 * lam, 1e-8 * max(1.0, np.abs(np.diag(Hf)).max()))
-        else:
-            break
-        step_f = np.linalg.solve(c.T, np.linalg.solve(c, gf))
+    """Projected Newton on the concave-in-practice Q with bounds ``x >= lower``: parameters at
+    their bound with the gradient pointing out stay fixed, trial points are clipped to the
+    bounds, Levenberg damping where Q is not concave (e.g. Dale)."""
+
+    def evaluate(x: np.ndarray, order: int) -> State:
+        val, grad, hess, _ = sampler.q_function(x, v, w, order=order)
+        return State(x, val, order, grad, hess)
+
+    def direction(state: State) -> np.ndarray | None:
+        x, grad = state.params, state.grad
+        free = ~(np.isfinite(lower) & (x <= lower + 1e-12) & (grad < 0))
+        step_f = damped_newton_direction(grad[free], state.extra[np.ix_(free, free)])
+        if step_f is None:
+            return None
         step = np.zeros_like(x)
         step[free] = step_f
-        decrement = float(gf @ step_f)
-        found = backtrack(lambda z: sampler.q_function(z, v, w, order=0), x, step, val, 60,
-                          lambda z: np.maximum(z, lower))
-        if found is None:
-            break
-        t, x, (val, *_) = found
-        _, grad, hess, _ = sampler.q_function(x, v, w)
-        if decrement < tol * (1.0 + abs(val)) or np.max(np.abs(t * step)) < 1e-12:
-            break
-    return x
+        return step
+
+    res = newton(evaluate, direction, x0, stop=lambda st, dec: dec < tol * (1.0 + abs(st.value)),
+                 max_iter=max_iter, max_trials=60, armijo=False, final_step=True,
+                 min_step=1e-12, project=lambda z: np.maximum(z, lower))
+    if res.n_iter == 0 and not np.isfinite(res.state.value):
+        raise FitError("the Monte Carlo Q function is not finite at the current parameters")
+    return res.state.params
 
 
 class _Expansion:
@@ -420,7 +412,7 @@ def fit_mcem(
     expansion = _Expansion(design) if expand else None
     x0 = default_start(design) if start is None else np.asarray(start, dtype=float).copy()
     x = x0.copy()
-    lower = np.r_[np.full(design.n_fixed, -np.inf), design.covariance.lower]
+    lower = design.param_lower
     tol = delta2 if stopping == "relative" else se_tol
     m = int(n_samples)
     prev_cov: np.ndarray | None = None

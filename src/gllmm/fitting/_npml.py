@@ -45,7 +45,7 @@ from scipy.special import logsumexp
 
 from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
 from ..integrate import gauss_hermite
-from ..integrate._newton import backtrack
+from ..integrate._newton import State, damped_newton_direction, newton
 from ..results import FitResult
 from ..results._result import _jsonable
 from ..spec._design import Design
@@ -135,28 +135,16 @@ class _Mixture:
             a = a - mean
         x = np.r_[beta, (basis.T @ a).ravel()]
         wb = w[self.design.cluster] if not self.one_per_cluster else w
-        val, grad, hess = self._q(x, basis, wb, 2)
-        for _ in range(max_iter):
-            neg = -hess
-            lam = 0.0
-            scale = max(1.0, float(np.abs(np.diag(neg)).max())) if neg.size else 1.0
-            for _try in range(40):  # Levenberg damping where Q is not concave
-                try:
-                    c = np.linalg.cholesky(neg + lam * np.eye(len(x)))
-                    break
-                except np.linalg.LinAlgError:
-                    lam = max(4 * lam, 1e-10 * scale)
-            else:
-                break
-            step = np.linalg.solve(c.T, np.linalg.solve(c, grad))
-            decrement = float(grad @ step)
-            found = backtrack(lambda z: self._q(z, basis, wb, 0), x, step, val, 50)
-            if found is None:
-                break
-            x = found[1]
-            val, grad, hess = self._q(x, basis, wb, 2)
-            if decrement < tol * (1.0 + abs(val)):
-                break
+
+        def evaluate(z: np.ndarray, order: int) -> State:
+            val, grad, hess = self._q(z, basis, wb, order)
+            return State(z, val, order, grad, hess)
+
+        # Levenberg damping where Q is not concave
+        res = newton(evaluate, lambda st: damped_newton_direction(st.grad, st.extra), x,
+                     stop=lambda st, dec: dec < tol * (1.0 + abs(st.value)), max_iter=max_iter,
+                     max_trials=50, armijo=False, final_step=True)
+        x = res.state.params
         return x[: self.p], basis @ x[self.p:].reshape(-1, self.q)
 
     # ------------------------------------------------------------------ free parameters
@@ -264,22 +252,26 @@ def _polish(mix: _Mixture, st: _State, gtol: float = 1e-9, max_iter: int = 50) -
     """Newton's method on the log-likelihood from the EM estimate; False if it cannot."""
     r = int(np.argmax(st.pi))
     phi = mix.to_phi(st.beta, st.a, st.pi, r)
-    value, grad = mix.gradient_phi(phi, r)
-    for _ in range(max_iter):
-        if np.max(np.abs(grad)) < gtol * max(1.0, abs(value)):
-            break
-        hess = mix.hessian_phi(phi, r)
+
+    def evaluate(z: np.ndarray, order: int) -> State:
+        value, grad = mix.gradient_phi(z, r)
+        return State(z, value, order, grad)
+
+    def direction(state: State) -> np.ndarray | None:
+        if np.max(np.abs(state.grad)) < gtol * max(1.0, abs(state.value)):
+            return np.zeros_like(state.grad)  # decrement 0: converged, no Hessian needed
+        hess = mix.hessian_phi(state.params, r)
         try:
             np.linalg.cholesky(-hess)
-            step = np.linalg.solve(-hess, grad)
         except np.linalg.LinAlgError:
-            return False
-        found = backtrack(lambda z: mix.gradient_phi(z, r), phi, step, value, 30)
-        if found is None:
-            return False
-        _, phi, (value, grad) = found
-    else:
+            return None
+        return np.linalg.solve(-hess, state.grad)
+
+    res = newton(evaluate, direction, phi, tol=0.0, max_iter=max_iter + 1, max_trials=30,
+                 armijo=False)
+    if not res.converged:
         return False
+    phi = res.state.params
     st.beta, st.a, st.pi = mix.from_phi(phi, r)
     st.loglik, st.w = mix.e_step(st.beta, st.a, st.pi)
     return True

@@ -220,7 +220,7 @@ def fit_pql(
     x0 = default_start(d) if start is None else np.asarray(start, dtype=float).copy()
     x = x0.copy()
     v = np.zeros((d.n_clusters, d.n_random))
-    lower = np.asarray(d.covariance.lower, dtype=float)
+    lower = d.param_lower[p:]
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     reml = criterion == "reml"
     log: list[dict[str, Any]] = []

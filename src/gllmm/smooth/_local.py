@@ -33,6 +33,7 @@ from gllmm.errors import (
     SpecError,
     TableError,
 )
+from gllmm.integrate._newton import halving_step
 
 __all__ = [
     "CRITERIA",
@@ -434,17 +435,9 @@ def _solve_local(
         decrement = np.einsum("mp,mp->m", gradient, step)
         finished = decrement <= NEWTON_TOL * (1.0 + weighted_count[idx])
         # step halving keeps every local objective non-decreasing
-        t = np.ones(idx.size)
         old = objective[idx]
-        trial = b + step
-        new = _local_objective(y, x, w, trial)
-        for _ in range(60):
-            bad = ~(new >= old)
-            if not np.any(bad):
-                break
-            t[bad] *= 0.5
-            trial[bad] = b[bad] + t[bad, None] * step[bad]
-            new[bad] = _local_objective(y, x[bad], w[bad], trial[bad])
+        trial, (new,) = halving_step(lambda z, x=x, w=w: (_local_objective(y, x, w, z),), b, step,
+                                     old, lambda t: t[:, None], 60)
         # near the optimum the full Newton step is taken even if rounding hides its gain
         improved = (new >= old) | finished
         trial[finished] = b[finished] + step[finished]

@@ -23,7 +23,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize_scalar
 
 from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
-from gllmm.integrate._newton import backtrack
+from gllmm.integrate._newton import State, newton
 from gllmm.spec import local_odds_ratios
 
 from ._local import CRITERIA, SmoothingSelection, poisson_deviance
@@ -161,26 +161,26 @@ def _solve(y: FloatArray, lam: float, *, max_iter: int) -> _Solution:
             value = yv @ eta - np.exp(eta).sum() - lam * log_theta @ log_theta
         return float(value) if np.isfinite(value) else -math.inf
 
-    eta = np.log(independence.ravel())  # satisfies C eta = 0: the lam = inf solution
-    value = objective(eta)
-    converged = False
-    n_iter = 0
-    while n_iter < max_iter:
-        n_iter += 1
+    def evaluate(eta: FloatArray, order: int) -> State:
+        value = objective(eta)
+        if order < 2:
+            return State(eta, value, order)
         mu = np.exp(eta)
         # C'(C eta) rather than P eta keeps the large-lam term inside range(P) under rounding
         gradient = yv - mu - 2.0 * lam * (contrasts.T @ (contrasts @ eta))
-        step = cho_solve(cho_factor(np.diag(mu) + 2.0 * lam * penalty), gradient)
-        decrement = float(gradient @ step)
-        if decrement <= NEWTON_TOL * (1.0 + total):
-            converged = True
-            break
-        found = backtrack(lambda z: (objective(z),), eta, step, value, 35)
-        if found is None:
-            # no ascent left along the Newton direction: rounding level reached
-            converged = decrement <= ROUNDING_TOL * (1.0 + total)
-            break
-        _, eta, (value,) = found
+        return State(eta, value, order, gradient, mu)
+
+    def direction(state: State) -> FloatArray:
+        return cho_solve(cho_factor(np.diag(state.extra) + 2.0 * lam * penalty), state.grad)
+
+    # start at the independence fit, which satisfies C eta = 0: the lam = inf solution
+    res = newton(evaluate, direction, np.log(independence.ravel()),
+                 tol=NEWTON_TOL * (1.0 + total), max_iter=max_iter, max_trials=35, armijo=False)
+    eta = res.state.params
+    # no ascent left along the Newton direction: rounding level reached
+    converged = res.converged or (res.message == "line search failed"
+                                  and res.decrement <= ROUNDING_TOL * (1.0 + total))
+    n_iter = res.n_iter
     mu = np.exp(eta)
     # d mu / d y = V (V + 2 lam P)^{-1}: its trace is the effective df
     hat = cho_solve(cho_factor(np.diag(mu) + 2.0 * lam * penalty), np.diag(mu)).T
