@@ -461,3 +461,24 @@ def test_common_result_interface():
     assert abs(a.p_value - mh.g2_p_value) < 1e-9
     with pytest.raises(gllmm.FitError):
         mh.random_effects()
+
+
+def test_constrained_fit_is_a_fit_result():
+    # one result type: a FitResult subclass with the engine's names, tests and goodness of fit
+    from gllmm.fitting import marginal_homogeneity_model
+
+    mh = gllmm.fit(marginal_homogeneity_model(4), data=VISION)
+    assert isinstance(mh, gllmm.FitResult)
+    assert mh.to_dict()["names"] == list(mh.names) and len(mh.names) == len(mh.params)
+    assert mh.strategy == "lagrange" and mh.converged and mh.boundary == ()
+    assert mh.aic == pytest.approx(-2 * mh.loglik + 2 * mh.n_params, rel=1e-14)
+    # FitResult's Wald test on the parameter names: z^2 of the first parameter (1e-12)
+    wald = mh.wald_test([mh.names[0]])
+    assert isinstance(wald, gllmm.HypothesisTest) and wald.df == 1
+    assert wald.statistic == pytest.approx((mh.beta[0] / mh.se[0]) ** 2, rel=1e-12)
+    gof = mh.goodness_of_fit()
+    assert gof["G2"] == mh.g2 and gof["df"] == 3
+    # Pearson residuals squared sum to X^2 (1e-10); deviance residuals squared to G^2 (1e-8)
+    assert float(np.sum(mh.residuals("pearson") ** 2)) == pytest.approx(mh.x2, rel=1e-10)
+    assert float(np.sum(mh.residuals("deviance") ** 2)) == pytest.approx(mh.g2, rel=1e-8)
+    assert mh.variance_components().empty

@@ -53,14 +53,12 @@ from ._cellwise_parts import (
     row_partitions,
     sum_blocks,
 )
-from ._optimize import OptSummary
+from ._optimize import FTOL_ZERO, XTOL_ZERO, OptSummary
 
 STRATEGY = "cellwise"
 AUTO_MIN_LEVELS = 30  # chosen automatically from this many indicator columns on
 MAX_DENSE_LEVELS = 6000  # the second indicator set's Schur complement is dense
 MAX_GLOBAL = 50  # columns outside the two indicator sets (dense per cell)
-XTOL_ZERO = 1e-4  # |sigma| below this is tried at 0 (MixedModels' xtol_zero)
-FTOL_ZERO = 1e-8  # ... and set to 0 if the log-likelihood drops by less than this
 
 
 @dataclass

@@ -432,8 +432,8 @@ def _make_result(problem: Problem, state: _State, info: ConvergenceInfo) -> Cons
     n_fixed = 0 if problem.Z is None else problem.Z.shape[1]
     loglik = _loglik(y, m, problem.Z)
     return ConstrainedFit(
-        beta=beta,
-        cov_beta=cov_beta,
+        params=beta,
+        cov=cov_beta,
         names=problem.names,
         counts=y,
         fitted_values=m,
@@ -450,7 +450,7 @@ def _make_result(problem: Problem, state: _State, info: ConvergenceInfo) -> Cons
         n_params=y.shape[0] - q - n_fixed,
         sampling=problem.sampling,
         strata=problem.strata,
-        convergence=info,
+        opt=info,
         C=problem.C,
         A=problem.A,
         X=problem.X,

@@ -14,7 +14,7 @@ import scipy.linalg
 from scipy.stats import chi2, norm
 
 from ..errors import FitError, SpecError
-from ..results import HypothesisTest, lr_test
+from ..results import FitResult, HypothesisTest
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,18 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True, eq=False)
-class ConstrainedFit:
-    """Constrained ML fit of the GLLM ``C log(A mu) = offset + X beta`` (Lang 2004).
+@dataclass(eq=False, kw_only=True)
+class ConstrainedFit(FitResult):
+    """Constrained ML fit of the GLLM ``C log(A mu) = offset + X beta`` (Lang 2004): a
+    :class:`~gllmm.results.FitResult` without a ``Design`` (the model is given by C, A and X).
 
     Attributes
     ----------
-    beta : ndarray (p,)
+    params (also ``beta``) : ndarray (p,)
         Least-squares solution of ``X beta = C log(A mu_hat) - offset`` (exact at the fit).
-    cov_beta : ndarray (p, p)
+    cov (also ``cov_beta``) : ndarray (p, p)
         ``P J cov(mu_hat) J' P'``, P = (X'X)^-1 X', J = C D(A mu)^-1 A (Lang 2004, 2005).
+    opt (also ``convergence``) : ConvergenceInfo
     names : tuple of str
         Names of beta's components.
     counts, fitted_values : ndarray (c,)
@@ -79,9 +81,10 @@ class ConstrainedFit:
         Free parameters of the mean model: ``c - q - (number of fixed totals)``.
     """
 
-    beta: np.ndarray
-    cov_beta: np.ndarray
-    names: tuple[str, ...]
+    design: None = None
+    # stored here: FitResult reads them from the Design (the defaults shadow its properties)
+    names: tuple[str, ...] = ()
+    n_params: int = 0
     counts: np.ndarray
     fitted_values: np.ndarray
     eta: np.ndarray
@@ -93,11 +96,8 @@ class ConstrainedFit:
     df: int
     adjusted_residuals: np.ndarray
     pearson_residuals: np.ndarray
-    loglik: float
-    n_params: int
     sampling: str
     strata: np.ndarray | None
-    convergence: ConvergenceInfo
     C: np.ndarray = field(repr=False)
     A: np.ndarray = field(repr=False)
     X: np.ndarray = field(repr=False)
@@ -105,14 +105,14 @@ class ConstrainedFit:
 
     def __post_init__(self) -> None:
         for name in (
-            "beta", "cov_beta", "counts", "fitted_values", "eta", "cov_eta", "cov_fitted",
+            "params", "cov", "counts", "fitted_values", "eta", "cov_eta", "cov_fitted",
             "lagrange_multipliers", "adjusted_residuals", "pearson_residuals", "C", "A", "X",
             "offset",
         ):
-            object.__setattr__(self, name, _frozen(getattr(self, name)))
+            setattr(self, name, _frozen(getattr(self, name)))
 
     # ------------------------------------------------------------------ the common interface
-    # the names every gllmm result has (FitResult's): params, cov, method, nobs, bic, ...
+    # FitResult's names for what a Lagrange fit has: no random effects, no variances
     method = "constrained"
     method_label = "CONSTRAINED ML (Lagrange multipliers)"
     strategy = "lagrange"
@@ -120,13 +120,21 @@ class ConstrainedFit:
     boundary = ()  # no variance parameter: nothing on the boundary
 
     @property
-    def params(self) -> np.ndarray:
-        """The estimates ``beta`` (a constrained model has no variance parameters)."""
-        return self.beta
+    def beta(self) -> np.ndarray:
+        """The estimates (a constrained model has no variance parameters: ``params``)."""
+        return self.params
 
     @property
-    def cov(self) -> np.ndarray:
-        return self.cov_beta
+    def cov_beta(self) -> np.ndarray:
+        return self.cov
+
+    @property
+    def convergence(self) -> ConvergenceInfo:
+        return self.opt
+
+    @property
+    def theta(self) -> np.ndarray:
+        return np.zeros(0)
 
     @property
     def param_roles(self) -> tuple[str, ...]:
@@ -143,24 +151,44 @@ class ConstrainedFit:
         return int(round(float(self.counts.sum())))
 
     @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + float(np.log(self.nobs)) * self.n_params
+    def n_counts(self) -> float:
+        return float(self.counts.sum())
 
-    @property
-    def deviance(self) -> float:
-        return -2.0 * self.loglik
-
-    def fitted(self) -> pd.DataFrame:
+    def fitted(self, kind: str = "mode") -> pd.DataFrame:
         """Observed counts and ML fitted means per cell."""
         return pd.DataFrame({"observed": self.counts, "fitted": self.fitted_values})
+
+    def fitted_counts(self, kind: str = "mode") -> np.ndarray:
+        return self.fitted_values
 
     def random_effects(self, kind: str = "mode") -> pd.DataFrame:
         raise FitError("a constrained ML model has no random effects")
 
-    def lr_test(self, other: Any) -> HypothesisTest:
-        """Likelihood-ratio test against another nested fit of the same counts, in either
-        order (``gllmm.lr_test``); ``likelihood_ratio_test(L)`` tests ``L beta = 0`` here."""
-        return lr_test(self, other)
+    def variance_components(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=["term", "component", "estimate", "se"])
+
+    def linear_predictor(self, kind: str = "mode") -> np.ndarray:
+        return self.eta
+
+    def predict(self, newdata: Any = None, type: str = "link", re_form: Any = None,
+                **kwargs: Any) -> np.ndarray:
+        raise FitError("a constrained ML fit predicts no new rows; its fitted means are "
+                       "fitted() and its C log(A mu) is eta")
+
+    def goodness_of_fit(self, kind: str = "fixed") -> dict[str, float]:
+        """G^2 and X^2 against the saturated model on ``df`` constraints."""
+        return {"G2": self.g2, "X2": self.x2, "df": self.df}
+
+    def residuals(self, type: str = "deviance", kind: str = "mode") -> pd.Series:
+        """Poisson residuals per cell of the fitted means (as ``FitResult.residuals``)."""
+        y, mu = self.counts, self.fitted_values
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / mu), 0.0)
+        out = {"deviance": np.sign(y - mu) * np.sqrt(np.maximum(2 * (term - (y - mu)), 0.0)),
+               "pearson": self.pearson_residuals, "response": y - mu}
+        if type not in out:
+            raise SpecError(f"unknown residual type {type!r}; use deviance, pearson or response")
+        return pd.Series(out[type], name=f"{type} residual")
 
     def conf_int(self, level: float = 0.95, method: str = "wald") -> pd.DataFrame:
         """Wald intervals ``beta -/+ z SE`` (profile intervals need a likelihood in beta,
@@ -196,10 +224,6 @@ class ConstrainedFit:
     def x2_p_value(self) -> float:
         return float(chi2.sf(self.x2, self.df)) if self.df else float("nan")
 
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.n_params
-
     # ------------------------------------------------------------------ tests
     def _hypothesis(self, L: object, rhs: object | None) -> tuple[np.ndarray, np.ndarray]:
         p = self.beta.shape[0]
@@ -219,18 +243,6 @@ class ConstrainedFit:
     def _label(L: np.ndarray, c: np.ndarray) -> str:
         terms = "; ".join(f"{row.tolist()} . beta = {v:g}" for row, v in zip(L, c, strict=True))
         return terms if L.shape[0] <= 3 else f"L beta = c ({L.shape[0]} rows)"
-
-    def wald_test(self, L: object, rhs: object | None = None) -> HypothesisTest:
-        """Wald test of ``L beta = rhs``: ``(L b - rhs)' (L V L')^-1 (L b - rhs)``, V = cov(beta).
-
-        Degrees of freedom: the number of rows of L (which must be linearly independent).
-        """
-        L_mat, c = self._hypothesis(L, rhs)
-        d = L_mat @ self.beta - c
-        v = L_mat @ self.cov_beta @ L_mat.T
-        stat = float(d @ np.linalg.solve(v, d))
-        k = L_mat.shape[0]
-        return HypothesisTest("Wald", stat, k, float(chi2.sf(stat, k)), self._label(L_mat, c))
 
     def restricted_fit(self, L: object, rhs: object | None = None) -> ConstrainedFit:
         """Refit under ``L beta = rhs``: beta = beta0 + N gamma with span(N) = null(L)."""

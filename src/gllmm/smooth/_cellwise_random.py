@@ -40,13 +40,11 @@ from ..fitting._block_newton import (
     progress_logger,
     solve,
 )
+from ..fitting._optimize import FTOL_ZERO, XTOL_ZERO
 from ..integrate._cellwise_kernel import CellKernel, cell_modes
 
 if TYPE_CHECKING:
     from ._cellwise import CellwiseFit, _Model
-
-XTOL_ZERO = 1e-4
-FTOL_ZERO = 1e-8
 
 
 class RandomObjective:
