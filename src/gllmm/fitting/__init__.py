@@ -12,7 +12,6 @@ from ._fit import (
     FITTERS,
     OBJECTIVES,
     STRATEGIES,
-    default_start,
     fit,
     make_objective,
     make_result,
@@ -24,6 +23,7 @@ from ._mcem import fit_mcem
 from ._npml import NPMLResult, fit_npml
 from ._optimize import OptSummary, maximize
 from ._pql import fit_pql
+from ._start import default_start
 
 __all__ = [
     "SAMPLING_SCHEMES",

@@ -52,8 +52,8 @@ from ._constrained_result import ConstrainedFit, ConvergenceInfo
 from ._constrained_spec import (
     SAMPLING_SCHEMES,
     Problem,
+    constraint_jacobian,
     matrix_rank,
-    orthogonal_complement,
     validate,
 )
 
@@ -79,14 +79,6 @@ class _State:
     step: np.ndarray
     lam: np.ndarray
     merit: float
-
-
-def constraint_jacobian(problem: Problem, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(h, H)``: h(mu) = U'(C log(A mu) - offset) and H = dh'/dmu = A'D(A mu)^-1 C'U."""
-    am = problem.A @ m
-    h = problem.U.T @ (problem.C @ np.log(am) - problem.offset)
-    H = problem.A.T @ (problem.G / am[:, None])
-    return h, H
 
 
 def _state(problem: Problem, xi: np.ndarray) -> _State | None:
@@ -451,18 +443,10 @@ def _make_result(problem: Problem, state: _State, info: ConvergenceInfo) -> Cons
         sampling=problem.sampling,
         strata=problem.strata,
         opt=info,
+        refit=fit_constrained,
         C=problem.C,
         A=problem.A,
         X=problem.X,
         offset=problem.offset,
     )
 
-
-def model_jacobian_at(fit: ConstrainedFit, m: np.ndarray) -> np.ndarray:
-    """H = dh'/dmu of a fitted model's constraints evaluated at other means m (score tests)."""
-    U = orthogonal_complement(fit.X)
-    problem = Problem(
-        y=fit.counts, C=fit.C, A=fit.A, X=fit.X, offset=fit.offset, U=U, G=fit.C.T @ U,
-        Z=None, sampling=fit.sampling, strata=fit.strata, names=fit.names,
-    )
-    return constraint_jacobian(problem, m)[1]

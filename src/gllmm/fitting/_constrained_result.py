@@ -5,6 +5,7 @@ Glossary: c cells, r components of eta = C log(A mu), p = len(beta), q = df = r 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from scipy.stats import chi2, norm
 
 from ..errors import FitError, SpecError
 from ..results import FitResult, HypothesisTest
+from ._constrained_spec import Problem, constraint_jacobian, orthogonal_complement
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,9 @@ class ConstrainedFit(FitResult):
     A: np.ndarray = field(repr=False)
     X: np.ndarray = field(repr=False)
     offset: np.ndarray = field(repr=False)
+    # the fitter (fit_constrained), for the refits of the tests of L beta = c: passed in, so
+    # that this module does not import the one that imports it
+    refit: Callable[..., ConstrainedFit] = field(repr=False)
 
     def __post_init__(self) -> None:
         for name in (
@@ -246,12 +251,10 @@ class ConstrainedFit(FitResult):
 
     def restricted_fit(self, L: object, rhs: object | None = None) -> ConstrainedFit:
         """Refit under ``L beta = rhs``: beta = beta0 + N gamma with span(N) = null(L)."""
-        from ._constrained import fit_constrained
-
         L_mat, c = self._hypothesis(L, rhs)
         beta0 = np.linalg.lstsq(L_mat, c, rcond=None)[0]
         null = scipy.linalg.null_space(L_mat)
-        return fit_constrained(
+        return self.refit(
             self.counts, self.C, self.A, self.X @ null, sampling=self.sampling,
             strata=self.strata, offset=self.offset + self.X @ beta0,
             tol=self.convergence.tol, max_iter=self.convergence.max_iter,
@@ -275,20 +278,27 @@ class ConstrainedFit(FitResult):
         ``S = s' [D0^-1 - H1 (H1' D0 H1)^-1 H1'] s`` with H1 this model's constraint Jacobian at
         mu0 (Aitchison & Silvey 1958; reduces to Pearson's X^2 when this model is saturated).
         """
-        from ._constrained import model_jacobian_at
-
         L_mat, c = self._hypothesis(L, rhs)
         restricted = self.restricted_fit(L_mat, c)
         m0 = restricted.fitted_values
         s = self.counts - m0
         stat = float(s @ (s / m0))
         if self.df:
-            H1 = model_jacobian_at(self, m0)
+            H1 = self._jacobian_at(m0)
             b = H1.T @ s
             stat -= float(b @ np.linalg.solve(H1.T @ (m0[:, None] * H1), b))
         stat = max(stat, 0.0)
         k = L_mat.shape[0]
         return HypothesisTest("score", stat, k, float(chi2.sf(stat, k)), self._label(L_mat, c))
+
+    def _jacobian_at(self, m: np.ndarray) -> np.ndarray:
+        """H = dh'/dmu of this model's constraints at other means m (score tests)."""
+        U = orthogonal_complement(self.X)
+        problem = Problem(
+            y=self.counts, C=self.C, A=self.A, X=self.X, offset=self.offset, U=U, G=self.C.T @ U,
+            Z=None, sampling=self.sampling, strata=self.strata, names=self.names,
+        )
+        return constraint_jacobian(problem, m)[1]
 
     # ------------------------------------------------------------------ reporting
     def summary(self) -> str:

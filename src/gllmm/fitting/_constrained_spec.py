@@ -77,6 +77,14 @@ class Problem:
     names: tuple[str, ...]
 
 
+def constraint_jacobian(problem: Problem, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(h, H)``: h(mu) = U'(C log(A mu) - offset) and H = dh'/dmu = A'D(A mu)^-1 C'U."""
+    am = problem.A @ m
+    h = problem.U.T @ (problem.C @ np.log(am) - problem.offset)
+    H = problem.A.T @ (problem.G / am[:, None])
+    return h, H
+
+
 def _as_matrix(name: str, value: object, column: bool = False) -> np.ndarray:
     arr = np.array(value, dtype=np.float64)
     if arr.ndim == 1 and column:

@@ -17,11 +17,13 @@ from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
 from ..integrate import MarginalLikelihood
 from ..results import FitResult
 from ..spec._design import Design
+from ._auto_nodes import choose_nodes
 from ._cellwise import applies as cellwise_applies
 from ._cellwise import fit_cellwise_design
 from ._degenerate import degenerate_parameters, flag_degenerate
 from ._glm import check_full_rank, fit_glm
 from ._optimize import FTOL_ZERO, OptSummary, inverse_information, maximize
+from ._start import _start_and_curvature
 
 
 def _laplace(design: Design, n_nodes: int | None) -> MarginalLikelihood:
@@ -91,36 +93,6 @@ def make_objective(design: Design, method: str = "agq", n_nodes: int | None = No
     objective = OBJECTIVES[key](design, n_nodes)
     objective.method_name = key  # the label optimize and make_result report
     return objective
-
-
-def default_start(design: Design, sd_start: float = 0.5) -> np.ndarray:
-    """Fixed effects from the GLLM fit (no random effects); SDs at ``sd_start``, correlations 0."""
-    return _start_and_curvature(design, sd_start)[0]
-
-
-def _start_and_curvature(design: Design, sd_start: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Start values and an initial inverse-Hessian guess for the quasi-Newton iterations.
-
-    The fixed-effects block is the inverse of the GLLM's exact information (random effects
-    only inflate it), the covariance block 0.05 I (the inverse curvature of an SD estimated
-    with SE about 0.2); BFGS refines both.
-    """
-    start = design.notes.get("start")
-    beta0 = None if start is None else np.asarray(start, dtype=float)[: design.n_fixed]
-    glm = fit_glm(design, beta0=beta0, warn=False)
-    theta = np.zeros(design.n_theta)
-    if design.covariance is not None:
-        theta[np.asarray(design.covariance.lower) == 0] = sd_start
-    n = design.n_fixed + design.n_theta
-    # a small covariance block keeps the first steps from jumping onto sigma = 0
-    hinv = np.eye(n) * 0.05
-    try:
-        inv = np.linalg.inv(glm.information)
-        if np.all(np.isfinite(inv)) and np.all(np.diag(inv) > 0):
-            hinv[: design.n_fixed, : design.n_fixed] = inv
-    except np.linalg.LinAlgError:
-        pass
-    return np.r_[glm.beta, theta], hinv
 
 
 #: Most parameters for which the sparse strategy starts from the exact curvature (one gradient
@@ -349,9 +321,7 @@ def fit(
         if n_nodes.lower() != "auto" or key not in OBJECTIVES or objective_only:
             raise FitError(f"n_nodes must be a positive integer or 'auto' (with method 'agq' "
                            f"or 'laplace'), got {n_nodes!r}")
-        from ._inference import fit_auto_nodes
-
-        return fit_auto_nodes(design, start=start, strategy=strategy, **options)
+        return choose_nodes(fit, design, start=start, strategy=strategy, **options)
     if design.n_random and key in OBJECTIVES and (
             strategy == "cellwise" or (strategy is None and cellwise_applies(design))):
         if objective_only:

@@ -69,6 +69,7 @@ from ..results import FitResult
 from ..spec._design import Design
 from ._glm import check_full_rank
 from ._optimize import OptSummary, inverse_information
+from ._start import default_start
 
 
 class _Sampler:
@@ -403,8 +404,6 @@ def fit_mcem(
         raise FitError(f"unknown stopping {stopping!r}; use 'se' or 'relative'")
     if loglik not in ("importance", "laplace", "agq"):
         raise FitError(f"unknown loglik {loglik!r}; use 'importance', 'laplace' or 'agq'")
-    from ._fit import default_start  # local: _fit may register this module
-
     check_full_rank(design)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     t0 = time.perf_counter()

@@ -47,6 +47,7 @@ from ..results import FitResult
 from ..spec._design import Design
 from ._glm import check_full_rank
 from ._optimize import OptSummary
+from ._start import default_start
 
 
 class WorkingModel:
@@ -211,8 +212,6 @@ def fit_pql(
         raise FitError(f"unknown criterion {criterion!r}; use 'ml' or 'reml'")
     if loglik not in ("laplace", "agq", "pql"):
         raise FitError(f"unknown loglik {loglik!r}; use 'laplace', 'agq' or 'pql'")
-    from ._fit import default_start  # local: _fit may register this module
-
     check_full_rank(design)
     t0 = time.perf_counter()
     d = design

@@ -19,8 +19,6 @@ PQL-like point, and the optimiser never differences.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.special import logsumexp
 
@@ -28,7 +26,7 @@ from ..errors import FitError
 from ..spec._design import Design
 from ..tables._validate import check_integer
 from ._gauss_hermite import MAX_NODES, TOO_MANY, product_rule
-from ._newton import halving_step
+from ._newton import ModeInfo, halving_step
 
 
 def _make_positive(K: np.ndarray) -> np.ndarray:
@@ -47,16 +45,6 @@ def _make_positive(K: np.ndarray) -> np.ndarray:
         low = np.linalg.eigvalsh(K)[:, 0]
         shift = np.where(low < 1e-6, 1e-3 - low + 1e-3 * np.abs(low), 0.0)
         return K + shift[:, None, None] * np.eye(K.shape[-1])
-
-
-@dataclass
-class ModeInfo:
-    """Posterior modes and curvature per cluster at one parameter value."""
-
-    v: np.ndarray  # (C, q) modes of the spherical effects
-    chol: np.ndarray  # (C, q, q) lower Cholesky factor of K = -h''(v)
-    eta: np.ndarray  # (B, J) linear predictor at the modes
-    converged: bool
 
 
 #: attributes of a MarginalLikelihood that do not depend on the counts (``with_counts``)

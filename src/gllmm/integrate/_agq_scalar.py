@@ -14,15 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import FitError
-from ._newton import halving_step
+from ._newton import ModeInfo, halving_step
 
 if TYPE_CHECKING:
-    from ._agq import MarginalLikelihood, ModeInfo
+    from ._agq import MarginalLikelihood
 
 
 def scalar_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 100) -> ModeInfo:
-    from ._agq import ModeInfo
-
     d = obj.design
     beta, theta = obj.split(params)
     eta0 = d.X @ beta + d.offset

@@ -85,6 +85,17 @@ def backtrack(
 
 
 @dataclass
+class ModeInfo:
+    """Posterior modes and curvature per cluster at one parameter value (what the searches
+    for the posterior modes, :func:`halving_step` per cluster, return)."""
+
+    v: np.ndarray  # (C, q) modes of the spherical effects
+    chol: np.ndarray  # (C, q, q) lower Cholesky factor of K = -h''(v)
+    eta: np.ndarray  # (B, J) linear predictor at the modes
+    converged: bool
+
+
+@dataclass
 class State:
     """Objective value (and, at order 2, gradient and what the direction needs) at ``params``."""
 

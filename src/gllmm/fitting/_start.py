@@ -1,0 +1,39 @@
+"""Starting values of the likelihood fits: the GLLM's fixed effects (no random effects) and
+standard deviations at a fixed value, with a starting curvature for the quasi-Newton search."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..spec._design import Design
+from ._glm import fit_glm
+
+
+def default_start(design: Design, sd_start: float = 0.5) -> np.ndarray:
+    """Fixed effects from the GLLM fit (no random effects); SDs at ``sd_start``, correlations 0."""
+    return _start_and_curvature(design, sd_start)[0]
+
+
+def _start_and_curvature(design: Design, sd_start: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Start values and an initial inverse-Hessian guess for the quasi-Newton iterations.
+
+    The fixed-effects block is the inverse of the GLLM's exact information (random effects
+    only inflate it), the covariance block 0.05 I (the inverse curvature of an SD estimated
+    with SE about 0.2); BFGS refines both.
+    """
+    start = design.notes.get("start")
+    beta0 = None if start is None else np.asarray(start, dtype=float)[: design.n_fixed]
+    glm = fit_glm(design, beta0=beta0, warn=False)
+    theta = np.zeros(design.n_theta)
+    if design.covariance is not None:
+        theta[np.asarray(design.covariance.lower) == 0] = sd_start
+    n = design.n_fixed + design.n_theta
+    # a small covariance block keeps the first steps from jumping onto sigma = 0
+    hinv = np.eye(n) * 0.05
+    try:
+        inv = np.linalg.inv(glm.information)
+        if np.all(np.isfinite(inv)) and np.all(np.diag(inv) > 0):
+            hinv[: design.n_fixed, : design.n_fixed] = inv
+    except np.linalg.LinAlgError:
+        pass
+    return np.r_[glm.beta, theta], hinv
