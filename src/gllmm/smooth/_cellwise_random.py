@@ -42,6 +42,7 @@ from ..fitting._block_newton import (
 )
 from ..fitting._optimize import FTOL_ZERO, XTOL_ZERO
 from ..integrate._cellwise_kernel import CellKernel, cell_modes
+from ..integrate._newton import halving_step
 
 if TYPE_CHECKING:
     from ._cellwise import CellwiseFit, _Model
@@ -115,16 +116,10 @@ class RandomObjective:
             S = 1.0 + sb * sb * np.bincount(k, w * w * mu / D, minlength=K)
             step = grad / S
             small = np.max(np.abs(step)) <= 1e-9 * (1.0 + np.max(np.abs(a)))
-            t = np.ones(K)
-            for _half in range(30):
-                P_new, u_new, mu_new = profile(a + t * step, u)
-                if small:  # quadratic convergence: this step leaves an error ~ step^2
-                    break
-                worse = ~(P_new >= P - 1e-12 * (1.0 + np.abs(P)))
-                if not worse.any():
-                    break
-                t = np.where(worse, 0.5 * t, t)
-            a, P, u, mu = a + t * step, P_new, u_new, mu_new
+            # step halving per stratum; a small step is taken as it is (quadratic
+            # convergence: it leaves an error ~ step^2)
+            a, (P, u, mu) = halving_step(lambda z, u=u: profile(z, u), a, step, P, lambda t: t,
+                                         30, accept=(lambda t, out: t > 0) if small else None)
             if small:
                 converged = True
                 break
