@@ -39,12 +39,12 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ..errors import BoundaryWarning, ConvergenceWarning, FitError
 from ..integrate import MarginalLikelihood
 from ..results import FitResult
 from ..spec._design import Design
+from ._bfgs import minimize_bfgs
 from ._glm import check_full_rank
 from ._optimize import OptSummary
 from ._start import default_start
@@ -220,7 +220,6 @@ def fit_pql(
     x = x0.copy()
     v = np.zeros((d.n_clusters, d.n_random))
     lower = d.param_lower[p:]
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     reml = criterion == "reml"
     log: list[dict[str, Any]] = []
     converged = False
@@ -237,8 +236,7 @@ def fit_pql(
             val, grad, _ = wm.profiled(theta, reml)
             return -val, -grad
 
-        res = minimize(negative, x[p:], jac=True, method="L-BFGS-B", bounds=bounds,
-                       options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 1000})
+        res = minimize_bfgs(negative, x[p:], lower, gtol=1e-10, ftol=1e-14, max_iter=1000)
         theta = res.x
         _, _, pc = work.profiled(theta, reml)
         new = np.r_[pc["beta"], theta]
@@ -275,7 +273,7 @@ def fit_pql(
             " at the PQL estimates"
     posterior = objective.posterior(x)
     opt = OptSummary(
-        method="pql", optimizer=f"PQL ({criterion.upper()} working LMM, L-BFGS-B in theta)",
+        method="pql", optimizer=f"PQL ({criterion.upper()} working LMM, projected BFGS in theta)",
         n_nodes=0, initial=x0, final=x, initial_loglik=float("nan"), final_loglik=value,
         n_evaluations=it, n_iterations=it,
         return_code="converged" if converged else "iteration limit", converged=converged,
