@@ -370,7 +370,8 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
                    help="sign of covariates in ordinal logits: paper (alpha_j + x'beta, "
                         "default) or clmm (theta_j - x'beta, as ordinal::clm and MASS::polr)")
     p.add_argument("--method", default="agq", type=str.lower, choices=METHODS,
-                   help="agq (default), laplace (= --nagq 1), mcem (Monte Carlo EM, slow; "
+                   help="agq (default), laplace (= --nagq 1), laplace2 (second-order "
+                        "Laplace, for effects of dimension 4 or more), mcem (Monte Carlo EM, slow; "
                         "--seed), pql (penalized quasi-likelihood) or npml (nonparametric ML: "
                         "--mass-points)")
     p.add_argument("--mass-points", type=mass_points, default=2, metavar="K",

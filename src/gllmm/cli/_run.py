@@ -24,7 +24,7 @@ FAMILIES = ("poisson", "binomial", "multinomial", "ordinal")
 #: families fitted by models.ordinal_mixed (ordinal = multinomial, the link says which logits)
 CATEGORICAL = ("multinomial", "ordinal")
 LINKS = ("cumulative", "adjacent", "continuation", "baseline")
-METHODS = ("agq", "laplace", "mcem", "pql", "npml")
+METHODS = ("agq", "laplace", "laplace2", "mcem", "pql", "npml")
 #: whole fitting algorithms (not a likelihood handed to the optimiser): no progress bar
 ALTERNATIVE_FITS = ("mcem", "pql", "npml")
 
@@ -148,6 +148,8 @@ def resolve_method(args: argparse.Namespace) -> tuple[str, int]:
         return method, "auto"
     if method == "laplace" or (method == "agq" and args.nagq == 1):
         return "laplace", 1
+    if method == "laplace2":
+        return method, 1
     return method, args.nagq
 
 

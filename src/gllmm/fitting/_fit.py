@@ -34,7 +34,16 @@ def _agq(design: Design, n_nodes: int | None) -> MarginalLikelihood:
     return MarginalLikelihood(design, 15 if n_nodes is None else n_nodes)
 
 
-OBJECTIVES: dict[str, Callable[[Design, int | None], Any]] = {"laplace": _laplace, "agq": _agq}
+def _laplace2(design: Design, n_nodes: int | None) -> MarginalLikelihood:
+    from ..integrate._laplace_higher import HigherOrderLaplace
+
+    return HigherOrderLaplace(design)
+
+
+OBJECTIVES: dict[str, Callable[[Design, int | None], Any]] = {
+    "laplace": _laplace, "agq": _agq, "laplace2": _laplace2}
+#: the objectives that the cell-wise strategy and the automatic node choice evaluate
+QUADRATURE = ("agq", "laplace")
 
 
 def _mcem(design: Design, **kw: Any) -> FitResult:
@@ -83,8 +92,9 @@ def make_objective(design: Design, method: str = "agq", n_nodes: int | None = No
 
     Parameters
     ----------
-    method : {"agq", "laplace"}
-        Adaptive Gauss-Hermite quadrature (``n_nodes`` per dimension, default 15) or Laplace.
+    method : {"agq", "laplace", "laplace2"}
+        Adaptive Gauss-Hermite quadrature (``n_nodes`` per dimension, default 15), Laplace or
+        second-order Laplace.
     """
     key = method.lower()
     if key not in OBJECTIVES:
@@ -259,8 +269,9 @@ def fit(
         case ``data`` (and ``family``) are passed to ``build_design``; or a constrained model
         (``gllmm.fitting.marginal_homogeneity_model`` ...), fitted by constrained ML to the
         counts given as ``data`` (``options`` go to ``ConstrainedModel.fit``).
-    method : {"agq", "laplace", "mcem", "pql", "npml"}
-        Adaptive Gauss-Hermite quadrature, Laplace, Monte Carlo EM (``fit_mcem``), penalised
+    method : {"agq", "laplace", "laplace2", "mcem", "pql", "npml"}
+        Adaptive Gauss-Hermite quadrature, Laplace, second-order Laplace (Laplace plus the
+        O(1/n) correction of Shun & McCullagh 1995), Monte Carlo EM (``fit_mcem``), penalised
         quasi-likelihood (``fit_pql``) or nonparametric ML with ``k`` mass points
         (``fit_npml``); ``options`` go to the method.
     n_nodes : int or "auto", optional
@@ -317,12 +328,15 @@ def fit(
                        + ", ".join(STRATEGIES))
     if strategy is not None and key not in OBJECTIVES:
         raise FitError(f"strategy applies to the methods agq and laplace, not {method!r}")
+    if strategy in ("sparse", "cellwise") and key not in QUADRATURE:
+        raise FitError(f"method {method!r} has no {strategy} strategy; use 'scalar' or "
+                       "'product', or method='laplace'")
     if isinstance(n_nodes, str):
-        if n_nodes.lower() != "auto" or key not in OBJECTIVES or objective_only:
+        if n_nodes.lower() != "auto" or key not in QUADRATURE or objective_only:
             raise FitError(f"n_nodes must be a positive integer or 'auto' (with method 'agq' "
                            f"or 'laplace'), got {n_nodes!r}")
         return choose_nodes(fit, design, start=start, strategy=strategy, **options)
-    if design.n_random and key in OBJECTIVES and (
+    if design.n_random and key in QUADRATURE and (
             strategy == "cellwise" or (strategy is None and cellwise_applies(design))):
         if objective_only:
             raise FitError("the cell-wise strategy fits by block Newton and has no objective "

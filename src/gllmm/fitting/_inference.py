@@ -12,7 +12,7 @@ from ..errors import SpecError
 from ..results import FitResult
 from ._auto_nodes import choose_nodes, node_changes, refit_with_nodes
 from ._bfgs import minimize_bfgs
-from ._fit import fit, make_objective
+from ._fit import OBJECTIVES, fit, make_objective
 
 
 def _profile_loglik(objective: Any, x0: np.ndarray, k: int, value: float,
@@ -47,7 +47,7 @@ def profile_interval(result: FitResult, parameter: str, level: float = 0.95) -> 
     if parameter not in names:
         raise SpecError(f"unknown parameter {parameter!r}; parameters: {', '.join(names)}")
     k = names.index(parameter)
-    method = result.method if result.method in ("agq", "laplace") else "laplace"
+    method = result.method if result.method in OBJECTIVES else "laplace"
     obj = make_objective(d, method, result.n_nodes or None)
     lower = d.param_lower
     x_hat = result.params
