@@ -22,8 +22,8 @@ from scipy.stats import binom, poisson
 import gllmm
 from gllmm import datasets, models
 from gllmm.errors import FitError
-from gllmm.integrate import MarginalLikelihood
-from gllmm.integrate._laplace_higher import HigherOrderLaplace, fourth_derivative
+from gllmm.integrate import HigherOrderLaplace, MarginalLikelihood
+from gllmm.integrate._laplace_higher import fourth_derivative
 from gllmm.links import Binomial, ContinuationRatio, Multinomial, Poisson
 from gllmm.models._association_gllmm import random_association
 

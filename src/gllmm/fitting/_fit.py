@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
-from ..integrate import MarginalLikelihood
+from ..integrate import HigherOrderLaplace, MarginalLikelihood
 from ..results import FitResult
 from ..spec._design import Design
 from ._auto_nodes import choose_nodes
@@ -35,8 +35,6 @@ def _agq(design: Design, n_nodes: int | None) -> MarginalLikelihood:
 
 
 def _laplace2(design: Design, n_nodes: int | None) -> MarginalLikelihood:
-    from ..integrate._laplace_higher import HigherOrderLaplace
-
     return HigherOrderLaplace(design)
 
 
