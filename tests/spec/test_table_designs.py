@@ -148,3 +148,20 @@ def test_strata_with_unequal_modelled_cells_are_refused():
         build_design(t, "count ~ C(col)")
     with pytest.raises(SpecError, match="product-multinomial"):
         build_design(t, "count ~ C(col)", weights=np.ones(9))
+
+
+def test_cellwise_smoothing_takes_the_table():
+    """``models.cellwise_smoothing`` on a Table: its 8 modelled cells and its scores, the same
+    design (and Laplace log-likelihood, 1e-10) as the data frame of those cells with the
+    scores given by hand."""
+    t = _zero_table()
+    d = gllmm.models.cellwise_smoothing(t, "row", "col", base="linear_by_linear")
+    frame = t.data[~t.structural_zero].reset_index(drop=True)
+    by_hand = gllmm.models.cellwise_smoothing(frame, "row", "col", base="linear_by_linear",
+                                              row_scores=SCORES["row"],
+                                              col_scores=SCORES["col"])
+    assert d.n_blocks == 8
+    np.testing.assert_array_equal(d.X, by_hand.X)
+    a, b = _fit(d, method="laplace"), _fit(by_hand, method="laplace")
+    assert a.loglik == pytest.approx(b.loglik, abs=1e-10)
+    np.testing.assert_array_equal(d.notes["scores"]["row"], SCORES["row"])

@@ -10,6 +10,7 @@ import pandas as pd
 from ..errors import SpecError
 from ..links import Poisson
 from ..spec import Design, scalar_structure
+from ..tables import Table
 from ..tables._validate import (
     check_columns,
     check_counts,
@@ -20,7 +21,7 @@ from ..tables._validate import (
 
 
 def cellwise_smoothing(
-    data: pd.DataFrame,
+    data: pd.DataFrame | Table,
     row: str,
     col: str,
     count: str = "count",
@@ -32,8 +33,14 @@ def cellwise_smoothing(
 
     (2.5) ``log mu_ij = lambda + lambda_i^X + lambda_j^Y + u_ij`` (base ``independence``);
     (2.6) adds ``beta u_i v_j`` with row/column scores (base ``linear_by_linear``; default
-    scores are the category values when numeric, else 1..K).
+    scores are the category values when numeric, else 1..K). A ``gllmm.tables.Table`` gives
+    its cells without the structural zeros, and its scores as the default ones.
     """
+    if isinstance(data, Table):
+        row_scores = data.scores[row] if row_scores is None and row in data.scores else row_scores
+        col_scores = data.scores[col] if col_scores is None and col in data.scores else col_scores
+        data = data.data if data.structural_zero is None else data.data[
+            ~data.structural_zero].reset_index(drop=True)
     if base not in ("independence", "linear_by_linear", "uniform", "lxl"):
         raise SpecError(f"unknown base {base!r}; use 'independence' or 'linear_by_linear'")
     check_columns(data, [row, col, count])
