@@ -30,6 +30,8 @@ KERNEL_SOURCES = (
     "_jit.py",
     "_small_linalg.py",
     "links/_jets.py",
+    "integrate/_newton.py",  # ASCENT_TOL, compiled into the mode search as a constant
+    "integrate/_mode_newton.py",
     "integrate/_scalar_kernel.py",
     "integrate/_dense_kernel.py",
     "integrate/_sparse_laplace.py",
@@ -92,16 +94,19 @@ if HAVE_NUMBA and cache_is_cold(CACHE_DIR):  # a new user's first fit: say why i
           "once; later runs load them from the cache)", file=sys.stderr, flush=True)
 
 
-def njit(f: Callable) -> Callable:
+def njit(f: Callable | None = None, *, inline: bool = False) -> Callable:
     """``numba.njit(cache=True, nogil=True)`` caching in :data:`CACHE_DIR`; ``f`` itself
-    where numba is missing."""
+    where numba is missing. ``inline=True`` inlines ``f`` into its compiled callers (numba's
+    ``inline="always"``), for small functions called in hot loops."""
+    if f is None:
+        return lambda g: njit(g, inline=inline)
     if not HAVE_NUMBA:  # pragma: no cover
         return f
     config = numba.config
     saved = config.CACHE_DIR
     config.CACHE_DIR = str(CACHE_DIR)
     try:
-        return numba.njit(cache=True, nogil=True)(f)
+        return numba.njit(cache=True, nogil=True, inline="always" if inline else "never")(f)
     finally:
         config.CACHE_DIR = saved
 

@@ -33,7 +33,7 @@ def glm_derivatives(code, Y, D, Cc, X, offset, beta, order, score,
             for a in range(p):
                 e += X[b, 0, a] * beta[a]
             lb, gb0, hb0, _ = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, e,
-                                     min(order, 2))
+                                       min(order, 2))
             ll += lb
             if order >= 1:
                 for a in range(p):

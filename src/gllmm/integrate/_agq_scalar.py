@@ -89,7 +89,7 @@ def _kernel_inputs(obj: MarginalLikelihood) -> dict | None:
 
 
 def _raise_status(status: int) -> None:
-    from ._scalar_kernel import NONFINITE_CURVATURE, NOT_POSITIVE
+    from ._mode_newton import NONFINITE_CURVATURE, NOT_POSITIVE
 
     if status == NONFINITE_CURVATURE:
         raise FitError("non-finite curvature while searching for the posterior modes")

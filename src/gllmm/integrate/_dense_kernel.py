@@ -9,18 +9,23 @@ import math
 
 import numpy as np
 
-from .._jit import njit
+from .._jit import bind, njit
 from .._small_linalg import cholesky_into, cholesky_solve
 from ..links._jets import softmax_block
-from ._scalar_kernel import NONFINITE_CURVATURE, NOT_POSITIVE, OK, fixed_predictor
+from ._mode_newton import NOT_POSITIVE, OK, cholesky_step, mode_newton_template
+from ._scalar_kernel import fixed_predictor
 
 
-@njit
-def _multinomial_h(Y, eta0, M, b0, b1, v, eta, pr, F, K):  # pragma: no cover - compiled
+@njit(inline=True)
+def _multinomial_h(args, v):  # pragma: no cover - compiled
     """``h(v) = sum_b [y_b' eta_b - n_b logsumexp(eta_b)] - |v|^2 / 2`` of one cluster (blocks
-    b0 .. b1 - 1), its gradient F and ``K = -h''`` (``W_b = n_b (diag p_b - p_b p_b')``)."""
+    b0 .. b1 - 1), its gradient F and ``K = -h''`` (``W_b = n_b (diag p_b - p_b p_b')``);
+    ``args = (Y, eta0, M, b0, b1, eta, pr)``, the last two scratch space."""
+    Y, eta0, M, b0, b1, eta, pr = args
     J = eta0.shape[1]
     q = v.shape[0]
+    F = np.empty(q)
+    K = np.empty((q, q))
     h = 0.0
     for a in range(q):
         h -= 0.5 * v[a] * v[a]
@@ -56,7 +61,11 @@ def _multinomial_h(Y, eta0, M, b0, b1, v, eta, pr, F, K):  # pragma: no cover - 
                     w += pr[j] * M[b, j, a] * M[b, j, r]
                 K[a, r] += n * (w - pm * _dot_pm(pr, M, b, r))
                 K[r, a] = K[a, r]
-    return h
+    return h, F, K
+
+
+multinomial_mode = njit(bind(mode_newton_template, "multinomial_mode", EVAL=_multinomial_h,
+                             STEP=cholesky_step), inline=True)
 
 
 @njit
@@ -102,14 +111,9 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
                 M[b, j, a] = s
     eta = np.empty(J)
     pr = np.empty(J)
-    F = np.empty(q)
-    Fn = np.empty(q)
-    K = np.empty((q, q))
-    Kn = np.empty((q, q))
     L = np.empty((q, q))
     step = np.empty(q)
-    v = np.empty(q)
-    vn = np.empty(q)
+    zero = np.zeros(q)
     dF = np.empty((q, P))
     dv = np.empty((q, P))
     col = np.empty(q)
@@ -124,38 +128,10 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
         grad[a] = 0.0
     for c in range(n_cl):
         b0, b1 = starts[c], starts[c + 1]
-        for a in range(q):
-            v[a] = v_start[c, a]
-        h = _multinomial_h(Y, eta0, M, b0, b1, v, eta, pr, F, K)
-        if not np.isfinite(h):
-            v[:] = 0.0
-            h = _multinomial_h(Y, eta0, M, b0, b1, v, eta, pr, F, K)
-        for it in range(max_iter + 1):
-            if not np.all(np.isfinite(K)):
-                return 0.0, NONFINITE_CURVATURE
-            if it == max_iter:
-                break
-            if not cholesky_into(K, L):
-                return 0.0, NOT_POSITIVE
-            cholesky_solve(L, F, step)
-            last = np.max(np.abs(step)) < tol
-            t = 1.0
-            hn = h
-            for _half in range(40):
-                for a in range(q):
-                    vn[a] = v[a] + t * step[a]
-                hn = _multinomial_h(Y, eta0, M, b0, b1, vn, eta, pr, Fn, Kn)
-                # the last (full) step is taken as it is: quadratic convergence puts it within
-                # ~tol^2 of the mode, so gradients carry no mode error
-                if last or hn >= h - 1e-12 * (1.0 + abs(h)):
-                    break
-                t *= 0.5
-            v[:] = vn
-            h = hn
-            F[:] = Fn
-            K[:] = Kn
-            if last:
-                break
+        v, h, F, K, status = multinomial_mode((Y, eta0, M, b0, b1, eta, pr), v_start[c], zero,
+                                              tol, max_iter)
+        if status != OK:
+            return 0.0, status
         if not cholesky_into(K, L):
             return 0.0, NOT_POSITIVE
         for a in range(q):

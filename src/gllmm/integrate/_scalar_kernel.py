@@ -13,16 +13,32 @@ import math
 
 import numpy as np
 
-from .._jit import njit
+from .._jit import bind, njit
 from ..links._jets import cumulative_logit_block, glm_jets
-
-# status codes returned by the kernels
-OK, NONFINITE_CURVATURE, NOT_POSITIVE = 0, 1, 2
+from ._mode_newton import NOT_POSITIVE, OK, damped_scalar_step, mode_newton_template
 
 
-@njit
-def _cluster_h(Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W):  # pragma: no cover
-    """``h(v)``, ``h'(v)`` and ``K = -h''(v)`` of one cluster (blocks b0 .. b0 + nb - 1)."""
+@njit(inline=True)
+def _glm_cluster_h(args, v):  # pragma: no cover - compiled
+    """``h(v)``, ``h'(v)`` and ``K = -h''(v)`` of one cluster of Poisson or binomial blocks
+    (J = 1); ``args = (code, Y, eta0, M, b0, b1)``."""
+    code, Y, eta0, M, b0, b1 = args
+    h, gr, K = -0.5 * v * v, -v, 1.0
+    for b in range(b0, b1):
+        mb = M[b, 0]
+        lb, gb, Hb, _ = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
+                                 eta0[b, 0] + mb * v, 2)
+        h += lb
+        gr += gb * mb
+        K -= mb * Hb * mb
+    return h, gr, K
+
+
+@njit(inline=True)
+def _logit_cluster_h(args, v):  # pragma: no cover - compiled
+    """``_glm_cluster_h`` for cumulative-logit blocks; ``args = (Y, D, Cc, eta0, M, b0, nb,
+    eta, gb, Hb, Tb, W)`` (the last five scratch space of ``cumulative_logit_block``)."""
+    Y, D, Cc, eta0, M, b0, nb, eta, gb, Hb, Tb, W = args
     J = eta.shape[0]
     h = -0.5 * v * v
     gr = -v
@@ -39,6 +55,12 @@ def _cluster_h(Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W):  # pragma: no 
             for k in range(J):
                 K -= M[b, j] * Hb[j, k] * M[b, k]
     return h, gr, K
+
+
+glm_mode = njit(bind(mode_newton_template, "glm_mode", EVAL=_glm_cluster_h,
+                     STEP=damped_scalar_step), inline=True)
+logit_mode = njit(bind(mode_newton_template, "logit_mode", EVAL=_logit_cluster_h,
+                       STEP=damped_scalar_step), inline=True)
 
 
 @njit
@@ -90,46 +112,10 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
         grad[a] = 0.0
     for c in range(n_cl):
         b0, b1 = starts[c], starts[c + 1]
-        # ---- mode by damped Newton
-        v = v_start[c]
-        for attempt in range(2):
-            h, gr, K = -0.5 * v * v, -v, 1.0
-            for b in range(b0, b1):
-                mb = M[b, 0]
-                lb, gb, Hb, _ = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
-                                       eta0[b, 0] + mb * v, 2)
-                h += lb
-                gr += gb * mb
-                K -= mb * Hb * mb
-            if np.isfinite(h) or attempt == 1:
-                break
-            v = 0.0
-        for it in range(max_iter + 1):
-            if not np.isfinite(K):
-                return 0.0, NONFINITE_CURVATURE
-            if it == max_iter:
-                break
-            step = gr / (K if K > 1e-6 else abs(K) + 1e-3)
-            last = abs(step) < tol
-            t = 1.0
-            for _half in range(40):
-                vnew = v + t * step
-                hn, grn, Kn = -0.5 * vnew * vnew, -vnew, 1.0
-                for b in range(b0, b1):
-                    mb = M[b, 0]
-                    lb, gb, Hb, _ = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
-                                           eta0[b, 0] + mb * vnew, 2)
-                    hn += lb
-                    grn += gb * mb
-                    Kn -= mb * Hb * mb
-                # the last (full) step is taken as it is: quadratic convergence puts it
-                # within ~tol^2 of the mode, so gradients carry no mode error
-                if last or hn >= h - 1e-12 * (1.0 + abs(h)):
-                    break
-                t *= 0.5
-            v, h, gr, K = vnew, hn, grn, Kn
-            if last:
-                break
+        v, _, _, K, status = glm_mode((code, Y, eta0, M, b0, b1), v_start[c], 0.0, tol,
+                                      max_iter)
+        if status != OK:
+            return 0.0, status
         if not K > 0:
             return 0.0, NOT_POSITIVE
         v_start[c] = v
@@ -143,7 +129,7 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
             sn = logw[n] - 0.5 * vv * vv + half_z2[n]
             for b in range(b0, b1):
                 lb, gb, _, _ = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
-                                      eta0[b, 0] + M[b, 0] * vv, 1 if want_grad else 0)
+                                        eta0[b, 0] + M[b, 0] * vv, 1 if want_grad else 0)
                 sn += lb
                 gn[b - b0, n] = gb
             s[n] = sn
@@ -159,7 +145,7 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
         for b in range(b0, b1):
             mb = M[b, 0]
             _, gb, Hb, _ = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
-                                  eta0[b, 0] + mb * v, 2)
+                                    eta0[b, 0] + mb * v, 2)
             hm = Hb * mb
             for a in range(p):
                 dF[a] += hm * X[b, 0, a]
@@ -170,7 +156,7 @@ def scalar_agq_glm(code, Y, eta0, M, X, dM, starts, z, logw, half_z2, v_start, t
         for b in range(b0, b1):
             mb = M[b, 0]
             _, _, Hb, Tb = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0,
-                                  eta0[b, 0] + mb * v, 3)
+                                    eta0[b, 0] + mb * v, 3)
             mt = mb * Tb * mb
             for a in range(p):
                 dK[a] -= mt * (X[b, 0, a] + mb * dF[a])
@@ -244,34 +230,10 @@ def scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start
     for c in range(n_cl):
         b0, b1 = starts[c], starts[c + 1]
         nb = b1 - b0
-        # ---- mode by damped Newton (value, gradient and curvature in one pass per trial)
-        v = v_start[c]
-        h, gr, K = _cluster_h(Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
-        if not np.isfinite(h):
-            v = 0.0
-            h, gr, K = _cluster_h(Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
-        for it in range(max_iter + 1):
-            if not np.isfinite(K):
-                return 0.0, NONFINITE_CURVATURE
-            if it == max_iter:
-                break
-            step = gr / (K if K > 1e-6 else abs(K) + 1e-3)
-            if abs(step) < tol:
-                # one last full step: Newton's quadratic convergence puts v within ~tol^2 of
-                # the mode, so gradients (and differences of them) carry no mode error
-                v += step
-                h, gr, K = _cluster_h(Y, D, Cc, eta0, M, b0, nb, v, eta, gb, Hb, Tb, W)
-                break
-            t = 1.0
-            vnew, hnew, grnew, Knew = v, h, gr, K
-            for _half in range(40):
-                vnew = v + t * step
-                hnew, grnew, Knew = _cluster_h(Y, D, Cc, eta0, M, b0, nb, vnew, eta, gb,
-                                               Hb, Tb, W)
-                if hnew >= h - 1e-12 * (1.0 + abs(h)):
-                    break
-                t *= 0.5
-            v, h, gr, K = vnew, hnew, grnew, Knew
+        v, _, _, K, status = logit_mode((Y, D, Cc, eta0, M, b0, nb, eta, gb, Hb, Tb, W),
+                                        v_start[c], 0.0, tol, max_iter)
+        if status != OK:
+            return 0.0, status
         if not K > 0:
             return 0.0, NOT_POSITIVE
         v_start[c] = v
