@@ -29,6 +29,7 @@ from pathlib import Path
 KERNEL_SOURCES = (
     "_jit.py",
     "_small_linalg.py",
+    "links/_elementwise.py",
     "links/_jets.py",
     "integrate/_newton.py",  # ASCENT_TOL, compiled into the mode search as a constant
     "integrate/_mode_newton.py",

@@ -22,6 +22,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import expit, gammaln
 
+from ._elementwise import binomial_jets, poisson_jets
+
 Derivs = tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]
 
 #: Codes of the families the compiled kernels know (``links._jets``): Poisson (log link) and
@@ -104,6 +106,14 @@ def multinomial_constant(y: np.ndarray, coefficient: bool = True) -> np.ndarray:
     return gammaln(n + 1) - gammaln(y + 1).sum(axis=1)
 
 
+def _one_predictor(jets: tuple, order: int) -> Derivs:
+    """The shapes of ``derivatives`` from the elementwise jets (value and three derivatives)
+    of eta (B, N, 1)."""
+    l, g, h, t = jets
+    return (l[..., 0], g if order >= 1 else None, h[..., None] if order >= 2 else None,
+            t[..., None, None] if order >= 3 else None)
+
+
 def _as_counts(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=float)
     return y if y.ndim == 2 else y[:, None]
@@ -128,17 +138,7 @@ class Poisson(Family):
             self.cells = np.arange(self.y.shape[0])[:, None]
 
     def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
-        y = self.y[:, None, :]
-        mu = np.exp(eta)
-        l = (y * eta - mu)[..., 0]
-        if order == 0:
-            return l, None, None, None
-        g = y - mu
-        if order == 1:
-            return l, g, None, None
-        H = -mu[..., None]
-        T = -mu[..., None, None] if order >= 3 else None
-        return l, g, H, T
+        return _one_predictor(poisson_jets(self.y[:, None, :], eta, order), order)
 
     def mean(self, eta: np.ndarray) -> np.ndarray:
         return np.exp(eta)
@@ -181,18 +181,7 @@ class Binomial(Family):
 
     def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
         s = self.y[:, None, 0:1]
-        n = s + self.y[:, None, 1:2]
-        l = (s * eta - n * np.logaddexp(0.0, eta))[..., 0]
-        if order == 0:
-            return l, None, None, None
-        p = expit(eta)
-        g = s - n * p
-        if order == 1:
-            return l, g, None, None
-        v = p * (1.0 - p)
-        H = (-n * v)[..., None]
-        T = (-n * v * (1.0 - 2.0 * p))[..., None, None] if order >= 3 else None
-        return l, g, H, T
+        return _one_predictor(binomial_jets(s, s + self.y[:, None, 1:2], eta, order), order)
 
     def mean(self, eta: np.ndarray) -> np.ndarray:
         n = self.y.sum(axis=1, keepdims=True)
@@ -306,22 +295,16 @@ class ContinuationRatio(Family):
             self.cells = np.arange(self.y.size).reshape(self.y.shape)
 
     def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
-        s = self.y[:, None, :-1]
-        r = self._at_risk[:, None, :]
-        l = (s * eta - r * np.logaddexp(0.0, eta)).sum(-1)
+        # one binomial (y_j of r_j, logit eta_j) per predictor: diagonal derivatives
+        l, g, h, t = binomial_jets(self.y[:, None, :-1], self._at_risk[:, None, :], eta, order)
+        l = l.sum(-1)
         if order == 0:
             return l, None, None, None
-        p = expit(eta)
-        g = s - r * p
         if order == 1:
             return l, g, None, None
-        v = r * p * (1.0 - p)
         eye = np.eye(self.n_eta)
-        H = -v[..., :, None] * eye
-        T = None
-        if order >= 3:
-            t = -v * (1.0 - 2.0 * p)
-            T = t[..., :, None, None] * (eye[:, :, None] * eye[None, :, :])
+        H = h[..., :, None] * eye
+        T = t[..., :, None, None] * (eye[:, :, None] * eye[None, :, :]) if order >= 3 else None
         return l, g, H, T
 
     def mean(self, eta: np.ndarray) -> np.ndarray:

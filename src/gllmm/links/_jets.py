@@ -2,7 +2,9 @@
 linear predictor, as the compiled kernels of ``integrate`` and ``fitting`` call it.
 
 A family declares what the kernels know of it by its ``compiled()`` hook (``links._families``:
-a code and its arrays, or None for the numpy path); each kernel covers some codes.
+a code and its arrays, or None for the numpy path); each kernel covers some codes. The
+elementwise maths is ``links._elementwise``'s, compiled here for scalars: the numpy families
+evaluate the same expressions on arrays.
 """
 
 from __future__ import annotations
@@ -11,28 +13,24 @@ import math
 
 import numpy as np
 
-from .._jit import njit
+from .._jit import bind, njit
+from . import _elementwise as ew
+
+_logistic_parts = njit(ew.logistic_parts, inline=True)
+_poisson = njit(ew.poisson_jets, inline=True)
+_binomial = njit(bind(ew.binomial_jets, "binomial_jets", logistic_parts=_logistic_parts),
+                 inline=True)
+_logistic = njit(bind(ew.logistic_jets, "logistic_jets", logistic_parts=_logistic_parts),
+                 inline=True)
 
 
 @njit
 def glm_jets(code, y, n, e, order):  # pragma: no cover - compiled
     """Poisson (code 0: y, log mu = e) or binomial (code 1: y of n, logit p = e): the
-    log-likelihood and its first ``order`` derivatives in e (up to 3; unused ones are 0)."""
+    log-likelihood and its first ``order`` derivatives in e (up to 3; 0 for order 0)."""
     if code == 0:
-        mu = math.exp(e)
-        return y * e - mu, y - mu, -mu, -mu
-    if e > 0:
-        q = math.exp(-e)
-        pr = 1.0 / (1.0 + q)
-        ll = y * e - n * (e + math.log1p(q))
-    else:
-        q = math.exp(e)
-        pr = q / (1.0 + q)
-        ll = y * e - n * math.log1p(q)
-    if order == 0:
-        return ll, 0.0, 0.0, 0.0
-    w = pr * (1.0 - pr)
-    return ll, y - n * pr, -n * w, -n * w * (1.0 - 2.0 * pr)
+        return _poisson(y, e, order)
+    return _binomial(y, n, e, order)
 
 
 @njit
@@ -53,12 +51,10 @@ def cumulative_logit_block(Y, D, C, bi, eta, order, g, H, T, W):  # pragma: no c
     for k in range(nk):
         pi[k] = C[bi, k]
     for j in range(nj):
-        e = eta[j]
-        p = 1.0 / (1.0 + math.exp(-e)) if e >= 0 else math.exp(e) / (1.0 + math.exp(e))
-        a = p * (1.0 - p)
-        f1[j] = a
-        f2[j] = a * (1.0 - 2.0 * p)
-        f3[j] = a * (1.0 - 6.0 * p + 6.0 * p * p)
+        p, a1, a2, a3 = _logistic(eta[j])
+        f1[j] = a1
+        f2[j] = a2
+        f3[j] = a3
         for k in range(nk):
             pi[k] += D[k, j] * p
     ll = 0.0

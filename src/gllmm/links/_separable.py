@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit
 
+from ._elementwise import logistic_jets
 from ._families import (
     CUMULATIVE_LOGIT,
     CompiledFamily,
@@ -28,16 +28,6 @@ from ._families import (
     compiled_family,
     multinomial_constant,
 )
-
-
-def logistic_jets(eta: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The logistic cdf F and its first three derivatives at ``eta``."""
-    p = expit(eta)
-    f1 = p * (1.0 - p)
-    f2 = f1 * (1.0 - 2.0 * p)
-    f3 = f1 * (1.0 - 6.0 * p + 6.0 * p * p)
-    return p, f1, f2, f3
-
 
 #: the compiled kernels know these jets (``links._jets.cumulative_logit_block``)
 logistic_jets.kernel_code = CUMULATIVE_LOGIT  # type: ignore[attr-defined]
