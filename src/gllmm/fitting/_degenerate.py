@@ -40,8 +40,12 @@ def _scaled_se(res: Any) -> np.ndarray:
         else:
             top = np.abs(xm).max(axis=0)
         scale[: d.n_fixed] = top
-    if d.n_random and d.z_sparse.nnz:
-        scale[d.n_fixed:] = float(np.abs(d.z_sparse.data).max())
+    if d.n_random:
+        # a dense Z is read as it is (building its sparse copy cost more than the check)
+        z = d.z_sparse.data if d.is_sparse else d.z_matrix
+        top = float(np.abs(z).max()) if z.size else 0.0
+        if top > 0:
+            scale[d.n_fixed:] = top
     return se * np.where(scale > 0, scale, 1.0)
 
 

@@ -135,6 +135,7 @@ def maximize(
         x, ll = res.x.copy(), -float(res.fun)
         success, message, nit = res.success, res.message, res.nit
         hinv0 = res.hinv
+        at_x = _value_at(res)
     else:
         res = minimize(
             negative, start, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -142,6 +143,7 @@ def maximize(
         )
         x, ll = res.x.copy(), -float(res.fun)
         success, message, nit = bool(res.success), str(res.message), int(res.nit)
+        at_x = None
     # sigma = 0 is a stationary point of every scalar SD (the likelihood is even in it), so a
     # step that lands there stops any gradient method: probe a small positive SD and restart
     # when the likelihood rises there (a saddle in sigma, not a maximum).
@@ -161,6 +163,7 @@ def maximize(
                             x, ll = res.x.copy(), -float(res.fun)
                             success, message, nit = res.success, res.message, nit + res.nit
                             escaped = True
+                            at_x = _value_at(res)
                         break
         if not escaped:
             break
@@ -176,6 +179,7 @@ def maximize(
             ll0 = objective.value_and_gradient(trial, gradient=False)[0]
             if ll0 >= ll - ftol_zero:
                 x, ll = trial, ll0
+                at_x = None
                 boundary.append(names[k])
                 if keep_log:
                     log.append({"stage": "boundary", "params": x.copy(), "loglik": ll})
@@ -188,8 +192,10 @@ def maximize(
         if -res3.fun >= ll - 1e-9:
             x = res3.x
             ll = -float(res3.fun)
+            at_x = _value_at(res3)
     timings["boundary"] = time.perf_counter() - t1
-    final_val, final_grad = value_and_gradient(x)
+    # the last BFGS run ended at x with its value and gradient: no evaluation needed then
+    final_val, final_grad = value_and_gradient(x) if at_x is None else at_x
     free_mask = np.ones(len(x), bool)
     free_mask[[names.index(b) for b in boundary]] = False
     at_lower = np.isclose(x, lower) & np.isfinite(lower)
@@ -214,6 +220,13 @@ def maximize(
         timings=timings,
         boundary=tuple(boundary),
     )
+
+
+def _value_at(res: Any) -> tuple[float, np.ndarray] | None:
+    """(log-likelihood, gradient) at a BFGS result's x (None: not a computable point)."""
+    if not (np.isfinite(res.fun) and abs(res.fun) < 1e300):
+        return None
+    return -float(res.fun), -np.asarray(res.grad, dtype=float)
 
 
 def inverse_information(info: np.ndarray, free: np.ndarray, n: int, what: str = "observed",

@@ -84,9 +84,15 @@ def check_no_missing(data: pd.DataFrame, columns: Sequence[str], what: str = "gr
     """Refuse missing values (NaN, None, empty strings) in factor or grouping columns: they
     would silently form no group or be merged into another one."""
     for c in columns:
-        codes, levels = pd.factorize(data[c].to_numpy())  # NaN/None -> -1; blanks checked per level
-        blank = [i for i, lv in enumerate(levels) if isinstance(lv, str) and not lv.strip()]
-        na = (codes < 0) | np.isin(codes, blank) if blank else codes < 0
+        values = data[c].to_numpy()
+        if values.dtype.kind in "biu":
+            continue  # integers and booleans hold no missing value (factorizing cost more)
+        if values.dtype.kind == "f":
+            na = np.isnan(values)
+        else:
+            codes, levels = pd.factorize(values)  # NaN/None -> -1; blanks checked per level
+            blank = [i for i, lv in enumerate(levels) if isinstance(lv, str) and not lv.strip()]
+            na = (codes < 0) | np.isin(codes, blank) if blank else codes < 0
         if na.any():
             raise error(f"{what} {c!r} has missing or empty values at rows {_rows(na)}; drop "
                         "those rows or give them a level")
