@@ -578,7 +578,24 @@ def _sorted_unique(keys: np.ndarray) -> np.ndarray:
     return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
 
-def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+#: ``_lookup`` finds positions through a table over all n^2 keys when it has at most this
+#: many entries per stored key or 2^16 in all (memory in proportion to the pattern), else by
+#: binary search
+DENSE_LOOKUP = 8
+
+
+def _lookup(keys: np.ndarray, query: np.ndarray, n: int = 0) -> np.ndarray:
+    """Positions of ``query`` in the sorted ``keys`` (``col * n + row`` of an n x n pattern);
+    every query must be stored."""
+    if 0 < n * n <= max(DENSE_LOOKUP * len(keys), 1 << 16):
+        # a table over all keys: binary searches of the pair positions took a fifth of the
+        # structure's time on a 600-row crossed design
+        table = np.full(n * n, -1, dtype=np.int64)
+        table[keys] = np.arange(len(keys))
+        pos = table[query]
+        if np.any(pos < 0):
+            raise AssertionError("sparse Laplace: entry outside the stored pattern")
+        return pos
     pos = np.searchsorted(keys, query)
     if np.any(pos >= len(keys)) or np.any(keys[np.minimum(pos, len(keys) - 1)] != query):
         raise AssertionError("sparse Laplace: entry outside the stored pattern")
@@ -624,21 +641,21 @@ def _symbolic(keys: np.ndarray, n: int, perm: np.ndarray) -> tuple[float, bool]:
 MMD_MIN_N = 300
 
 
-def _fill_reducing_order(probe: sp.csc_matrix, keys: np.ndarray) -> np.ndarray:
+def _fill_reducing_order(probe: Callable[[], sp.csc_matrix], n: int, indptr: np.ndarray,
+                         keys: np.ndarray) -> np.ndarray:
     """Symmetric fill-reducing order (perm[new] = old), the cheapest (by the symbolic
     factorisation) of: the natural order (terms, then levels), the static degree order
     (fewest neighbours first: for two crossed factors, the one with more levels is eliminated
     first and the other's block fills), and, from ``MMD_MIN_N`` effects on and unless one of
     those fills only a dense trailing block, SuperLU's multiple minimum degree on ``K + K'``
     (in symmetric mode; its factorisation discarded)."""
-    n = probe.shape[0]
-    candidates = [np.arange(n), np.argsort(np.diff(probe.indptr), kind="stable")]
+    candidates = [np.arange(n), np.argsort(np.diff(indptr), kind="stable")]
     best = min((*_symbolic(keys, n, p), i) for i, p in enumerate(candidates))
     # SuperLU's MMD took 7 of the 19 s of the structure at 10^6 rows with 10^4 x 10^3 crossed
     # levels, where the degree order is already best: skip it when the best order fills only
     # a dense trailing block
     if n >= MMD_MIN_N and not best[1]:
-        perm_c = splu(probe, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+        perm_c = splu(probe(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                       options={"SymmetricMode": True}).perm_c
         candidates.append(np.argsort(perm_c))  # SuperLU moves column i to position perm_c[i]
         best = min(best, (*_symbolic(keys, n, candidates[-1]), len(candidates) - 1))
@@ -652,8 +669,9 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     lr, lc, lam_vals = pat.rows, pat.cols, pat.values  # lam_vals (nnzLam, m)
     m = lam_vals.shape[1]
     # M = Z Lambda, structurally: entry (b, j) for every Z_bi != 0 and Lambda_ij in the pattern
-    Zb = d.z_sparse.tocoo()
-    zr, zc, zv = Zb.row.astype(np.int64), Zb.col.astype(np.int64), Zb.data
+    Zs = d.z_sparse.tocsr()  # coordinates without scipy's tocoo (a tenth of the structure)
+    zr = np.repeat(np.arange(Zs.shape[0], dtype=np.int64), np.diff(Zs.indptr))
+    zc, zv = Zs.indices.astype(np.int64), Zs.data
     keep = zv != 0
     zr, zc, zv = zr[keep], zc[keep], zv[keep]
     # Lambda's pattern as CSR: entry k of (lr, lc) is entry k of the CSR data
@@ -674,7 +692,8 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     ukey, inv = np.unique(key, return_inverse=True)
     inv = inv.ravel()
     m_values = np.zeros((len(ukey), m))
-    np.add.at(m_values, inv, e_val)
+    for k in range(m):  # np.add.at is several times slower than bincount
+        m_values[:, k] = np.bincount(inv, weights=e_val[:, k], minlength=len(ukey))
     m_row = (ukey // (C * q)).astype(np.int64)
     m_glob = ukey % (C * q)
     active, m_col = np.unique(m_glob, return_inverse=True)
@@ -718,16 +737,16 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     p_indptr, p_indices = _permuted(keys, n, identity)
     probe_data = np.ones(len(keys))
     probe_data[np.searchsorted(keys, identity * (n + 1))] = np.diff(p_indptr) + 1.0
-    probe = sp.csc_matrix((probe_data, p_indices, p_indptr), shape=(n, n))
-    perm = _fill_reducing_order(probe, keys)  # perm[new] = old
+    perm = _fill_reducing_order(  # perm[new] = old
+        lambda: sp.csc_matrix((probe_data, p_indices, p_indptr), shape=(n, n)), n, p_indptr, keys)
     iperm = np.empty(n, dtype=np.int64)
     iperm[perm] = identity
     k_indptr, k_indices, probe_p = _permuted(keys, n, iperm, probe_data)
     k_cols = np.repeat(np.arange(n), np.diff(k_indptr))
     k_keys = k_cols * n + k_indices  # sorted (CSC, sorted rows)
-    k_diag = _lookup(k_keys, np.arange(n) * (n + 1))
+    k_diag = _lookup(k_keys, np.arange(n) * (n + 1), n)
     pa, pb = iperm[m_col[pair_e1]], iperm[m_col[pair_e2]]
-    pair_k = _lookup(k_keys, pb * n + pa)
+    pair_k = _lookup(k_keys, pb * n + pa, n)
     # the pattern of L (a numeric pass on a matrix with K's pattern fixes it)
     parent, l_indptr = _ldl_symbolic(n, k_indptr, k_indices)
     l_indices = np.zeros(l_indptr[-1], dtype=np.int64)
@@ -749,7 +768,7 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
         out = np.empty(len(a), dtype=np.int64)
         diag = lo == hi
         out[diag] = lo[diag]
-        out[~diag] = n + _lookup(l_keys, lo[~diag] * n + hi[~diag])
+        out[~diag] = n + _lookup(l_keys, lo[~diag] * n + hi[~diag], n)
         return out
 
     pair_sigma = sigma_pos(pa, pb)

@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import connected_components
 from ..errors import GllmmWarning, SpecError
 from ..links import Binomial, Multinomial, Poisson
 from ..tables import Table
-from ..tables._validate import check_counts, check_no_missing
+from ..tables._validate import check_codes, check_counts, check_no_missing
 from ._design import Design, block_structure
 from ._formula import (
     _split_top_level,
@@ -248,7 +248,11 @@ def build_design(
     for term in parsed.random:
         Zt, znames = model_matrix(term.expr, data)
         codes, labels = group_codes(data, term.group)
-        check_no_missing(data, [g.strip() for g in term.group.split(":")])
+        cols = [g.strip() for g in term.group.split(":")]
+        if len(cols) == 1:  # the codes are the column's factorization: no second pass
+            check_codes(codes, labels, cols[0])
+        else:
+            check_no_missing(data, cols)
         terms.append((term, Zt, znames, codes, labels))
 
     if not terms:
@@ -364,8 +368,9 @@ def _random_layout(terms: list, n: int, covariance: str | None,
     levels = []
     for term, Zt, znames, codes, labels in terms:
         qt = Zt.shape[1]
-        # slot of each row's group within its cluster
-        slot = _slots(cluster_of_row, codes)
+        # slot of each row's group within its cluster; with one cluster (crossed terms) that
+        # is the group's code, already numbered in order of first appearance (group_codes)
+        slot = codes.astype(np.int64) if n_clusters == 1 else _slots(cluster_of_row, codes)
         n_slots = int(slot.max()) + 1
         reps = pos + np.arange(n_slots)[:, None] * qt + np.arange(qt)[None, :]
         kind = covariance or ("diagonal" if term.diagonal else "unstructured")

@@ -286,7 +286,7 @@ def group_codes(data: pd.DataFrame, group: str) -> tuple[np.ndarray, list]:
     if len(cols) == 1:
         key = data[cols[0]]
         codes, labels = pd.factorize(key, sort=False)
-        return codes, list(labels)
+        return codes, labels.tolist()  # list() iterates an Arrow-backed index element-wise
     tuples = list(zip(*(data[c].to_numpy() for c in cols), strict=True))
     codes, labels = pd.factorize(pd.Series(tuples, dtype=object), sort=False)
     return codes, [":".join(map(str, t)) for t in labels]

@@ -88,14 +88,20 @@ def check_no_missing(data: pd.DataFrame, columns: Sequence[str], what: str = "gr
         if values.dtype.kind in "biu":
             continue  # integers and booleans hold no missing value (factorizing cost more)
         if values.dtype.kind == "f":
-            na = np.isnan(values)
+            check_codes(np.where(np.isnan(values), -1, 0), [], c, what, error)
         else:
-            codes, levels = pd.factorize(values)  # NaN/None -> -1; blanks checked per level
-            blank = [i for i, lv in enumerate(levels) if isinstance(lv, str) and not lv.strip()]
-            na = (codes < 0) | np.isin(codes, blank) if blank else codes < 0
-        if na.any():
-            raise error(f"{what} {c!r} has missing or empty values at rows {_rows(na)}; drop "
-                        "those rows or give them a level")
+            check_codes(*pd.factorize(values), c, what, error)  # NaN/None -> -1
+
+
+def check_codes(codes: np.ndarray, levels: Sequence[Any], column: str,
+                what: str = "grouping column", error: type[GllmmError] = SpecError) -> None:
+    """``check_no_missing`` of one column from its factorization (``pd.factorize``: code -1
+    for NaN / None), for callers that have it already; blank strings are checked per level."""
+    blank = [i for i, lv in enumerate(levels) if isinstance(lv, str) and not lv.strip()]
+    na = (codes < 0) | np.isin(codes, blank) if blank else codes < 0
+    if na.any():
+        raise error(f"{what} {column!r} has missing or empty values at rows {_rows(na)}; drop "
+                    "those rows or give them a level")
 
 
 def check_unique_cells(data: pd.DataFrame, factors: Sequence[str],
@@ -189,5 +195,5 @@ def check_integer(value: Any, name: str, minimum: int | None = None,
     return value
 
 
-__all__ = ["check_array", "check_columns", "check_counts", "check_integer", "check_no_missing",
-           "check_scores", "check_unique_cells"]
+__all__ = ["check_array", "check_codes", "check_columns", "check_counts", "check_integer",
+           "check_no_missing", "check_scores", "check_unique_cells"]
