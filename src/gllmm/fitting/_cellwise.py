@@ -148,14 +148,20 @@ def cellwise_layout(design: Design) -> CellwiseLayout | str:
 def applies(design: Design, automatic: bool = True) -> bool:
     """Whether the strategy applies (``automatic``: and the indicator sets are large enough
     for it to be the fast choice)."""
+    return chosen_layout(design, automatic) is not None
+
+
+def chosen_layout(design: Design, automatic: bool = True) -> CellwiseLayout | None:
+    """The layout of ``design`` where the strategy applies (as ``applies``), else None; the
+    fit takes it (``fit_cellwise_design(layout=...)``) instead of finding it again."""
     if design.n_random != 1 or design.family.name != "poisson":
-        return False  # cheap refusals before looking at X
+        return None  # cheap refusals before looking at X
     if automatic and design.n_fixed < AUTO_MIN_LEVELS:
-        return False  # too few columns to hold the indicator sets: not worth reading X
+        return None  # too few columns to hold the indicator sets: not worth reading X
     lay = cellwise_layout(design)
-    if isinstance(lay, str):
-        return False
-    return not automatic or lay.n_indicators >= AUTO_MIN_LEVELS
+    if isinstance(lay, str) or (automatic and lay.n_indicators < AUTO_MIN_LEVELS):
+        return None
+    return lay
 
 
 class CellObjective:
@@ -232,6 +238,7 @@ def fit_cellwise_design(
     chunk_size: int = 8192,
     client: Any = None,
     partitions: int | Sequence[int] | None = None,
+    layout: CellwiseLayout | None = None,
 ) -> FitResult:
     """Marginal ML of a cell-wise design by AGQ per cell and block Newton (module docstring).
 
@@ -258,7 +265,7 @@ def fit_cellwise_design(
         ``client``.
     """
     t0 = time.perf_counter()
-    lay = cellwise_layout(design)
+    lay = cellwise_layout(design) if layout is None else layout
     if isinstance(lay, str):
         raise FitError(f"the cell-wise strategy does not apply to this design: {lay}")
     nodes = 1 if method == "laplace" else (15 if n_nodes is None else int(n_nodes))

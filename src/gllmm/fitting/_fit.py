@@ -18,8 +18,7 @@ from ..integrate import HigherOrderLaplace, MarginalLikelihood
 from ..results import FitResult
 from ..spec._design import Design
 from ._auto_nodes import choose_nodes
-from ._cellwise import applies as cellwise_applies
-from ._cellwise import fit_cellwise_design
+from ._cellwise import chosen_layout, fit_cellwise_design
 from ._degenerate import degenerate_parameters, flag_degenerate
 from ._glm import check_full_rank, fit_glm
 from ._optimize import FTOL_ZERO, OptSummary, inverse_information, maximize
@@ -334,12 +333,14 @@ def fit(
             raise FitError(f"n_nodes must be a positive integer or 'auto' (with method 'agq' "
                            f"or 'laplace'), got {n_nodes!r}")
         return choose_nodes(fit, design, start=start, strategy=strategy, **options)
-    if design.n_random and key in QUADRATURE and (
-            strategy == "cellwise" or (strategy is None and cellwise_applies(design))):
+    # the cell-wise layout is found once, for the choice and the fit
+    layout = (chosen_layout(design) if design.n_random and key in QUADRATURE
+              and strategy is None else None)
+    if design.n_random and key in QUADRATURE and (strategy == "cellwise" or layout is not None):
         if objective_only:
             raise FitError("the cell-wise strategy fits by block Newton and has no objective "
                            "for objective_only; choose another strategy")
-        res = fit_cellwise_design(design, key, n_nodes, start, **options)
+        res = fit_cellwise_design(design, key, n_nodes, start, layout=layout, **options)
         _warn(res.opt)
         return flag_degenerate(res, getattr(res.opt, "initial", None))
     if options.get("client") is not None or options.get("partitions") is not None:

@@ -198,7 +198,9 @@ def maximize(
     final_val, final_grad = value_and_gradient(x) if at_x is None else at_x
     free_mask = np.ones(len(x), bool)
     free_mask[[names.index(b) for b in boundary]] = False
-    at_lower = np.isclose(x, lower) & np.isfinite(lower)
+    fin = np.isfinite(lower)  # np.isclose's tolerances, on the bounded parameters only
+    at_lower = np.zeros(len(x), dtype=bool)
+    at_lower[fin] = np.abs(x[fin] - lower[fin]) <= 1e-8 + 1e-5 * np.abs(lower[fin])
     proj = np.where(at_lower & (final_grad < 0), 0.0, final_grad)[free_mask]
     grad_norm = float(np.max(np.abs(proj), initial=0.0))
     converged = bool(success) and grad_norm < 1e-3 * max(1.0, abs(final_val))

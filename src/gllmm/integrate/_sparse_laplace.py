@@ -882,10 +882,14 @@ class SparseModes:
 def _glm_code(obj: MarginalLikelihood) -> int | None:
     """0 (Poisson) or 1 (binomial) where the compiled kernels apply, else None; the counts
     are kept on ``obj`` as ``_glm_y``."""
+    if not getattr(obj, "use_kernel", True):
+        return None
+    if "_glm_y" in obj.__dict__:  # decided at the first evaluation (asked for at every one)
+        return obj._glm_code
     from .. import _jit
     from ..links._families import ONE_PREDICTOR
 
-    if not getattr(obj, "use_kernel", True) or not _jit.HAVE_NUMBA:
+    if not _jit.HAVE_NUMBA:
         return None
     if not hasattr(obj, "_glm_y"):
         fam = obj.design.family.compiled()
@@ -1180,13 +1184,15 @@ def sparse_posterior(obj: MarginalLikelihood, params: np.ndarray) -> dict[str, n
     info = sparse_modes(obj, params)
     C, q = s.n_clusters, s.q
     lr, lc, lv = s.lam_pattern
-    lam = sp.csr_matrix((lv @ theta, (lr, lc)), shape=(q, q))
+    lam_e = lv @ theta
     full = np.zeros(C * q)
     full[s.active] = info.v
     v = full.reshape(C, q)
-    mode = np.asarray((lam @ v.T).T)
+    # u = Lambda v per cluster, summed over Lambda's pattern (a scipy matrix for it cost more
+    # than the rest of the predictions on small designs)
+    rows = (np.arange(C)[:, None] * q + lr[None, :]).ravel()
+    mode = np.bincount(rows, weights=(v[:, lc] * lam_e).ravel(), minlength=C * q).reshape(C, q)
     sig_all = info.factor.selected_inverse(s)
-    lam_e = lv @ theta
     sig = np.where(s.lam_sigma >= 0, sig_all[np.maximum(s.lam_sigma, 0)],
                    np.where(s.lam_sigma == -2, 1.0, 0.0))
     var = np.bincount(s.lam_rows, weights=lam_e[s.lam_a] * lam_e[s.lam_b] * sig,

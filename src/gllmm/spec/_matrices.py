@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse as sp
 
 from ..errors import SpecError
@@ -571,7 +572,12 @@ def aliased_columns(X: Matrix, names: Sequence[str] | None = None,
         return []
     norms = np.linalg.norm(Xd, axis=0)
     Xs = Xd / np.where(norms > 0, norms, 1.0)
-    _, R, piv = scipy.linalg.qr(Xs, mode="economic", pivoting=True)
+    # LAPACK's pivoted QR (what scipy.linalg.qr(pivoting=True) calls) without the wrapper's
+    # checks, which cost eight times the factorisation of a model matrix of a few dozen rows
+    qr, jpvt, _, _, info = scipy.linalg.lapack.dgeqp3(Xs)
+    if info != 0:
+        raise SpecError(f"QR of X failed (LAPACK dgeqp3 info {info})")
+    R, piv = np.triu(qr[: min(n, p)]), jpvt - 1
     diag = np.abs(np.diag(R))
     tol = max(n, p) * np.finfo(float).eps if tol is None else tol
     rank = int(np.sum(diag > tol * diag[0])) if diag.size and diag[0] > 0 else 0
