@@ -77,3 +77,28 @@ def test_every_compiled_function_is_hashed():
                 sources.add(file.relative_to(_jit.PACKAGE).as_posix())
     assert {"links/_elementwise.py", "integrate/_mode_newton.py"} <= sources
     assert sources <= set(_jit.KERNEL_SOURCES), sources - set(_jit.KERNEL_SOURCES)
+
+
+def test_an_unwritable_place_falls_through_to_the_next(tmp_path, monkeypatch):
+    # numba, given an unwritable directory, would silently use its per-file (stale) cache
+    blocker = tmp_path / "a-file"  # no directory can be made under a file, even by root
+    blocker.write_text("")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(blocker))
+    monkeypatch.setattr(_jit, "PACKAGE", blocker)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _jit.cache_dir("k") == tmp_path / "xdg" / "gllmm" / "numba-k"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert _jit.cache_dir("k") is None
+
+
+def test_without_a_writable_cache_the_kernels_compile_uncached(monkeypatch):
+    # numba refuses cache=True with no writable locator: importing gllmm would fail
+    from numba.core.caching import NullCache
+
+    def twice(x):
+        return 2.0 * x
+
+    monkeypatch.setattr(_jit, "CACHE_DIR", None)
+    compiled = _jit.njit(twice)
+    assert compiled(1.5) == 3.0
+    assert isinstance(compiled._cache, NullCache)

@@ -9,9 +9,14 @@ to any kernel source moves the cache to a new directory and recompiles everythin
 consistently. The directory is set on numba's configuration only while a kernel is decorated
 (numba picks a function's cache location then), so numba code outside gllmm is unaffected.
 
-Where: ``$NUMBA_CACHE_DIR/gllmm-<hash>`` when that variable is set; else
-``__pycache__/numba-<hash>`` beside this file when writable (older ``numba-*`` directories
-there are removed); else ``$XDG_CACHE_HOME/gllmm/numba-<hash>`` (default ``~/.cache``).
+Where: the first writable of ``$NUMBA_CACHE_DIR/gllmm-<hash>`` (when that variable is set),
+``__pycache__/numba-<hash>`` beside this file (older ``numba-*`` directories there are
+removed) and ``$XDG_CACHE_HOME/gllmm/numba-<hash>`` (default ``~/.cache``); with none
+writable (a read-only install and home) the kernels compile uncached. Writability is tried,
+not assumed: given an unwritable directory numba would fall back to its own per-file cache,
+the stale one this module exists to avoid, and with no writable place at all it refuses to
+decorate. Concurrent processes (pytest-xdist, Dask workers) share a directory safely: numba
+writes each file to a temporary name and renames it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import hashlib
 import os
 import shutil
 import sys
+import tempfile
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -51,29 +57,39 @@ def source_hash(root: Path = PACKAGE, sources: tuple[str, ...] = KERNEL_SOURCES)
     return digest.hexdigest()[:16]
 
 
-def cache_dir(key: str | None = None) -> Path:
-    """The directory numba caches gllmm's kernels in, for the sources' hash ``key``."""
+def _writable(place: Path) -> bool:
+    """Whether ``place`` can be made and written to (numba's own test of a cache directory)."""
+    try:
+        place.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=place).close()
+    except OSError:
+        return False
+    return True
+
+
+def cache_dir(key: str | None = None) -> Path | None:
+    """The directory numba caches gllmm's kernels in, for the sources' hash ``key`` (None:
+    no writable place)."""
     key = key or source_hash()
-    env = os.environ.get("NUMBA_CACHE_DIR")
-    if env:
-        return Path(env) / f"gllmm-{key}"
-    in_tree = PACKAGE / "__pycache__"
-    if os.access(in_tree if in_tree.is_dir() else PACKAGE, os.W_OK):
-        return in_tree / f"numba-{key}"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gllmm" / f"numba-{key}"
+    places = [PACKAGE / "__pycache__" / f"numba-{key}"]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        places.insert(0, Path(os.environ["NUMBA_CACHE_DIR"]) / f"gllmm-{key}")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    if not base.startswith("~"):  # no home directory known: skip it
+        places.append(Path(base) / "gllmm" / f"numba-{key}")
+    return next((place for place in places if _writable(place)), None)
 
 
-def cache_is_cold(place: Path) -> bool:
+def cache_is_cold(place: Path | None) -> bool:
     """Whether ``place`` holds no cached kernel yet (numba writes one ``.nbi`` index per
     function): a first run, which compiles."""
-    return next(place.rglob("*.nbi"), None) is None if place.is_dir() else True
+    return place is None or next(place.rglob("*.nbi"), None) is None
 
 
-def _prune(place: Path) -> None:
+def _prune(place: Path | None) -> None:
     """Remove the caches of earlier sources beside ``place`` (only in our own ``__pycache__``:
     a shared ``NUMBA_CACHE_DIR`` may serve other installations)."""
-    if place.parent != PACKAGE / "__pycache__":
+    if place is None or place.parent != PACKAGE / "__pycache__":
         return
     for old in place.parent.glob("numba-*"):
         if old != place:
@@ -92,22 +108,27 @@ CACHE_DIR = cache_dir()
 if HAVE_NUMBA and cache_is_cold(CACHE_DIR):  # a new user's first fit: say why it takes a while
     _prune(CACHE_DIR)
     print("gllmm: compiling the numerical kernels for their first use (about a minute, "
-          "once; later runs load them from the cache)", file=sys.stderr, flush=True)
+          + ("once; later runs load them from the cache)" if CACHE_DIR else
+             "in every process: no writable cache directory; set NUMBA_CACHE_DIR to one)"),
+          file=sys.stderr, flush=True)
 
 
 def njit(f: Callable | None = None, *, inline: bool = False) -> Callable:
-    """``numba.njit(cache=True, nogil=True)`` caching in :data:`CACHE_DIR`; ``f`` itself
-    where numba is missing. ``inline=True`` inlines ``f`` into its compiled callers (numba's
-    ``inline="always"``), for small functions called in hot loops."""
+    """``numba.njit(cache=True, nogil=True)`` caching in :data:`CACHE_DIR` (uncached where
+    that is None); ``f`` itself where numba is missing. ``inline=True`` inlines ``f`` into
+    its compiled callers (numba's ``inline="always"``), for small functions in hot loops."""
     if f is None:
         return lambda g: njit(g, inline=inline)
     if not HAVE_NUMBA:  # pragma: no cover
         return f
+    options = {"nogil": True, "inline": "always" if inline else "never"}
+    if CACHE_DIR is None:
+        return numba.njit(**options)(f)
     config = numba.config
     saved = config.CACHE_DIR
     config.CACHE_DIR = str(CACHE_DIR)
     try:
-        return numba.njit(cache=True, nogil=True, inline="always" if inline else "never")(f)
+        return numba.njit(cache=True, **options)(f)
     finally:
         config.CACHE_DIR = saved
 
