@@ -20,8 +20,8 @@ from ._scalar_kernel import fixed_predictor
 def _multinomial_h(args, v):  # pragma: no cover - compiled
     """``h(v) = sum_b [y_b' eta_b - n_b logsumexp(eta_b)] - |v|^2 / 2`` of one cluster (blocks
     b0 .. b1 - 1), its gradient F and ``K = -h''`` (``W_b = n_b (diag p_b - p_b p_b')``);
-    ``args = (Y, eta0, M, b0, b1, eta, pr)``, the last two scratch space."""
-    Y, eta0, M, b0, b1, eta, pr = args
+    ``args = (Y, eta0, M, b0, b1, eta, pr, pm)``, the last three scratch space."""
+    Y, eta0, M, b0, b1, eta, pr, pm = args
     J = eta0.shape[1]
     q = v.shape[0]
     F = np.empty(q)
@@ -51,15 +51,16 @@ def _multinomial_h(args, v):  # pragma: no cover - compiled
             h += Y[b, j] * eta[j]
         h -= n * lse
         for a in range(q):
-            pm = 0.0
+            s = 0.0
             for j in range(J):
                 F[a] += M[b, j, a] * (Y[b, j] - n * pr[j])
-                pm += pr[j] * M[b, j, a]
+                s += pr[j] * M[b, j, a]
+            pm[a] = s  # p_b' M_b, its entries r < a kept from earlier passes
             for r in range(a + 1):
                 w = 0.0
                 for j in range(J):
                     w += pr[j] * M[b, j, a] * M[b, j, r]
-                K[a, r] += n * (w - pm * _dot_pm(pr, M, b, r))
+                K[a, r] += n * (w - s * pm[r])
                 K[r, a] = K[a, r]
     return h, F, K
 
@@ -111,6 +112,7 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
                 M[b, j, a] = s
     eta = np.empty(J)
     pr = np.empty(J)
+    pm = np.empty(q)
     L = np.empty((q, q))
     step = np.empty(q)
     zero = np.zeros(q)
@@ -128,8 +130,8 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
         grad[a] = 0.0
     for c in range(n_cl):
         b0, b1 = starts[c], starts[c + 1]
-        v, h, F, K, status = multinomial_mode((Y, eta0, M, b0, b1, eta, pr), v_start[c], zero,
-                                              tol, max_iter)
+        v, h, F, K, status = multinomial_mode((Y, eta0, M, b0, b1, eta, pr, pm), v_start[c],
+                                              zero, tol, max_iter)
         if status != OK:
             return 0.0, status
         if not cholesky_into(K, L):
