@@ -37,6 +37,7 @@ KERNEL_SOURCES = (
     "_small_linalg.py",
     "links/_elementwise.py",
     "links/_jets.py",
+    "links/_implicit_kernel.py",
     "integrate/_newton.py",  # ASCENT_TOL, compiled into the mode search as a constant
     "integrate/_mode_newton.py",
     "integrate/_scalar_kernel.py",

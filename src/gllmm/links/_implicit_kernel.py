@@ -19,9 +19,10 @@ distribution ``p`` evaluated along ``u`` (last cell 0),
 (``H = U'(L2 - g.G2)U`` and T its derivative, with ``dU/deta_c = -U S(., c)``.) So no tensor
 of order above ``m^3`` is built and nothing is differenced.
 
-The Newton line search is the compiled form of ``integrate._newton.halving_step`` (a Python
-callback per point cannot run inside the loop): the step is halved while the merit
-``|eta - G(theta)|^2 / 2`` increases by more than ``ASCENT_TOL (1 + merit)``.
+The Newton line search is the compiled form of ``integrate._newton.halving_step``, as in the
+integrate kernels: ``backtrack`` takes a Python callback per trial, which cannot run inside the
+compiled loop over points (and would cost a call per point and trial). The step is halved
+while the merit ``|eta - G(theta)|^2 / 2`` increases by more than ``ASCENT_TOL (1 + merit)``.
 """
 
 from __future__ import annotations
@@ -30,24 +31,16 @@ import math
 
 import numpy as np
 
-from ..integrate._newton import ASCENT_TOL
+from .._jit import njit
 
-try:  # numba is a dependency; without it these loops run as (slow, correct) Python
-    import numba
-
-    _njit = numba.njit(cache=True, nogil=True)
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    HAVE_NUMBA = False
-
-    def _njit(f):  # type: ignore[no-redef]
-        return f
+#: ``integrate._newton.ASCENT_TOL``, written here because links sit below integrate
+ASCENT_TOL = 1e-12
 
 #: point status codes
 CONVERGED, FAILED = 0, 1
 
 
-@_njit
+@njit
 def _forward(theta, C, aptr, aidx, aval, e, pi, w, G):  # pragma: no cover - compiled
     """``G = C log(A pi)`` at ``theta``; fills ``e`` (exp), ``pi``, ``w = A e``; returns
     ``(max theta~, log sum e)``, or ``lse = nan`` when some ``A_r pi`` is zero."""
@@ -80,7 +73,7 @@ def _forward(theta, C, aptr, aidx, aval, e, pi, w, G):  # pragma: no cover - com
     return mx, ls
 
 
-@_njit
+@njit
 def _jacobian(C, aptr, aidx, aval, e, pi, w, csum, G1):  # pragma: no cover - compiled
     """``G1[j, a] = sum_r C_jr (p_r[a] - pi[a])``, ``p_r = A_r. e / w_r``."""
     m = G1.shape[0]
@@ -96,7 +89,7 @@ def _jacobian(C, aptr, aidx, aval, e, pi, w, csum, G1):  # pragma: no cover - co
                     G1[j, k] += C[j, r] * pr
 
 
-@_njit
+@njit
 def _lu(M, piv):  # pragma: no cover - compiled
     """In-place LU with partial pivoting; False when singular."""
     n = M.shape[0]
@@ -121,7 +114,7 @@ def _lu(M, piv):  # pragma: no cover - compiled
     return True
 
 
-@_njit
+@njit
 def _lu_solve(M, piv, b):  # pragma: no cover - compiled
     """Solve with the factors of ``_lu`` in place of ``b``."""
     n = M.shape[0]
@@ -138,7 +131,7 @@ def _lu_solve(M, piv, b):  # pragma: no cover - compiled
         b[i] /= M[i, i]
 
 
-@_njit
+@njit
 def _newton(eta, theta, C, aptr, aidx, aval, csum, tol, max_iter, e, pi, w, G, G1, piv, step,
             trial):  # pragma: no cover - compiled
     """Newton for ``G(theta) = eta`` from ``theta`` (updated in place); True on convergence
@@ -194,7 +187,7 @@ def _newton(eta, theta, C, aptr, aidx, aval, csum, tol, max_iter, e, pi, w, G, G
     return math.isfinite(ls) and big < 1e-8
 
 
-@_njit
+@njit
 def _moments(p, U, mu, dev):  # pragma: no cover - compiled
     """Means ``mu_a = sum_k p_k U~_ka`` and deviations ``dev[k, a] = U~_ka - mu_a`` of the
     directions (``U~`` is U with a zero last row)."""
@@ -210,7 +203,7 @@ def _moments(p, U, mu, dev):  # pragma: no cover - compiled
             dev[k, a] = (U[k, a] if k < K - 1 else 0.0) - mu[a]
 
 
-@_njit
+@njit
 def _add_cov(p, dev, scale, out):  # pragma: no cover - compiled
     """``out += scale * Cov_p`` along the directions (deviations ``dev``)."""
     m = out.shape[0]
@@ -224,7 +217,7 @@ def _add_cov(p, dev, scale, out):  # pragma: no cover - compiled
                 out[a, b] += da * dev[k, b]
 
 
-@_njit
+@njit
 def _add_k3(p, dev, scale, out):  # pragma: no cover - compiled
     """``out += scale * k3_p`` along the directions (upper triangle a <= b <= c only)."""
     m = out.shape[0]
@@ -240,7 +233,7 @@ def _add_k3(p, dev, scale, out):  # pragma: no cover - compiled
                     out[a, b, c] += dab * dev[k, c]
 
 
-@_njit
+@njit
 def _symmetrize2(M):  # pragma: no cover - compiled
     n = M.shape[0]
     for a in range(n):
@@ -248,7 +241,7 @@ def _symmetrize2(M):  # pragma: no cover - compiled
             M[a, b] = M[b, a]
 
 
-@_njit
+@njit
 def _directions(C, aptr, aidx, aval, csum, e, pi, w, G1, piv, col, U):  # pragma: no cover
     """``U = G1^{-1}`` (the eta directions in theta); False when G1 is singular."""
     m = U.shape[0]
@@ -264,7 +257,7 @@ def _directions(C, aptr, aidx, aval, csum, e, pi, w, G1, piv, col, U):  # pragma
     return True
 
 
-@_njit
+@njit
 def _curvature(C, aptr, aidx, aval, csum, e, pi, w, U, n_tot, order, gp, h, t3,
                work):  # pragma: no cover - compiled
     """H (into ``h``) and, for ``order`` 3, T (into ``t3``) at one solved point with score
@@ -325,7 +318,7 @@ def _curvature(C, aptr, aidx, aval, csum, e, pi, w, U, n_tot, order, gp, h, t3,
                 t3[c, b, a] = acc
 
 
-@_njit
+@njit
 def implicit_points(y, C, aptr, aidx, aval, csum, eta, theta, chain, order, tol, max_iter,
                     ell, g, H, T, status):  # pragma: no cover - compiled
     """Solve every point of ``eta`` (B, N, m) and evaluate ``l`` and its derivatives to
@@ -387,7 +380,7 @@ def implicit_points(y, C, aptr, aidx, aval, csum, eta, theta, chain, order, tol,
                            H[b, nd], T[b, nd] if order >= 3 else no_t3, work)
 
 
-@_njit
+@njit
 def jacobian_at(theta, C, aptr, aidx, aval, csum):  # pragma: no cover - compiled
     """``G1 = dG / dtheta`` at one ``theta`` (m,)."""
     m = theta.shape[0]
