@@ -132,6 +132,23 @@ def _lu_solve(M, piv, b):  # pragma: no cover - compiled
 
 
 @njit
+def _lu_solve_t(M, piv, b):  # pragma: no cover - compiled
+    """Solve ``M' x = b`` with the factors of ``_lu`` (``P M = L U``) in place of ``b``."""
+    n = M.shape[0]
+    for i in range(n):
+        for c in range(i):
+            b[i] -= M[c, i] * b[c]
+        b[i] /= M[i, i]
+    for i in range(n - 1, -1, -1):
+        for c in range(i + 1, n):
+            b[i] -= M[c, i] * b[c]
+    for k in range(n - 1, -1, -1):
+        p = piv[k]
+        if p != k:
+            b[k], b[p] = b[p], b[k]
+
+
+@njit
 def _newton(eta, theta, C, aptr, aidx, aval, csum, tol, max_iter, e, pi, w, G, G1, piv, step,
             trial):  # pragma: no cover - compiled
     """Newton for ``G(theta) = eta`` from ``theta`` (updated in place); True on convergence
@@ -204,33 +221,24 @@ def _moments(p, U, mu, dev):  # pragma: no cover - compiled
 
 
 @njit
-def _add_cov(p, dev, scale, out):  # pragma: no cover - compiled
-    """``out += scale * Cov_p`` along the directions (deviations ``dev``)."""
-    m = out.shape[0]
+def _central(p, dev, cov, k3, k3_scale, third):  # pragma: no cover - compiled
+    """``cov = Cov_p`` and, with ``third``, ``k3 += k3_scale * k3_p`` along the directions
+    (deviations ``dev``), upper triangles only (a <= b <= c)."""
+    m = cov.shape[0]
+    cov[:, :] = 0.0
     for k in range(p.shape[0]):
-        wk = scale * p[k]
-        if wk == 0.0:
-            continue
-        for a in range(m):
-            da = wk * dev[k, a]
-            for b in range(a, m):
-                out[a, b] += da * dev[k, b]
-
-
-@njit
-def _add_k3(p, dev, scale, out):  # pragma: no cover - compiled
-    """``out += scale * k3_p`` along the directions (upper triangle a <= b <= c only)."""
-    m = out.shape[0]
-    for k in range(p.shape[0]):
-        wk = scale * p[k]
+        wk = p[k]
         if wk == 0.0:
             continue
         for a in range(m):
             da = wk * dev[k, a]
             for b in range(a, m):
                 dab = da * dev[k, b]
-                for c in range(b, m):
-                    out[a, b, c] += dab * dev[k, c]
+                cov[a, b] += dab
+                if third:
+                    dab *= k3_scale
+                    for c in range(b, m):
+                        k3[a, b, c] += dab * dev[k, c]
 
 
 @njit
@@ -273,26 +281,28 @@ def _curvature(C, aptr, aidx, aval, csum, e, pi, w, U, n_tot, order, gp, h, t3,
             acc += gp[j] * C[j, r]
         omega[r] = acc
         omega_sum += acc
-    h[:, :] = 0.0
-    _moments(pi, U, mu, dev)
-    _add_cov(pi, dev, -(n_tot - omega_sum), h)
-    if order >= 3:
+    third = order >= 3
+    if third:
         k3[:, :, :] = 0.0
-        _add_k3(pi, dev, -(n_tot - omega_sum), k3)
-        for j in range(m):
-            S[j, :, :] = 0.0
-            _add_cov(pi, dev, -csum[j], S[j])
+    _moments(pi, U, mu, dev)
+    _central(pi, dev, covr, k3, -(n_tot - omega_sum), third)
+    for a in range(m):
+        for b in range(a, m):
+            h[a, b] = -(n_tot - omega_sum) * covr[a, b]
+            if third:
+                for j in range(m):
+                    S[j, a, b] = -csum[j] * covr[a, b]
     for r in range(R):
         for k in range(K):
             pr[k] = 0.0
         for t in range(aptr[r], aptr[r + 1]):
             pr[aidx[t]] = aval[t] * e[aidx[t]] / w[r]
         _moments(pr, U, mu, dev)
-        _add_cov(pr, dev, -omega[r], h)
-        if order >= 3:
-            _add_k3(pr, dev, -omega[r], k3)
-            covr[:, :] = 0.0
-            _add_cov(pr, dev, 1.0, covr)
+        _central(pr, dev, covr, k3, -omega[r], third)
+        for a in range(m):
+            for b in range(a, m):
+                h[a, b] -= omega[r] * covr[a, b]
+        if third:
             for j in range(m):
                 c = C[j, r]
                 if c != 0.0:
@@ -361,21 +371,26 @@ def implicit_points(y, C, aptr, aidx, aval, csum, eta, theta, chain, order, tol,
                 for k in range(m):
                     val += y[b, k] * th[k]
                 ell[b, nd] = val - n_tot * (mx + ls)
-                if order >= 1:
+                if order == 1:  # the score alone: one solve with G1', no inverse
+                    _jacobian(C, aptr, aidx, aval, e, pi, w, csum, G1)
+                    ok = _lu(G1, piv)
+                    for k in range(m):
+                        step[k] = y[b, k] - n_tot * pi[k]
+                    _lu_solve_t(G1, piv, step)
+                    g[b, nd, :] = step
+                elif order >= 2:
                     ok = _directions(C, aptr, aidx, aval, csum, e, pi, w, G1, piv, step, U)
             if not ok:
                 status[b, nd] = FAILED
                 ell[b, nd] = math.nan
                 continue
             status[b, nd] = CONVERGED
-            if order == 0:
-                continue
-            for a in range(m):
-                acc = 0.0
-                for k in range(m):
-                    acc += (y[b, k] - n_tot * pi[k]) * U[k, a]
-                g[b, nd, a] = acc
             if order >= 2:
+                for a in range(m):
+                    acc = 0.0
+                    for k in range(m):
+                        acc += (y[b, k] - n_tot * pi[k]) * U[k, a]
+                    g[b, nd, a] = acc
                 _curvature(C, aptr, aidx, aval, csum, e, pi, w, U, n_tot, order, g[b, nd],
                            H[b, nd], T[b, nd] if order >= 3 else no_t3, work)
 
