@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("engine.py", "smoothing.py", "simulation.py", "crossed_scale.py", "auto_nodes.py")
+SCRIPTS = ("engine.py", "smoothing.py", "simulation.py", "crossed_scale.py", "auto_nodes.py",
+           "implicit.py")
 # --quick for scripts without a --quick of their own: option -> values
 QUICK_FALLBACK = {
     "smoothing.py": {"--sizes": ["10", "30", "100"]},
