@@ -149,20 +149,32 @@ def _lu_solve_t(M, piv, b):  # pragma: no cover - compiled
 
 
 @njit
-def _newton(eta, theta, C, aptr, aidx, aval, csum, tol, max_iter, e, pi, w, G, G1, piv, step,
-            trial):  # pragma: no cover - compiled
-    """Newton for ``G(theta) = eta`` from ``theta`` (updated in place); True on convergence
-    (max residual below ``tol``, or below 1e-8 when the iterations stall)."""
-    m = theta.shape[0]
+def _residual(theta, eta, C, aptr, aidx, aval, e, pi, w, G):  # pragma: no cover - compiled
+    """``(|eta - G|^2 / 2, max |eta - G|)`` at ``theta`` (inf where G is not defined)."""
     _, ls = _forward(theta, C, aptr, aidx, aval, e, pi, w, G)
     if not math.isfinite(ls):
-        return False
+        return math.inf, math.inf
     merit = 0.0
     big = 0.0
-    for j in range(m):
+    for j in range(theta.shape[0]):
         rj = eta[j] - G[j]
         merit += 0.5 * rj * rj
         big = max(big, abs(rj))
+    if not math.isfinite(merit):
+        return math.inf, math.inf
+    return merit, big
+
+
+@njit
+def _newton(eta, theta, C, aptr, aidx, aval, csum, tol, max_iter, e, pi, w, G, G1, piv, step,
+            trial):  # pragma: no cover - compiled
+    """Newton for ``G(theta) = eta`` from ``theta`` (updated in place); True on convergence
+    (max residual below ``tol``, or below 1e-8 when the iterations stall). On return ``e``,
+    ``pi``, ``w`` and ``G`` are those at ``theta``."""
+    m = theta.shape[0]
+    merit, big = _residual(theta, eta, C, aptr, aidx, aval, e, pi, w, G)
+    if not math.isfinite(merit):
+        return False
     for _ in range(max_iter):
         if big < tol:
             return True
@@ -180,15 +192,8 @@ def _newton(eta, theta, C, aptr, aidx, aval, csum, tol, max_iter, e, pi, w, G, G
         for _half in range(40):
             for j in range(m):
                 trial[j] = theta[j] + t * step[j]
-            _, ls = _forward(trial, C, aptr, aidx, aval, e, pi, w, G)
-            new = 0.0
-            nbig = 0.0
-            for j in range(m):
-                rj = eta[j] - G[j]
-                new += 0.5 * rj * rj
-                nbig = max(nbig, abs(rj))
-            if math.isfinite(ls) and math.isfinite(new) and \
-                    new <= merit + ASCENT_TOL * (1.0 + merit):
+            new, nbig = _residual(trial, eta, C, aptr, aidx, aval, e, pi, w, G)
+            if new <= merit + ASCENT_TOL * (1.0 + merit):
                 accepted = True
                 break
             t *= 0.5
@@ -197,11 +202,8 @@ def _newton(eta, theta, C, aptr, aidx, aval, csum, tol, max_iter, e, pi, w, G, G
         for j in range(m):
             theta[j] = trial[j]
         merit, big = new, nbig
-    _, ls = _forward(theta, C, aptr, aidx, aval, e, pi, w, G)
-    big = 0.0
-    for j in range(m):
-        big = max(big, abs(eta[j] - G[j]))
-    return math.isfinite(ls) and big < 1e-8
+    merit, big = _residual(theta, eta, C, aptr, aidx, aval, e, pi, w, G)
+    return big < 1e-8
 
 
 @njit
