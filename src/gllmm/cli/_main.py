@@ -240,8 +240,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_smooth(args: argparse.Namespace) -> int:
-    from ._smooth import as_json, connect, format_smooth, run_smooth
+    from ._smooth import as_json, connect, format_smooth, run_partitioned, run_smooth
 
+    if os.path.isdir(args.data):
+        return run_partitioned(args)
     check_output(args.output, args.data)
     data = read_data(args.data)
     with connect(args.scheduler) as client:
@@ -443,7 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Smooth a contingency table toward a base model with one "
                        "random effect per cell (Coull & Agresti 2003, eqs. 2.5-2.6), or by "
                        "local linear likelihood.", epilog=EPILOG_SMOOTH, formatter_class=RAW)
-    s.add_argument("data", help="CSV, TSV or Parquet file in long form, one row per cell")
+    s.add_argument("data", help="CSV, TSV or Parquet file in long form, one row per cell; or a "
+                   "directory of Parquet files listing the non-zero cells (fitted partition "
+                   "by partition, smoothed cells written as Parquet next to it or to -o DIR)")
     s.add_argument("--row", required=True, metavar="COL", help="row classification column")
     s.add_argument("--col", required=True, metavar="COL", help="column classification column")
     s.add_argument("--count", default="count", metavar="COL", help="counts (default 'count')")
@@ -475,8 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--partitions", type=positive_int, default=None, metavar="N",
                    help="with --scheduler: row blocks of cells (default two per worker)")
     s.add_argument("-o", "--output", metavar="FILE",
-                   help="write the smoothed table (CSV, or Parquet by suffix)")
-    s.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+                   help="write the smoothed table (CSV, or Parquet by suffix; a directory for "
+                        "a directory input)")
+    s.add_argument("--progress", action="store_true",
+                   help="show a progress bar on stderr (directory input: one line per "
+                        "Newton iteration)")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(func=_cmd_smooth)
 

@@ -158,6 +158,48 @@ def connect(scheduler: str | None) -> Iterator[Any]:
         yield client
 
 
+def run_partitioned(args: argparse.Namespace) -> int:
+    """``gllmm smooth DIR``: a directory of Parquet files listing (at least) the non-zero cells,
+    fitted partition by partition (on ``--scheduler``'s cluster if given); the smoothed cells
+    go to Parquet files in ``-o DIR`` or next to the input (``DIR_smoothed``)."""
+    import sys
+
+    from ..smooth import fit_cellwise
+
+    unsupported = [(args.base in ("local", "penalized"), f"--base {args.base}"),
+                   (args.compare, "--compare"), (args.engine == "general", "--engine general"),
+                   (bool(args.levels), "--levels"),
+                   (args.association == "random", "--association random")]
+    bad = [name for flag, name in unsupported if flag]
+    if bad:
+        raise CliError(f"{', '.join(bad)}: not available for a directory input (partitioned "
+                       "cell-wise fit); drop it, or give one file")
+
+    def line(info: dict) -> None:
+        print(f"{info['stage']:>5} iteration {info['iteration']:3d}  loglik "
+              f"{info['loglik']:.6f}  decrement {info['decrement']:.3g}  "
+              f"{info['elapsed']:.1f} s", file=sys.stderr, flush=True)
+
+    columns = [args.row, args.col, args.count] + ([args.stratum] if args.stratum else [])
+    with connect(args.scheduler) as client:
+        fit = fit_cellwise(args.data, parse_scores(args.row_scores, "--row-scores"),
+                           parse_scores(args.col_scores, "--col-scores"), base=args.base,
+                           n_nodes=args.nagq, association=args.association,
+                           progress=line if args.progress else None, client=client,
+                           partitions=args.partitions, output=args.output,
+                           columns=tuple(columns))
+    if args.json:
+        import json
+
+        print(json.dumps(_jsonable(fit.to_dict()), indent=2))
+    else:
+        files = fit.output_files
+        print(fit.summary())
+        print(f"  {fit.elapsed:.1f} s; smoothed cells in {len(files)} Parquet file(s): "
+              f"{files[0] if files else ''}{' ...' if len(files) > 1 else ''}")
+    return 0
+
+
 def _progress(enabled: bool, label: str) -> tuple[Any, Any]:
     if not enabled:
         return None, None

@@ -291,34 +291,17 @@ def _fit(design: Design, lay: CellwiseLayout, where: LocalParts | ClientParts,
          tol: float, max_iter: int, progress: Callable[[dict], None] | None, t0: float
          ) -> FitResult:
     """The two Newton stages of ``fit_cellwise_design`` on partitioned cells."""
-    st = lay.mixed
     history, log = progress_logger(t0, progress)
     glm_obj = CellObjective(lay.glm, "glm", where)
     p_fixed = design.n_fixed
     p0 = glm_obj.least_squares()  # checks the rank of X too
     if start is not None:
         p0 = np.asarray(start, dtype=float)[:p_fixed][lay.perm]
-    glm = maximise(glm_obj.evaluate, glm_obj.step, p0, tol=tol, max_iter=max_iter,
-                   progress=log, stage="glm")
-    s0 = glm_obj.sigma_moment(glm.state.params)
-    # E y = exp(eta + sigma^2 / 2): start the mixed fit with the GLM's means
-    shift = glm_obj.least_squares(-0.5 * s0 * s0)
-    obj = CellObjective(st, "mixed", where)
-    res = maximise(obj.evaluate, obj.step, np.r_[glm.state.params + shift, s0], tol=tol,
-                   max_iter=max_iter, progress=log, stage="mixed",
-                   scale_index=(st.n_params - 1,))
-    sigma = abs(float(res.state.params[-1]))
-    boundary = sigma < XTOL_ZERO and glm.state.value >= res.state.value - FTOL_ZERO
-    if not boundary and glm.state.value > res.state.value + FTOL_ZERO:
-        warnings.warn(
-            f"the mixed fit stopped at sigma = {sigma:.4g} with a log-likelihood below the "
-            "Poisson GLM's; reporting sigma = 0", BoundaryWarning, stacklevel=4)
-        boundary = True
+    fit = two_stages(glm_obj, CellObjective(lay.mixed, "mixed", where), p0, tol, max_iter,
+                     log)
+    glm, res, s0, sigma, boundary = fit.glm, fit.mixed, fit.s0, fit.sigma, fit.boundary
     converged = glm.converged and res.converged  # the caller warns (fitting.fit)
-    final_obj, final = (glm_obj, glm.state) if boundary else (obj, res.state)
-    sign = 1.0 if boundary or res.state.params[-1] >= 0 else -1.0
-    if boundary:
-        sigma = 0.0
+    final_obj, final, sign = fit.final_obj, fit.final, fit.sign
     t1 = time.perf_counter()
     cov = _covariance(final_obj, final, lay, p_fixed, sign)
     beta = np.empty(p_fixed)
@@ -340,6 +323,44 @@ def _fit(design: Design, lay: CellwiseLayout, where: LocalParts | ClientParts,
     return FitResult(design=design, params=np.r_[beta, sigma], cov=cov, loglik=final.value,
                      opt=opt, posterior=posterior,
                      extra={"loglik_sigma0": glm.state.value})
+
+
+@dataclass
+class Stages:
+    """The two Newton stages of a cell-wise fit and the boundary decision."""
+
+    glm: Any
+    mixed: Any
+    s0: float
+    sigma: float
+    boundary: bool
+    sign: float
+    final_obj: CellObjective
+    final: State
+
+
+def two_stages(glm_obj: CellObjective, obj: CellObjective, p0: np.ndarray, tol: float,
+               max_iter: int, log: Callable[[dict], None]) -> Stages:
+    """The Poisson GLM from ``p0``, then (beta, sigma) jointly from the GLM and a moment
+    estimate of sigma; sigma at 0 when the mixed fit does not improve on the GLM."""
+    glm = maximise(glm_obj.evaluate, glm_obj.step, p0, tol=tol, max_iter=max_iter,
+                   progress=log, stage="glm")
+    s0 = glm_obj.sigma_moment(glm.state.params)
+    # E y = exp(eta + sigma^2 / 2): start the mixed fit with the GLM's means
+    shift = glm_obj.least_squares(-0.5 * s0 * s0)
+    res = maximise(obj.evaluate, obj.step, np.r_[glm.state.params + shift, s0], tol=tol,
+                   max_iter=max_iter, progress=log, stage="mixed",
+                   scale_index=(obj.st.n_params - 1,))
+    sigma = abs(float(res.state.params[-1]))
+    boundary = sigma < XTOL_ZERO and glm.state.value >= res.state.value - FTOL_ZERO
+    if not boundary and glm.state.value > res.state.value + FTOL_ZERO:
+        warnings.warn(
+            f"the mixed fit stopped at sigma = {sigma:.4g} with a log-likelihood below the "
+            "Poisson GLM's; reporting sigma = 0", BoundaryWarning, stacklevel=5)
+        boundary = True
+    final_obj, final = (glm_obj, glm.state) if boundary else (obj, res.state)
+    sign = 1.0 if boundary or res.state.params[-1] >= 0 else -1.0
+    return Stages(glm, res, s0, 0.0 if boundary else sigma, boundary, sign, final_obj, final)
 
 
 def _covariance(obj: CellObjective, state: State, lay: CellwiseLayout, p_fixed: int,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FitError
+from ..errors import FitError, GllmmError
 from ..integrate._cellwise_kernel import CellKernel
 from ._block_newton import Blocks, Structure
 
@@ -36,6 +36,13 @@ class CellPart:
     kernel: CellKernel
     offset: np.ndarray | None
     warm: dict[str, np.ndarray] = field(default_factory=dict)
+    index: int = 0  # position among the fit's partitions (names its output file)
+
+    def __sizeof__(self) -> int:
+        """Bytes held (Dask's size estimate: a partition is expensive to move)."""
+        arrays = [v for st in self.structures.values() for v in vars(st).values()]
+        arrays += list(vars(self.kernel).values()) + list(self.warm.values())
+        return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)) + 1000
 
     def eta(self, stage: str, p: np.ndarray) -> tuple[np.ndarray, float]:
         e, sg = self.structures[stage].eps(p)
@@ -57,19 +64,24 @@ def row_partitions(row: np.ndarray, n_rows: int, partitions: int | Sequence[int]
     """Cell indices of each partition: ``partitions`` equal row blocks, or row blocks of the
     given sizes (summing to the number of row levels). Cells of no row level (the reference
     row) go with the first block."""
+    bounds = row_bounds(n_rows, partitions)
+    block = np.searchsorted(bounds, np.maximum(row, 0), side="right") - 1
+    return [np.flatnonzero(block == b) for b in range(len(bounds) - 1)]
+
+
+def row_bounds(n_rows: int, partitions: int | Sequence[int]) -> np.ndarray:
+    """First row level of each of ``partitions`` row blocks, and ``n_rows`` (equal blocks, or
+    blocks of the given sizes)."""
     if isinstance(partitions, (int, np.integer)):
         k = int(partitions)
         if not 1 <= k <= n_rows:
             raise FitError(f"partitions must be between 1 and the {n_rows} row levels; got {k}")
-        bounds = np.linspace(0, n_rows, k + 1).round().astype(int)
-    else:
-        sizes = np.asarray(partitions, dtype=int)
-        if sizes.ndim != 1 or sizes.size == 0 or np.any(sizes < 1) or sizes.sum() != n_rows:
-            raise FitError(f"partitions as row-block sizes must be positive and sum to the "
-                           f"{n_rows} row levels; got {sizes.tolist()}")
-        bounds = np.r_[0, np.cumsum(sizes)]
-    block = np.searchsorted(bounds, np.maximum(row, 0), side="right") - 1
-    return [np.flatnonzero(block == b) for b in range(len(bounds) - 1)]
+        return np.linspace(0, n_rows, k + 1).round().astype(int)
+    sizes = np.asarray(partitions, dtype=int)
+    if sizes.ndim != 1 or sizes.size == 0 or np.any(sizes < 1) or sizes.sum() != n_rows:
+        raise FitError(f"partitions as row-block sizes must be positive and sum to the "
+                       f"{n_rows} row levels; got {sizes.tolist()}")
+    return np.r_[0, np.cumsum(sizes)]
 
 
 def make_parts(structures: dict[str, Structure], y: np.ndarray, offset: np.ndarray,
@@ -102,12 +114,18 @@ def part_least_squares(part: CellPart, shift: float | None) -> tuple[np.ndarray,
     """Gradient and blocks of the unit-weight least squares toward the target predictor
     ``log(y + 1/2) - offset`` (``shift`` None) or the constant ``shift``."""
     st = part.structures["glm"]
+    return part_least_squares_rhs(part, shift), own_rows(
+        st, st.blocks(-np.ones_like(part.kernel.y), None, None))
+
+
+def part_least_squares_rhs(part: CellPart, shift: float | None) -> np.ndarray:
+    """``X' target`` of the unit-weight least squares (``part_least_squares``)."""
     y = part.kernel.y
     if shift is None:
         target = np.log(y + 0.5) - (0.0 if part.offset is None else part.offset)
     else:
         target = np.full_like(y, shift)
-    return st.gradient(target, None), own_rows(st, st.blocks(-np.ones_like(y), None, None))
+    return part.structures["glm"].gradient(target, None)
 
 
 def part_moments(part: CellPart, p: np.ndarray) -> np.ndarray:
@@ -234,6 +252,39 @@ class ClientParts:
                 alive = set(self.client.scheduler_info()["workers"])
                 self._scatter([i for i, w in enumerate(self.where) if w not in alive])
         raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.client.cancel(self.futures)
+
+
+class GraphParts:
+    """Partitions computed on the workers of a ``distributed.Client`` (futures of a task
+    graph: built there from files or a Dask DataFrame, never on the client). Each call runs
+    ``fn(partition, *args)`` preferably on the worker holding the partition; a partition lost
+    with its worker is recomputed by Dask from its inputs (warm starts lost)."""
+
+    def __init__(self, client: Any, futures: list[Any]) -> None:
+        self.client = client
+        self.futures = futures
+        from distributed import wait
+
+        wait(futures)
+        for f in futures:
+            if f.status == "error":
+                f.result()  # raises the worker's error (a gllmm TableError: bad input)
+        who = client.who_has(futures)
+        self.where = [list(who.get(f.key, ())) for f in futures]
+
+    def map(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        tasks = [self.client.submit(fn, f, *args, pure=False, workers=w or None,
+                                    allow_other_workers=True)
+                 for f, w in zip(self.futures, self.where, strict=True)]
+        try:
+            return self.client.gather(tasks)
+        except Exception as exc:
+            if isinstance(exc, GllmmError):
+                raise
+            raise FitError(f"the distributed fit failed: {exc!r}") from exc
 
     def close(self) -> None:
         self.client.cancel(self.futures)

@@ -25,6 +25,7 @@ The log-likelihood is on the full scale (with ``-log y!``), equal for Laplace an
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -42,6 +43,7 @@ from ..links import Poisson
 from ..spec import Design, scalar_structure
 from ..tables._validate import check_integer
 from ._cellwise_data import CellData, prepare
+from ._cellwise_partitioned import fit_partitioned, is_partitioned
 
 BASES = ("independence", "linear_by_linear")
 ASSOCIATIONS = ("heterogeneous", "common", "random")
@@ -83,6 +85,9 @@ class CellwiseFit:
         association model, from the joint curvature).
     fitted_counts : ndarray (table shape)
         ``exp(x'beta + u_mode)``: the smoothed counts of the paper's Table 2.
+    output_files : list of str
+        Partitioned input (Parquet, Dask DataFrame): the Parquet files of the smoothed cells,
+        one per partition (the table-shaped arrays above are then None: they would not fit).
     """
 
     base: str
@@ -117,6 +122,7 @@ class CellwiseFit:
     sigma_beta_se: float | None = None
     beta_strata: np.ndarray | None = None
     history: list[dict] = field(default_factory=list, repr=False)
+    output_files: list[str] = field(default_factory=list)
 
     @property
     def method(self) -> str:
@@ -134,7 +140,7 @@ class CellwiseFit:
         a stratified table). Without it they need not: ``sum exp(x'beta + u_mode)`` equals
         ``n`` only for the Poisson GLM (sigma = 0).
         """
-        f = self.fitted_counts.copy()
+        f = self._table(self.fitted_counts).copy()
         if not normalised:
             return f
         obs = np.nan_to_num(self.observed)
@@ -147,9 +153,16 @@ class CellwiseFit:
     def probabilities(self, normalised: bool = True) -> np.ndarray:
         """Smoothed cell probabilities: fitted counts over their sum (or over n if not
         normalised, then they need not sum to one)."""
-        f = self.fitted_counts
+        f = self._table(self.fitted_counts)
         denom = f.sum() if normalised else np.nansum(self.observed)
         return f / denom
+
+    def _table(self, values: np.ndarray | None) -> np.ndarray:
+        if values is None:
+            raise SpecError("the smoothed counts of a partitioned fit are in its output files "
+                            f"({', '.join(self.output_files[:2]) or 'none written'}...): read "
+                            "them (their probability column is normalised per stratum)")
+        return values
 
     def summary(self) -> str:
         lines = [
@@ -287,6 +300,8 @@ def fit_cellwise(
     chunk_size: int = 8192,
     client: Any = None,
     partitions: int | Sequence[int] | None = None,
+    output: str | os.PathLike | None = None,
+    columns: Sequence[str] = ("row", "col", "count"),
 ) -> CellwiseFit:
     """Fit the cell-wise smoothing model (paper eq. 2.5 / 2.6) by marginal ML.
 
@@ -295,11 +310,16 @@ def fit_cellwise(
 
     Parameters
     ----------
-    counts : array (I, J) or (I, J, K), or tuple of long arrays
+    counts : array (I, J) or (I, J, K), tuple of long arrays, path, or Dask DataFrame
         A two-way table, a stratified table (strata on the last axis), or a tuple
         ``(row, col, count)`` / ``(row, col, count, stratum)`` of equal-length arrays of level
         labels and counts. With long arrays only the listed cells are modelled (list sampling
         zeros as 0 counts; an unlisted cell is a structural zero).
+        Partitioned input: a Parquet file, a directory of Parquet files, or a Dask DataFrame
+        with the ``columns``, listing at least the non-zero cells; an unlisted cell is a zero
+        count of the complete table. Its pieces are read and its cells generated partition by
+        partition (on the ``client``'s workers if given), the smoothed cells written to
+        ``output`` (docs/distributed.md).
     row_scores, col_scores : array, optional
         Scores of the row / column levels for the linear-by-linear term. Default: the category
         numbers 1..I for arrays, the level values themselves for numeric long labels.
@@ -325,6 +345,13 @@ def fit_cellwise(
     partitions : int or sequence of int, optional
         Number of equal row blocks, or their sizes (default: one in this process, two per
         worker with ``client``).
+    output : path, optional
+        Partitioned input: the directory for the smoothed cells (``part-NNNNN.parquet`` per
+        partition: the cells with ``fitted``, ``probability``, ``posterior_mode``,
+        ``posterior_sd``); default ``NAME_smoothed`` beside the input ``NAME``, none for a
+        DataFrame.
+    columns : sequence of str
+        Partitioned input: the names of the row, column and count (and stratum) columns.
 
     Returns
     -------
@@ -336,6 +363,11 @@ def fit_cellwise(
     if association not in ASSOCIATIONS:
         raise SpecError(f"unknown association {association!r}; use one of {ASSOCIATIONS}")
     n_nodes = check_integer(n_nodes, "n_nodes (1 = Laplace)", 1, MAX_NODES)
+    if is_partitioned(counts):
+        return fit_partitioned(counts, row_scores, col_scores, base=base, n_nodes=n_nodes,
+                               association=association, tol=tol, max_iter=max_iter,
+                               progress=progress, chunk_size=chunk_size, client=client,
+                               partitions=partitions, output=output, columns=columns)
     data = prepare(counts, row_scores, col_scores)
     model = _build(data, base, association)
     if model.kind == "random":
