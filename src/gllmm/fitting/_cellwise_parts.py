@@ -42,7 +42,9 @@ class CellPart:
         """Bytes held (Dask's size estimate: a partition is expensive to move)."""
         arrays = [v for st in self.structures.values() for v in vars(st).values()]
         arrays += list(vars(self.kernel).values()) + list(self.warm.values())
-        return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)) + 1000
+        arrays += list(getattr(self, "hessian", (None,) * 4)[3] or ())
+        held = {id(a): a.nbytes for a in arrays if isinstance(a, np.ndarray)}  # shared once
+        return sum(held.values()) + 1000
 
     def eta(self, stage: str, p: np.ndarray) -> tuple[np.ndarray, float]:
         e, sg = self.structures[stage].eps(p)
