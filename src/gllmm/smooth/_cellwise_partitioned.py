@@ -21,6 +21,7 @@ from ..fitting._cellwise import two_stages
 from ..fitting._cellwise_iterative import IterativeObjective
 from ..fitting._cellwise_parts import GraphParts, LocalParts, row_bounds
 from ._cellwise_data import _scores
+from ._cellwise_model import CellwiseFit
 from ._cellwise_parquet import (
     LevelModel,
     build_part,
@@ -111,7 +112,6 @@ def fit_partitioned(
     output: str | os.PathLike | None, columns: Sequence[str],
 ) -> Any:
     """``fit_cellwise`` on partitioned input (see ``fit_cellwise``)."""
-    from ._cellwise import CellwiseFit
 
     t0 = time.perf_counter()
     if association == "random":

@@ -45,7 +45,7 @@ from ..integrate._cellwise_kernel import CellKernel, cell_modes
 from ..integrate._newton import halving_step
 
 if TYPE_CHECKING:
-    from ._cellwise import CellwiseFit, _Model
+    from ._cellwise_model import CellwiseFit, _Model
 
 
 class RandomObjective:
@@ -269,7 +269,7 @@ def fit_random(
     t0: float,
 ) -> CellwiseFit:
     """Fit the random-association model (see module docstring); called by ``fit_cellwise``."""
-    from ._cellwise import CellwiseFit, _result
+    from ._cellwise_model import CellwiseFit, _result
 
     if n_nodes != 1:
         raise SpecError(
@@ -367,7 +367,7 @@ def _common_corner(model: _Model) -> np.ndarray:
     """The common-beta model's estimates (cell-wise strategy, Laplace) as a point of the
     random model: (theta, phi, beta, sigma_b = 0, sigma)."""
     from ..fitting._cellwise import fit_cellwise_design
-    from ._cellwise import _build, _design, _start
+    from ._cellwise_model import _build, _design, _start
 
     common = _build(model.data, "linear_by_linear", "common")
     with warnings.catch_warnings():
@@ -380,7 +380,7 @@ def _common_corner(model: _Model) -> np.ndarray:
 def _heterogeneous_start(model: _Model, max_iter: int) -> tuple:
     """Fixed beta_k fit (Laplace) on the same cells: starting values for the random model."""
     from ..fitting._cellwise import local_objective
-    from ._cellwise import _start
+    from ._cellwise_model import _start
 
     st = model.structure
     het = Structure(
