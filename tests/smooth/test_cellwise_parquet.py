@@ -202,3 +202,31 @@ def test_cli_smooth_a_parquet_directory_on_a_scheduler(client, tmp_path, capsys)
     np.testing.assert_allclose(got["fitted"].to_numpy(), ref.fitted_counts.ravel(), rtol=1e-8)
     assert main(argv[:7] + ["--compare"]) != 0
     assert "not available for a directory input" in capsys.readouterr().err
+
+
+def test_a_worker_killed_mid_fit_costs_a_recomputation(table, reference, tmp_path) -> None:
+    """SIGKILL to one worker's PID in the mixed stage: Dask recomputes its partitions from the
+    files on the other worker; the fit ends equal to the in-memory fit (tolerance 1e-8)."""
+    import os
+    import signal
+
+    distributed = pytest.importorskip("distributed")
+    _write(_nonzero_frame(table), tmp_path / "cells", 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as own:
+            victim, pid = sorted(own.run(os.getpid).items())[0]
+            killed: list[int] = []
+
+            def kill(info: dict) -> None:
+                if info["stage"] == "mixed" and info["iteration"] == 2 and not killed:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+
+            res = fit_cellwise(tmp_path / "cells", base="linear_by_linear", client=own,
+                               partitions=4, progress=kill)
+            assert killed and victim not in own.scheduler_info()["workers"]
+    _assert_same(res, reference)
+    assert len(_read(res.output_files, ["row", "col"])) == N * N

@@ -262,31 +262,54 @@ class ClientParts:
 class GraphParts:
     """Partitions computed on the workers of a ``distributed.Client`` (futures of a task
     graph: built there from files or a Dask DataFrame, never on the client). Each call runs
-    ``fn(partition, *args)`` preferably on the worker holding the partition; a partition lost
-    with its worker is recomputed by Dask from its inputs (warm starts lost)."""
+    ``fn(partition, *args)`` preferably on the worker holding the partition.
 
-    def __init__(self, client: Any, futures: list[Any]) -> None:
+    A partition lost with its worker is built again by ``rebuild`` (which resubmits its
+    tasks from the input: Dask forgets the intermediate pieces once the partition exists) and
+    the call repeated; its warm starts are lost, nothing else.
+    """
+
+    def __init__(self, client: Any, futures: list[Any],
+                 rebuild: Callable[[list[int]], list[Any]], retries: int = 3) -> None:
         self.client = client
         self.futures = futures
+        self.rebuild = rebuild
+        self.retries = retries
+        self._settle(range(len(futures)))
+
+    def _settle(self, which: Any) -> None:
+        """Wait for the partitions ``which``, raise their build errors, note where they are."""
         from distributed import wait
 
-        wait(futures)
-        for f in futures:
-            if f.status == "error":
-                f.result()  # raises the worker's error (a gllmm TableError: bad input)
-        who = client.who_has(futures)
-        self.where = [list(who.get(f.key, ())) for f in futures]
+        which = list(which)
+        wait([self.futures[i] for i in which])
+        for i in which:
+            if self.futures[i].status == "error":
+                self.futures[i].result()  # raises the worker's error (TableError: bad input)
+        who = self.client.who_has([self.futures[i] for i in which])
+        if not hasattr(self, "where"):
+            self.where: list[list[str]] = [[] for _ in self.futures]
+        for i in which:
+            self.where[i] = list(who.get(self.futures[i].key, ()))
 
     def map(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
-        tasks = [self.client.submit(fn, f, *args, pure=False, workers=w or None,
-                                    allow_other_workers=True)
-                 for f, w in zip(self.futures, self.where, strict=True)]
-        try:
-            return self.client.gather(tasks)
-        except Exception as exc:
-            if isinstance(exc, GllmmError):
+        for attempt in range(self.retries + 1):
+            tasks = [self.client.submit(fn, f, *args, pure=False, workers=w or None,
+                                        allow_other_workers=True)
+                     for f, w in zip(self.futures, self.where, strict=True)]
+            try:
+                return self.client.gather(tasks)
+            except GllmmError:
                 raise
-            raise FitError(f"the distributed fit failed: {exc!r}") from exc
+            except Exception as exc:  # a lost worker: distributed raises several kinds
+                self.client.cancel(tasks)
+                if attempt == self.retries or not _lost(exc):
+                    raise FitError(f"the distributed fit failed: {exc!r}") from exc
+                lost = [i for i, f in enumerate(self.futures) if f.status != "finished"]
+                for i, f in zip(lost, self.rebuild(lost), strict=True):
+                    self.futures[i] = f
+                self._settle(lost)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.client.cancel(self.futures)

@@ -135,13 +135,20 @@ def fit_partitioned(
         layout = 1 if client is None else min(n_rows, 2 * max(1, len(client.nthreads())))
     bounds = row_bounds(n_rows, layout)
     shared = run.scatter(model)
-    splits = run.map(split_piece, pieces, model=shared, bounds=bounds)
-    futures = [run.submit(build_part, b, int(lo), int(hi), shared,
-                          [run.submit(operator.getitem, s, b) for s in splits], n_nodes,
-                          chunk_size)
-               for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
-    del pieces, splits  # the partitions keep their inputs' lineage, not their data
-    where = LocalParts(futures) if client is None else GraphParts(client, futures)
+
+    def build(blocks: Sequence[int], read: list[Any] | None = None) -> list[Any]:
+        """Futures (or, in this process, the objects) of the partitions ``blocks`` from the
+        pieces ``read`` (default: read again)."""
+        if read is None:
+            read = run.map(read_piece, sources, columns=names)
+        splits = run.map(split_piece, read, model=shared, bounds=bounds)
+        return [run.submit(build_part, b, int(bounds[b]), int(bounds[b + 1]), shared,
+                           [run.submit(operator.getitem, s, b) for s in splits], n_nodes,
+                           chunk_size) for b in blocks]
+
+    futures = build(range(len(bounds) - 1), pieces)
+    del pieces  # the partitions hold their cells; the pieces are released once they exist
+    where = LocalParts(futures) if client is None else GraphParts(client, futures, build)
     try:
         history, log = progress_logger(t0, progress)
         glm_obj = IterativeObjective(model.glm, "glm", where)
