@@ -112,6 +112,7 @@ def run_cluster(data: Path, n_rows: int, n_cols: int, nagq: int, workers: int,
                 memory_limit: str, partitions: int | None, verbose: bool) -> dict:
     import warnings
 
+    import dask
     from distributed import Client, LocalCluster, get_task_stream
 
     from gllmm.smooth import fit_cellwise
@@ -122,6 +123,12 @@ def run_cluster(data: Path, n_rows: int, n_cols: int, nagq: int, workers: int,
                   f"{info['loglik']:.4f}  {info['elapsed']:.1f} s  load "
                   f"{os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
 
+    # the partitions are the fit's working state, held for the whole fit: spilling them to disk
+    # (Dask's default above 60-70 % of memory_limit) or pausing the worker at 80 % would stall
+    # it; the limit itself is kept (a worker above 95 % of it is restarted)
+    dask.config.set({"distributed.worker.memory.target": False,
+                     "distributed.worker.memory.spill": False,
+                     "distributed.worker.memory.pause": 0.95})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -152,6 +159,52 @@ def run_cluster(data: Path, n_rows: int, n_cols: int, nagq: int, workers: int,
                       for k, v in kinds.items()}}
 
 
+def partition_cost(nagq: int, n_rows: int = 250, n_cols: int = 4000, seed: int = 17) -> dict:
+    """CPU seconds of each kind of task on one partition of ``n_rows x n_cols`` cells (10^6 by
+    default) of the benchmark's table, in this process (``time.process_time``: robust to
+    other load on the machine, unlike the tasks' wall times on a busy cluster)."""
+    from gllmm.fitting._cellwise_iterative import part_hessian_vector, part_reduced
+    from gllmm.smooth._cellwise_parquet import (
+        Piece,
+        build_part,
+        level_model,
+        merge_margins,
+        part_fitted_sums,
+        piece_margins,
+        split_piece,
+        start_values,
+    )
+
+    rng = np.random.default_rng(seed)
+    eta = (np.log(0.5) + rng.normal(0, 0.3, (n_rows, 1)) + rng.normal(0, 0.3, (1, n_cols))
+           + rng.normal(0, 0.5, (n_rows, n_cols)))
+    y = rng.poisson(np.exp(eta))
+    ii, jj = np.nonzero(y)
+    piece = Piece(ii, jj, y[ii, jj].astype(float), None)
+    model = level_model(merge_margins([piece_margins(piece)], False), "linear_by_linear",
+                        "heterogeneous", _scores(n_rows), _scores(n_cols))
+    bounds = np.array([0, model.mixed.n_rows])
+    out: dict[str, float] = {}
+
+    def timed(name: str, fn, *args):  # noqa: ANN001, ANN202
+        t = time.process_time()
+        r = fn(*args)
+        out[name] = (time.process_time() - t) * 1e6 / (n_rows * n_cols)
+        return r
+
+    part = timed("build (split + generate cells)", lambda: build_part(
+        0, 0, model.mixed.n_rows, model, split_piece(piece, model, bounds)[:1], nagq, 8192))
+    p = np.r_[start_values(model), 0.5]  # sigma 0.5
+    timed("evaluation, value only", part_reduced, part, "mixed", p, 0, 1)
+    timed("evaluation, cold modes", part_reduced, part, "mixed", p, 2, 1)
+    timed("evaluation, warm modes", part_reduced, part, "mixed", p, 2, 2)
+    timed("Hessian-vector product", part_hessian_vector, part, "mixed", p, 2,
+          rng.normal(size=p.size))
+    timed("posterior (fitted sums)", part_fitted_sums, part, "mixed", p, 0.5)
+    out["partition bytes per cell"] = part.__sizeof__() / (n_rows * n_cols)
+    return out
+
+
 def projection(res: dict, cells: float, target_cells: float) -> dict:
     """Seconds on W workers: the workers' CPU seconds (robust to other load on the machine)
     scaled from ``cells`` to ``target_cells`` and divided by W (perfect balance), plus the
@@ -174,8 +227,16 @@ def main(argv: list[str] | None = None) -> int:
                                                    "gllmm-bench-distributed"))
     ap.add_argument("--skip-one-process", action="store_true")
     ap.add_argument("--quiet", action="store_true", help="no line per Newton iteration")
+    ap.add_argument("--partition-cost", action="store_true",
+                    help="only measure the CPU seconds per 10^6 cells of each task on one "
+                         "partition in this process")
     ap.add_argument("--run", choices=("cluster", "one"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.partition_cost:
+        for k, v in partition_cost(args.nagq).items():
+            unit = "" if "bytes" in k else " CPU s per 10^6 cells"
+            print(f"{k:<32} {v:8.3f}{unit}")
+        return 0
     n_rows, n_cols = (int(x) for x in args.size.lower().split("x"))
     data = generate(n_rows, n_cols, args.seed, Path(args.data))
     if args.run:  # a child process: one run, JSON on stdout

@@ -175,14 +175,22 @@ class CellObjective:
         self.parts = parts
 
     def evaluate(self, p: np.ndarray, order: int) -> State:
-        out = self.parts.map(part_evaluate, self.stage, p, order)
+        out = self.parts.map(*self.evaluation(p, order))
         value = float(sum(o[0] for o in out))
         if not np.isfinite(value):
             return State(p, -np.inf, order)
         if order < 2:
             return State(p, value, order)
         grad = np.sum([o[1] for o in out], axis=0)
-        return State(p, value, order, grad, sum_blocks(self.st, [o[2] for o in out]))
+        return State(p, value, order, grad, self.reduce([o[2] for o in out]))
+
+    def evaluation(self, p: np.ndarray, order: int) -> tuple[Any, ...]:
+        """The per-partition task of an evaluation and its arguments."""
+        return part_evaluate, self.stage, p, order
+
+    def reduce(self, parts: list[Any]) -> Any:
+        """The Newton step's pieces from the partitions' (``State.extra``)."""
+        return sum_blocks(self.st, parts)
 
     def step(self, state: State) -> np.ndarray:
         return self.st.from_padded(*solve(factor(state.extra), *self.st.to_padded(state.grad)))

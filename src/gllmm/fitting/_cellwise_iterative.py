@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import ConvergenceWarning, SpecError
 from ._block_newton import State, Structure, _make_pd
 from ._cellwise import CellObjective
-from ._cellwise_parts import CellPart, part_least_squares_rhs
+from ._cellwise_parts import CellPart, cell_terms, part_least_squares_rhs
 
 CG_RTOL = 1e-9  # relative residual (preconditioned norm) at which a Newton step is solved
 CG_MAX_ITER = 200
@@ -106,14 +106,9 @@ def part_reduced(part: CellPart, stage: str, p: np.ndarray, order: int, token: i
     """Log-likelihood of the partition's cells and, at order 2, their gradient and the
     preconditioner's sums; the per-cell second derivatives stay here (``token`` names them)."""
     st = part.structures[stage]
-    e, sg = part.eta(stage, p)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        t = part.kernel.evaluate(e, sg, order, start=part.warm.get(stage))
-        value = float(t.value.sum())
-    if not np.isfinite(value) or order < 2:
+    value, t = cell_terms(part, stage, p, order)
+    if t is None:
         return value, None, None
-    if sg != 0.0:
-        part.warm[stage] = t.u
     second = (t.d_ee, t.d_es, t.d_ss) if st.sigma_free else (t.d_ee, None, None)
     part.hessian = (token, stage, p, second)
     return value, st.gradient(t.d_e, t.d_s), pieces(st, *second)
@@ -271,17 +266,12 @@ class IterativeObjective(CellObjective):
             return np.sum(self.parts.map(part_hessian_vector, stage, p, token, v), axis=0)
         return mv
 
-    def evaluate(self, p: np.ndarray, order: int) -> State:
+    def evaluation(self, p: np.ndarray, order: int) -> tuple[Any, ...]:
         self.token += 1
-        out = self.parts.map(part_reduced, self.stage, p, order, self.token)
-        value = float(sum(o[0] for o in out))
-        if not np.isfinite(value):
-            return State(p, -np.inf, order)
-        if order < 2:
-            return State(p, value, order)
-        grad = np.sum([o[1] for o in out], axis=0)
-        return State(p, value, order, grad,
-                     (self.token, sum_pieces(self.st, [o[2] for o in out])))
+        return part_reduced, self.stage, p, order, self.token
+
+    def reduce(self, parts: list[Pieces]) -> tuple[int, Preconditioner]:
+        return self.token, sum_pieces(self.st, parts)
 
     def step(self, state: State) -> np.ndarray:
         token, pre = state.extra

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FitError, GllmmError
-from ..integrate._cellwise_kernel import CellKernel
+from ..integrate._cellwise_kernel import CellKernel, CellTerms
 from ._block_newton import Blocks, Structure
 
 PER_CELL = ("stratum", "row", "col", "x_local", "x_global")  # Structure's per-cell fields
@@ -98,17 +98,28 @@ def make_parts(structures: dict[str, Structure], y: np.ndarray, offset: np.ndarr
 
 
 # ---------------------------------------------------------------------- per-partition work
-def part_evaluate(part: CellPart, stage: str, p: np.ndarray, order: int
-                  ) -> tuple[float, np.ndarray | None, RowBlocks | None]:
-    """Log-likelihood of the partition's cells and, at order 2, their gradient and blocks."""
-    st = part.structures[stage]
+def cell_terms(part: CellPart, stage: str, p: np.ndarray, order: int
+               ) -> tuple[float, CellTerms | None]:
+    """The partition's log-likelihood and, at order 2 where finite, its cells' derivatives
+    (the modes kept as the next warm start)."""
     e, sg = part.eta(stage, p)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         t = part.kernel.evaluate(e, sg, order, start=part.warm.get(stage))
         value = float(t.value.sum())
     if not np.isfinite(value) or order < 2:
+        return value, None
+    if sg != 0.0:
+        part.warm[stage] = t.u
+    return value, t
+
+
+def part_evaluate(part: CellPart, stage: str, p: np.ndarray, order: int
+                  ) -> tuple[float, np.ndarray | None, RowBlocks | None]:
+    """Log-likelihood of the partition's cells and, at order 2, their gradient and blocks."""
+    st = part.structures[stage]
+    value, t = cell_terms(part, stage, p, order)
+    if t is None:
         return value, None, None
-    part.warm[stage] = t.u
     return value, st.gradient(t.d_e, t.d_s), own_rows(st, st.blocks(t.d_ee, t.d_es, t.d_ss))
 
 

@@ -55,14 +55,17 @@ class _Here:
 
 
 class _Cluster:
+    """Runs the steps as tasks on the client's cluster, each with a fresh key (a partition
+    rebuilt after a lost worker must not be the lost task again)."""
+
     def __init__(self, client: Any) -> None:
         self.client = client
 
     def map(self, fn: Callable[..., Any], items: Sequence[Any], **kw: Any) -> list[Any]:
-        return self.client.map(fn, items, **kw)
+        return self.client.map(fn, items, pure=False, **kw)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.client.submit(fn, *args)
+        return self.client.submit(fn, *args, pure=False)
 
     def gather(self, x: Any) -> Any:
         return self.client.gather(x)
@@ -134,13 +137,15 @@ def fit_partitioned(
     if layout is None:
         layout = 1 if client is None else min(n_rows, 2 * max(1, len(client.nthreads())))
     bounds = row_bounds(n_rows, layout)
-    shared = run.scatter(model)
 
     def build(blocks: Sequence[int], read: list[Any] | None = None) -> list[Any]:
         """Futures (or, in this process, the objects) of the partitions ``blocks`` from the
         pieces ``read`` (default: read again)."""
         if read is None:
             read = run.map(read_piece, sources, columns=names)
+        # scattered anew each time: Dask keeps one replica of scattered data, which may have
+        # been on the worker whose loss calls for the rebuild
+        shared = run.scatter(model)
         splits = run.map(split_piece, read, model=shared, bounds=bounds)
         return [run.submit(build_part, b, int(bounds[b]), int(bounds[b + 1]), shared,
                            [run.submit(operator.getitem, s, b) for s in splits], n_nodes,
