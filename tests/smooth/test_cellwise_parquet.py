@@ -230,3 +230,46 @@ def test_a_worker_killed_mid_fit_costs_a_recomputation(table, reference, tmp_pat
             assert killed and victim not in own.scheduler_info()["workers"]
     _assert_same(res, reference)
     assert len(_read(res.output_files, ["row", "col"])) == N * N
+
+
+def test_a_partition_copy_without_its_weights_recomputes_them() -> None:
+    """Dask may move a partition (a copy holding older state) or rebuild it: A v from a fresh
+    copy equals A v from the partition that stored the weights (exactly), for the unit
+    weights of the least squares and for an evaluation's second derivatives."""
+    from gllmm.fitting._cellwise_iterative import (
+        part_hessian_vector,
+        part_reduced,
+        part_unit_weights,
+    )
+    from gllmm.smooth._cellwise_parquet import (
+        Piece,
+        build_part,
+        level_model,
+        merge_margins,
+        piece_margins,
+        split_piece,
+        start_values,
+    )
+
+    rng = np.random.default_rng(0)
+    y = rng.poisson(2.0, (20, 30)).astype(float)
+    ii, jj = np.nonzero(y)
+    piece = Piece(ii, jj, y[ii, jj], None)
+    model = level_model(merge_margins([piece_margins(piece)], False), "linear_by_linear",
+                        "heterogeneous", np.arange(20.0), np.arange(30.0))
+    bounds = np.array([0, model.mixed.n_rows])
+
+    def part():  # noqa: ANN202
+        return build_part(0, 0, model.mixed.n_rows, model,
+                          split_piece(piece, model, bounds)[:1], 5, 8192)
+
+    held = part()
+    v = rng.normal(size=model.glm.n_params)
+    part_unit_weights(held, "glm", 7)
+    np.testing.assert_array_equal(part_hessian_vector(part(), "glm", None, 7, v),
+                                  part_hessian_vector(held, "glm", None, 7, v))
+    p = np.r_[start_values(model), 0.5]
+    w = rng.normal(size=p.size)
+    part_reduced(held, "mixed", p, 2, 8)
+    np.testing.assert_array_equal(part_hessian_vector(part(), "mixed", p, 8, w),
+                                  part_hessian_vector(held, "mixed", p, 8, w))

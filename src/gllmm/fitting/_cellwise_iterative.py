@@ -117,11 +117,16 @@ def part_reduced(part: CellPart, stage: str, p: np.ndarray, order: int, token: i
 def part_hessian_vector(part: CellPart, stage: str, p: np.ndarray, token: int, v: np.ndarray
                         ) -> np.ndarray:
     """``A v`` summed over the partition's cells, from the second derivatives stored by the
-    evaluation ``token`` (recomputed at ``p`` if this partition lost them: a recomputed copy)."""
+    evaluation ``token`` (``p`` None: the unit weights of ``part_unit_weights``); recomputed
+    here if this copy of the partition does not hold them (rebuilt after a lost worker, or
+    moved to another worker by Dask since)."""
     st = part.structures[stage]
     held = getattr(part, "hessian", None)
     if held is None or held[0] != token or held[1] != stage:
-        part_reduced(part, stage, p, 2, token)
+        if p is None:
+            part_unit_weights(part, stage, token)
+        else:
+            part_reduced(part, stage, p, 2, token)
         held = part.hessian
     d_ee, d_es, d_ss = held[3]
     e_v, s_v = st.eps(v)
@@ -287,7 +292,7 @@ class IterativeObjective(CellObjective):
         mv = self._matvec(self.stage, state.params, token)
         out = []
         for j in range(rhs.shape[1]):
-            x, _, ok = conjugate_gradients(mv, pre.apply, rhs[:, j], rtol=1e-12, max_iter=1000)
+            x, _, ok = conjugate_gradients(mv, pre.apply, rhs[:, j], rtol=1e-10, max_iter=1000)
             if not ok:
                 warnings.warn("the information matrix is not positive definite at the "
                               "estimate; standard errors are not available",
