@@ -126,9 +126,11 @@ def run_cluster(data: Path, n_rows: int, n_cols: int, nagq: int, workers: int,
     # the partitions are the fit's working state, held for the whole fit: spilling them to disk
     # (Dask's default above 60-70 % of memory_limit) or pausing the worker at 80 % would stall
     # it; the limit itself is kept (a worker above 95 % of it is restarted)
+    # work stealing would copy partitions (hundreds of MB) to an idle worker
     dask.config.set({"distributed.worker.memory.target": False,
                      "distributed.worker.memory.spill": False,
-                     "distributed.worker.memory.pause": 0.95})
+                     "distributed.worker.memory.pause": 0.95,
+                     "distributed.scheduler.work-stealing": False})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
