@@ -21,7 +21,7 @@ from ._auto_nodes import choose_nodes
 from ._cellwise import chosen_layout, fit_cellwise_design
 from ._degenerate import degenerate_parameters, flag_degenerate
 from ._glm import check_full_rank, fit_glm
-from ._optimize import FTOL_ZERO, OptSummary, inverse_information, maximize
+from ._optimize import FTOL_ZERO, XTOL_ZERO, OptSummary, inverse_information, maximize
 from ._start import _start_and_curvature
 
 
@@ -132,6 +132,11 @@ def _newton_curvature(objective: Any, start: np.ndarray, hinv: np.ndarray) -> np
     return (inv + inv.T) / 2
 
 
+#: Interior starts (every boundary SD at each value) of the searches that follow a fit ending
+#: with an SD on the boundary.
+BOUNDARY_RESTARTS = (0.5, 1.5)
+
+
 def optimize(
     objective: Any, design: Design, start: np.ndarray | None = None,
     sd_starts: tuple[float, ...] | None = None, **options: Any,
@@ -142,8 +147,10 @@ def optimize(
     likelihood in sigma can be bimodal): the boundary fit (every SD 0 at the GLLM's fixed
     effects, whose log-likelihood the quadrature reproduces exactly) against one interior search
     from the GLLM start with the SDs at each of ``sd_starts``; an interior fit wins only if it is
-    higher by more than ``FTOL_ZERO``. ``hinv0`` in ``options``: an initial inverse Hessian
-    for a given ``start``.
+    higher by more than ``FTOL_ZERO``. Without ``sd_starts``, one search from ``start``;
+    if it ends with an SD on the boundary, searches from its end with those SDs at each of
+    ``BOUNDARY_RESTARTS`` follow, under the same rule. ``hinv0`` in ``options``: an initial
+    inverse Hessian for a given ``start``.
     """
     hinv = options.pop("hinv0", None)
     if start is None or sd_starts is not None:
@@ -162,12 +169,21 @@ def optimize(
         return opt
 
     if sd_starts is None:
-        return search(start)
-    best = _boundary_fit(objective, design, start, sd_index)
+        best = search(start)
+        # a search that ends with an SD on the boundary may have stopped at a local maximum
+        # there (the likelihood in sigma can be bimodal, paper Section 4): search the interior
+        # from BOUNDARY_RESTARTS too and keep the best; a fit that ends interior pays nothing
+        base, sd_starts = best.final, BOUNDARY_RESTARTS
+        moved = sd_index[best.final[sd_index] <= XTOL_ZERO]
+        if moved.size == 0:
+            return best
+    else:
+        best = _boundary_fit(objective, design, start, sd_index)
+        base, moved = start, sd_index
     even = _even_in_sds(design)
     for sd in sd_starts:
-        x0 = start.copy()
-        x0[sd_index] = sd
+        x0 = base.copy()
+        x0[moved] = sd
         if even:
             # the likelihood is even in every SD, so sigma = 0 is a stationary point that a
             # bounded search can land on and stay; search over the whole line and fold
