@@ -22,7 +22,7 @@ from scipy.special import logsumexp
 
 import gllmm
 from gllmm import datasets, models
-from gllmm.errors import BoundaryWarning, SpecError
+from gllmm.errors import BoundaryWarning, FitError, SpecError
 from gllmm.fitting import fit_glm, fit_npml
 from gllmm.spec import build_design
 
@@ -311,3 +311,28 @@ def test_vanished_point_flagged(fabric):
     small = int(np.argmin(r.masses))
     assert r.boundary == (f"mass[{small + 1}]",)
     assert fit_npml(fabric, k=2, mass_tol=6.0).boundary == ()
+
+
+# ---------------------------------------------------------------- anova: nesting
+def test_anova_normal_against_npml_has_no_lr_test(fabric):
+    # a normal and a two-point mixing distribution are not special cases of each other: the
+    # table gives AIC/BIC/logLik for both and a note instead of a P-value; the GLM (K = 1) is
+    # nested in the normal model (sigma = 0) and is tested against it
+    r1, r2 = fit_npml(fabric, k=1), fit_npml(fabric, k=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agq = gllmm.fit(fabric, method="agq", n_nodes=20)
+    table = gllmm.anova(r2, agq, r1)
+    assert list(table["npar"]) == [r1.n_params, agq.n_params, r2.n_params]
+    for row, r in zip(range(3), (r1, agq, r2), strict=True):
+        # AIC and BIC closed forms (-2 l + 2 p, -2 l + p log n), to 1e-9
+        assert abs(table["logLik"].iloc[row] - r.loglik) < 1e-12
+        assert abs(table["AIC"].iloc[row] - (-2 * r.loglik + 2 * r.n_params)) < 1e-9
+        assert abs(table["BIC"].iloc[row] - (-2 * r.loglik + np.log(32) * r.n_params)) < 1e-9
+    assert abs(table["Pr(>Chisq)"].iloc[1] - agq.lr_test(r1).p_value) < 1e-15
+    assert np.isnan(table["Pr(>Chisq)"].iloc[2]) and np.isnan(table["Chisq"].iloc[2])
+    assert table["note"].iloc[2].startswith("not nested") and table["note"].iloc[1] == ""
+    with pytest.raises(FitError, match="not nested"):
+        r2.lr_test(agq)
+    # NPML K = 1 inside K = 2 (all points equal) is tested
+    assert np.isfinite(gllmm.anova(r1, r2)["Pr(>Chisq)"].iloc[1])

@@ -67,6 +67,24 @@ def _variance_count(result: Any, free_only: bool) -> int:
                if role in VARIANCE_ROLES and not (free_only and name in boundary))
 
 
+def _mixing(result: Any) -> str:
+    """The class of the random effects' distribution: ``"none"`` (no random effects, or one
+    NPML mass point), ``"discrete"`` (NPML mass points) or ``"normal"`` (AGQ, Laplace, MCEM,
+    PQL)."""
+    if not result.design.n_random or getattr(result, "k", None) == 1:
+        return "none"
+    return "discrete" if result.method == "npml" else "normal"
+
+
+def nested(first: Any, second: Any) -> bool:
+    """Whether one fit's model can be a special case of the other's, as far as the random
+    effects' distribution decides: a normal and a discrete (NPML, two or more points) mixing
+    distribution are not special cases of each other, and no random effects is a case of
+    both (sigma = 0; all mass points equal)."""
+    kinds = {_mixing(first), _mixing(second)}
+    return len(kinds) == 1 or "none" in kinds
+
+
 def lr_test(first: Any, second: Any) -> HypothesisTest:
     """Likelihood-ratio test of two nested fits of the same data, in either order.
 
@@ -77,6 +95,10 @@ def lr_test(first: Any, second: Any) -> HypothesisTest:
     number of parameters.
     """
     full, null = (first, second) if first.n_params >= second.n_params else (second, first)
+    if not nested(full, null):
+        raise FitError("a normal random-effects fit and an NPML (discrete mixing) fit are not "
+                       "nested, so the likelihood-ratio statistic has no chi-square reference; "
+                       "compare them by AIC/BIC (gllmm.anova prints both)")
     df = full.n_params - null.n_params
     if df == 0:
         raise FitError("the two fits have the same number of parameters, so neither is nested "
@@ -98,7 +120,9 @@ def anova(*fits: Any) -> pd.DataFrame:
     by ``lr_test``.
 
     Columns: ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance`` (-2 logLik), ``Chisq``,
-    ``Df``, ``Pr(>Chisq)`` (boundary-corrected where variance components are dropped).
+    ``Df``, ``Pr(>Chisq)`` (boundary-corrected where variance components are dropped). A row
+    whose model is not nested in the row above (``nested``: a normal against an NPML mixing
+    distribution) has no test, and a ``note`` column says so; compare such rows by AIC/BIC.
     """
     if len(fits) < 2:
         raise SpecError("anova compares two or more fits: anova(m0, m1, ...)")
@@ -109,11 +133,20 @@ def anova(*fits: Any) -> pd.DataFrame:
         row = {"npar": m.n_params, "AIC": m.aic, "BIC": m.bic, "logLik": m.loglik,
                "deviance": -2.0 * m.loglik, "Chisq": np.nan, "Df": np.nan,
                "Pr(>Chisq)": np.nan}
-        if pos:
+        if pos and not nested(m, fits[order[pos - 1]]):
+            row["note"] = NOT_NESTED
+        elif pos:
             t = lr_test(m, fits[order[pos - 1]])
             row.update({"Chisq": t.statistic, "Df": t.df, "Pr(>Chisq)": t.p_value})
         rows.append(row)
-    return pd.DataFrame(rows, index=_labels([fits[i] for i in order], order))
+    table = pd.DataFrame(rows, index=_labels([fits[i] for i in order], order))
+    if "note" in table:
+        table["note"] = table["note"].fillna("")
+    return table
+
+
+#: anova's note on a row that is not nested in the row above it
+NOT_NESTED = "not nested in the row above (normal vs NPML): no LR test, compare AIC/BIC"
 
 
 def _labels(fits: list[Any], order: list[int]) -> list[str]:
