@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,10 +16,11 @@ from ._bfgs import minimize_bfgs
 from ._fit import OBJECTIVES, fit, make_objective
 
 
-def _profile_loglik(objective: Any, x0: np.ndarray, k: int, value: float,
-                    lower: np.ndarray) -> tuple[float, np.ndarray]:
-    start = x0.copy()
-    start[k] = value
+def _profile_loglik(objective: Any, x0: np.ndarray, k: int, lower: np.ndarray
+                    ) -> Callable[[float], float]:
+    """``l_p(value)``: the log-likelihood maximised over all parameters but the k-th, held at
+    ``value``, from ``x0``; the negative objective (the compiled kernel's where it applies) is
+    built once for every value of the profile."""
     fixed = np.arange(len(x0)) == k
 
     def neg(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -26,9 +28,15 @@ def _profile_loglik(objective: Any, x0: np.ndarray, k: int, value: float,
         return -v, -g
 
     compiled = getattr(objective, "compiled_negative", lambda: None)()
-    res = minimize_bfgs(neg, start, lower, gtol=1e-7, ftol=1e-12, compiled=compiled,
-                        fixed=fixed)
-    return -res.fun, res.x
+
+    def profile(value: float) -> float:
+        start = x0.copy()
+        start[k] = value
+        res = minimize_bfgs(neg, start, lower, gtol=1e-7, ftol=1e-12, compiled=compiled,
+                            fixed=fixed)
+        return -float(res.fun)
+
+    return profile
 
 
 def profile_interval(result: FitResult, parameter: str, level: float = 0.95) -> dict[str, float]:
@@ -53,8 +61,10 @@ def profile_interval(result: FitResult, parameter: str, level: float = 0.95) -> 
     x_hat = result.params
     crit = stats.chi2.ppf(level, 1) / 2
 
+    profile = _profile_loglik(obj, x_hat, k, lower)
+
     def gap(v: float) -> float:
-        return result.loglik - _profile_loglik(obj, x_hat, k, v, lower)[0] - crit
+        return result.loglik - profile(v) - crit
 
     se = float(np.sqrt(result.cov[k, k])) if np.isfinite(result.cov[k, k]) else np.nan
     step0 = se if np.isfinite(se) and se > 0 else max(abs(x_hat[k]), 0.1)
