@@ -282,3 +282,20 @@ def test_help_everywhere_with_examples(argv, capsys):
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("gllmm ")
+
+
+def test_method_options_are_one_definition():
+    # fit and association share _add_method_args: same --nagq parser, their own method choices
+    from gllmm.cli._main import build_parser
+    from gllmm.cli._run import METHODS
+
+    sub = build_parser()._subparsers._group_actions[0].choices
+    for name, methods in (("fit", METHODS), ("association", ("agq", "laplace"))):
+        acts = {a.dest: a for a in sub[name]._actions}
+        assert tuple(acts["method"].choices) == methods
+        assert acts["nagq"].default == 15
+        assert "auto" in acts["nagq"].help and acts["progress"].default is False
+    fit_nagq = {a.dest: a for a in sub["fit"]._actions}["nagq"]
+    assoc_nagq = {a.dest: a for a in sub["association"]._actions}["nagq"]
+    assert fit_nagq.type is assoc_nagq.type and fit_nagq.help == assoc_nagq.help
+    assert main(["association", "x.csv", "--method", "npml"]) == 2  # not offered there

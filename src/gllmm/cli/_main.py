@@ -216,12 +216,25 @@ def _cmd_association(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_method_args(p: argparse.ArgumentParser) -> None:
-    """--method agq|laplace, --nagq, --progress: the integration options of a GLLMM fit."""
-    p.add_argument("--method", default="agq", type=str.lower, choices=("agq", "laplace"),
-                   help="agq (default) or laplace (= --nagq 1)")
+#: --method's help, per method a command offers
+METHOD_HELP = {
+    "agq": "agq (default)", "laplace": "laplace (= --nagq 1)",
+    "laplace2": "laplace2 (second-order Laplace, for effects of dimension 4 or more)",
+    "mcem": "mcem (Monte Carlo EM, slow; --seed)", "pql": "pql (penalized quasi-likelihood)",
+    "npml": "npml (nonparametric ML: --mass-points)",
+}
+
+
+def _add_method_args(p: argparse.ArgumentParser,
+                     methods: tuple[str, ...] = ("agq", "laplace")) -> None:
+    """--method (one of ``methods``), --nagq, --progress: the integration options of a GLLMM
+    fit, defined once for every command that fits one."""
+    helps = [METHOD_HELP[m] for m in methods]
+    p.add_argument("--method", default="agq", type=str.lower, choices=methods,
+                   help=", ".join(helps[:-1]) + " or " + helps[-1])
     p.add_argument("--nagq", type=nodes_or_auto, default=15, metavar="Q",
-                   help="adaptive Gauss-Hermite nodes per dimension (default 15; 1 = Laplace)")
+                   help="adaptive Gauss-Hermite nodes per dimension (default 15; 1 = Laplace; "
+                        "auto = Laplace, then more nodes until the fit stops moving)")
     p.add_argument("--progress", action="store_true",
                    help="show a progress bar (likelihood evaluations) on stderr")
 
@@ -371,17 +384,10 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
     p.add_argument("--convention", default="paper", choices=("paper", "clmm"),
                    help="sign of covariates in ordinal logits: paper (alpha_j + x'beta, "
                         "default) or clmm (theta_j - x'beta, as ordinal::clm and MASS::polr)")
-    p.add_argument("--method", default="agq", type=str.lower, choices=METHODS,
-                   help="agq (default), laplace (= --nagq 1), laplace2 (second-order "
-                        "Laplace, for effects of dimension 4 or more), mcem (Monte Carlo EM, slow; "
-                        "--seed), pql (penalized quasi-likelihood) or npml (nonparametric ML: "
-                        "--mass-points)")
+    _add_method_args(p, METHODS)
     p.add_argument("--mass-points", type=mass_points, default=2, metavar="K",
                    help="npml: number of mass points, or a range K1:K2 chosen by BIC "
                         "(default 2)")
-    p.add_argument("--nagq", type=nodes_or_auto, default=15, metavar="Q",
-                   help="adaptive Gauss-Hermite nodes per dimension (default 15; 1 = Laplace; "
-                        "auto = Laplace, then more nodes until the fit stops moving)")
     p.add_argument("--covariance", choices=("identity", "diagonal", "unstructured"),
                    default=None, help="override the random-effect covariance structure")
     p.add_argument("--levels", action="append", metavar="COL=a,b,...",
@@ -396,8 +402,6 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
     p.add_argument("--weights", metavar="EXPR",
                    help="frequency weights: a column or expression (each row counts w times)")
     p.add_argument("--seed", type=int, default=None, help="random seed (MCEM)")
-    p.add_argument("--progress", action="store_true",
-                   help="show a progress bar (likelihood evaluations) on stderr")
 
 
 def build_parser() -> argparse.ArgumentParser:
