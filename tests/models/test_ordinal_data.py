@@ -17,6 +17,7 @@ import pytest
 
 import gllmm
 from gllmm import LevelOrderWarning, SpecError, models
+from gllmm.models._ordinal_data import response_columns
 
 FIX = Path(__file__).parents[1] / "fixtures" / "r"
 ORDER = ["much_better", "better", "unchanged_or_worse"]
@@ -142,3 +143,19 @@ def test_pneumo_multinomial_scale_equals_vgam():
 def test_refusals_name_the_fix(counts, call, needle):
     with pytest.raises(SpecError, match=needle):
         call(counts)
+
+
+def test_wide_counts_with_back_quoted_names(counts, clmm_fit):
+    # names holding a comma, parentheses and spaces: cbind() is split at its top-level commas
+    wide = counts.pivot_table(index=["center", "treatment"], columns="response",
+                              values="count", observed=True).reset_index()
+    wide = wide.rename(columns={"much_better": "much better", "better": "better (a, b)",
+                                "unchanged_or_worse": "unchanged,worse"})
+    assert response_columns("cbind(`much better`, `better (a, b)`, `unchanged,worse`)") \
+        == ["much better", "better (a, b)", "unchanged,worse"]
+    res = _fit(models.ordinal_mixed(
+        wide, "cbind(`much better`, `better (a, b)`, `unchanged,worse`) ~ treatment "
+              "+ (1 | center)"), method="laplace")
+    # the same counts as the long layout's clmm-checked fit: equal to 1e-8 / 1e-6
+    assert abs(res.loglik - clmm_fit.loglik) < 1e-8
+    np.testing.assert_allclose(res.params, clmm_fit.params, atol=1e-6)

@@ -18,7 +18,7 @@ from scipy.special import logit
 from ..errors import SpecError
 from ..links import ContinuationRatio, Multinomial, cumulative_logit_family
 from ..spec import Design, block_structure
-from ..spec._formula import _split_top_level, formula_columns, model_matrix, parse_formula
+from ..spec._formula import formula_columns, model_matrix, parse_formula, split_top_level
 from ._ordinal_data import category_blocks, response_columns
 
 #: how each link writes the covariates, by sign convention
@@ -185,7 +185,7 @@ def _cells(n_blocks: int, k: int) -> np.ndarray:
 def _fixed_terms(fixed: str) -> str:
     """The covariate terms without intercept markers: the thresholds are the intercepts."""
     parts = []
-    for part in _split_top_level(fixed):
+    for part in split_top_level(fixed):
         part = re.sub(r"\s*-\s*1\s*$", "", part).strip()
         if part and part not in ("0", "1", "-1"):
             parts.append(part)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LevelOrderWarning, SpecError
+from ..spec import split_top_level
 from ..spec._build import count_column
 
 _CBIND = re.compile(r"cbind\((.*)\)", flags=re.S)
@@ -55,11 +56,12 @@ class CategoryBlocks:
 
 
 def response_columns(response: str) -> list[str] | None:
-    """The count columns of a wide ``cbind(c1, c2, ...)`` response, or None for one column."""
+    """The count columns of a wide ``cbind(c1, c2, ...)`` response, or None for one column;
+    split at the top-level commas, so back-quoted names may hold commas and parentheses."""
     m = _CBIND.fullmatch(response.strip())
     if not m:
         return None
-    return [c.strip().strip("`") for c in m.group(1).split(",")]
+    return [c.strip("`") for c in split_top_level(m.group(1), ",")]
 
 
 def category_blocks(

@@ -5,7 +5,7 @@ Glossary: B blocks, J predictors per block, p fixed effects, q random effects pe
 
 from ._build import build_design
 from ._design import CovarianceStructure, Design, block_structure, scalar_structure
-from ._formula import ParsedFormula, RandomTerm, parse_formula
+from ._formula import ParsedFormula, RandomTerm, parse_formula, split_top_level
 from ._matrices import (
     DENSE_MAX_CELLS,
     LOGITS,
@@ -48,6 +48,7 @@ __all__ = [
     "RandomTerm",
     "block_structure",
     "build_design",
+    "split_top_level",
     "parse_formula",
     "scalar_structure",
 ]

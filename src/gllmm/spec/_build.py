@@ -25,12 +25,12 @@ from ..tables import Table
 from ..tables._validate import check_codes, check_counts, check_no_missing
 from ._design import Design, block_structure
 from ._formula import (
-    _split_top_level,
     evaluate,
     expand_dot,
     group_codes,
     model_matrix,
     parse_formula,
+    split_top_level,
 )
 from ._table_input import stratum_blocks, table_input, within_block_constant
 
@@ -69,7 +69,7 @@ def response_counts(data: pd.DataFrame, response: str, family: str) -> np.ndarra
                             "pair: fit it with family='binomial' (--family binomial)")
         return count_column(data, response)
     if m:
-        parts = [p for p in _split_top_level(m.group(1), ",") if p]
+        parts = [p for p in split_top_level(m.group(1), ",") if p]
         if len(parts) != 2:
             raise SpecError(f"{response!r}: cbind() of {len(parts)} columns is not a binomial "
                             "response; binomial formulas take cbind(successes, failures) "

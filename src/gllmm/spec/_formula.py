@@ -58,7 +58,9 @@ def clean_message(exc: BaseException) -> str:
     return _ANSI.sub("", str(exc))
 
 
-def _split_top_level(text: str, sep: str = "+") -> list[str]:
+def split_top_level(text: str, sep: str = "+") -> list[str]:
+    """``text`` split at each ``sep`` outside parentheses and quotes (back-quoted names may
+    hold ``sep``, ``(`` and ``)``); raises SpecError on unbalanced parentheses."""
     parts, depth, cur = [], 0, []
     quote = None
     for ch in text:
@@ -113,7 +115,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     fixed_parts: list[str] = []
     random: list[RandomTerm] = []
     offsets: list[str] = []
-    for part in _split_top_level(rhs):
+    for part in split_top_level(rhs):
         if not part:
             continue
         m = re.fullmatch(r"\((.*?)(\|\|?)(.*)\)", part, flags=re.S)
