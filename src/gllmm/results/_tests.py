@@ -70,8 +70,9 @@ def _variance_count(result: Any, free_only: bool) -> int:
 def _mixing(result: Any) -> str:
     """The class of the random effects' distribution: ``"none"`` (no random effects, or one
     NPML mass point), ``"discrete"`` (NPML mass points) or ``"normal"`` (AGQ, Laplace, MCEM,
-    PQL)."""
-    if not result.design.n_random or getattr(result, "k", None) == 1:
+    PQL); a fit without a design (constrained ML) has none."""
+    design = getattr(result, "design", None)
+    if design is None or not design.n_random or getattr(result, "k", None) == 1:
         return "none"
     return "discrete" if result.method == "npml" else "normal"
 
