@@ -20,7 +20,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import SpecError
-from ..spec import local_odds_ratios
+from ..spec import local_odds_ratios, marginal_logits
 from ._constrained import fit_constrained
 from ._constrained_result import ConstrainedFit
 
@@ -77,18 +77,6 @@ def _check_categories(n_categories: int) -> int:
     return n
 
 
-def _margins(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-margin and column-margin summing matrices, each (I, I^2)."""
-    eye = np.eye(n)
-    ones = np.ones((1, n))
-    return np.kron(eye, ones), np.kron(ones, eye)
-
-
-def _baseline_logits(n: int) -> np.ndarray:
-    """(I-1, I) contrasts log(p_k) - log(p_I), k = 1..I-1."""
-    return np.hstack([np.eye(n - 1), -np.ones((n - 1, 1))])
-
-
 def marginal_homogeneity_model(n_categories: int) -> ConstrainedModel:
     """Marginal homogeneity of an I x I table as a GLLM.
 
@@ -101,13 +89,11 @@ def marginal_homogeneity_model(n_categories: int) -> ConstrainedModel:
     2002, Section 10.3; Lang & Agresti 1994). beta_k are the common marginal baseline logits.
     """
     n = _check_categories(n_categories)
-    rows, cols = _margins(n)
-    base = _baseline_logits(n)
-    C = scipy.linalg.block_diag(base, base)
+    margins = marginal_logits((n, n), (0, 1), "baseline", sparse=False)
     X = np.vstack([np.eye(n - 1), np.eye(n - 1)])
     names = tuple(f"beta[logit {k + 1} vs {n}]" for k in range(n - 1))
     return ConstrainedModel(
-        C=C, A=np.vstack([rows, cols]), X=X, names=names,
+        C=margins.C, A=margins.A, X=X, names=names,
         description=f"marginal homogeneity ({n}x{n})", n_categories=n,
     )
 
@@ -123,21 +109,14 @@ def marginal_cumulative_logit_model(n_categories: int) -> ConstrainedModel:
     10.3.2, model (10.13); Lang & Agresti 1994).
     """
     n = _check_categories(n_categories)
-    rows, cols = _margins(n)
-    a_blocks = []
-    for margin in (rows, cols):
-        for j in range(n - 1):
-            a_blocks.append(margin[: j + 1].sum(axis=0))
-            a_blocks.append(margin[j + 1 :].sum(axis=0))
-    A = np.vstack(a_blocks)
-    C = np.kron(np.eye(2 * (n - 1)), np.array([[1.0, -1.0]]))
+    margins = marginal_logits((n, n), (0, 1), "cumulative", sparse=False)
     X = np.vstack([
         np.hstack([np.eye(n - 1), np.ones((n - 1, 1))]),
         np.hstack([np.eye(n - 1), np.zeros((n - 1, 1))]),
     ])
     names = tuple(f"alpha[{j + 1}]" for j in range(n - 1)) + ("beta[row - column]",)
     return ConstrainedModel(
-        C=C, A=A, X=X, names=names,
+        C=margins.C, A=margins.A, X=X, names=names,
         description=f"marginal cumulative logit ({n}x{n})", n_categories=n,
     )
 
@@ -168,11 +147,10 @@ def marginal_homogeneity_association_model(
     du, dv = np.diff(u), np.diff(v)
     if np.any(du == 0) or np.any(dv == 0):
         raise SpecError("scores must be distinct for adjacent categories")
-    rows, cols = _margins(n)
-    local = local_odds_ratios((n, n), sparse=False).C
-    base = _baseline_logits(n)
-    C = scipy.linalg.block_diag(local, base, base)
-    A = np.vstack([np.eye(n * n), rows, cols])
+    local = local_odds_ratios((n, n), sparse=False)
+    margins = marginal_logits((n, n), (0, 1), "baseline", sparse=False)
+    C = scipy.linalg.block_diag(local.C, margins.C)
+    A = np.vstack([local.A, margins.A])
     x_assoc = np.outer(du, dv).reshape(-1, 1)
     X = scipy.linalg.block_diag(x_assoc, np.vstack([np.eye(n - 1), np.eye(n - 1)]))
     names = ("beta[uniform association]",) + tuple(
