@@ -345,8 +345,8 @@ def maximise(
                 d = d * (max_scale_step / big)
         return d
 
-    res = newton(evaluate, direction, p0, tol=tol, max_iter=max_iter, progress=progress,
-                 stage=stage)
+    report = None if progress is None else (lambda info: progress({"stage": stage, **info}))
+    res = newton(evaluate, direction, p0, tol=tol, max_iter=max_iter, progress=report)
     if res.n_iter == 0 and not np.isfinite(res.state.value):
         raise FitError(f"{stage}: the log-likelihood is not finite at the starting values")
     return res

@@ -151,7 +151,6 @@ def newton(
     final_step: bool = False,
     min_step: float = 0.0,
     progress: Callable[[dict], None] | None = None,
-    stage: str = "",
 ) -> NewtonResult:
     """Newton ascent with step halving (:func:`backtrack`), the one Newton loop of the package.
 
@@ -163,7 +162,7 @@ def newton(
     step length is halved until Armijo's sufficient increase (``armijo``; else no decrease);
     ``project`` maps trial points onto the feasible set; an accepted step that moves no
     parameter by more than ``min_step`` ends the iteration too. ``progress`` receives a dict
-    (stage, iteration, loglik, decrement, params) before every step.
+    (iteration, loglik, decrement, params) before every step.
     """
     state = evaluate(np.asarray(x0, dtype=float), 2)
     n_eval = 1
@@ -176,7 +175,7 @@ def newton(
             return NewtonResult(state, False, it - 1, n_eval, "no ascent direction", dec)
         dec = float(state.grad @ d)
         if progress is not None:
-            progress({"stage": stage, "iteration": it, "loglik": state.value,
+            progress({"iteration": it, "loglik": state.value,
                       "decrement": dec, "params": state.params})
         if not np.isfinite(dec):
             return NewtonResult(state, False, it, n_eval, "non-finite Newton step", dec)
