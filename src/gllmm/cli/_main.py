@@ -28,7 +28,7 @@ from ._io import CliError, check_output, read_data
 from ._run import FAMILIES, LINKS, METHODS, mass_points, nodes_or_auto, positive_int
 
 RAW = argparse.RawDescriptionHelpFormatter
-BASE_CHOICES = ("independence", "linear_by_linear", "local", "penalized")
+BASE_CHOICES = ("independence", "linear_by_linear", "local", "loess_gam", "penalized")
 
 DESCRIPTION = """\
 Generalized log-linear models with random effects for contingency tables
@@ -107,6 +107,7 @@ examples:
   gllmm smooth mba.csv --row statistics --col economics --nagq 15
   gllmm smooth mba.csv --row statistics --col economics --base linear_by_linear --compare
   gllmm smooth mba.csv --row statistics --col economics --base local --json
+  gllmm smooth mba.csv --row statistics --col economics --base loess_gam
   gllmm smooth big.parquet --row r --col c --nagq 1 --progress -o smoothed.csv
   gllmm smooth strata.csv --row x --col y --stratum k --base linear_by_linear \\
       --association random --nagq 1
@@ -472,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="penalized base: smoothing parameter >= 0, inf (independence), or a "
                         "criterion choosing it (default aicc)")
     s.add_argument("--span", type=float, default=None,
-                   help="local base: nearest-neighbour span (default: chosen by AICc)")
+                   help="local and loess_gam bases: nearest-neighbour span (default: chosen "
+                        "by AICc)")
     s.add_argument("--compare", action="store_true",
                    help="also fit the other cell-wise base; print the LR test of beta = 0")
     s.add_argument("--engine", choices=("auto", "general"), default="auto",

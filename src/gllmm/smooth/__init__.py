@@ -1,7 +1,8 @@
 """Smoothing contingency tables: cell-wise GLLMM smoothing and the comparators.
 
-The local linear likelihood smoother (Simonoff 1998) and the penalized-likelihood smoother of
-the paper's eq. (2.2) (Simonoff 1983).
+The local linear likelihood smoother (Simonoff 1998), the Poisson GAM with one loess term that
+made the paper's Table 2 column (c) (local scoring around Cleveland & Grosse's loess), and the
+penalized-likelihood smoother of the paper's eq. (2.2) (Simonoff 1983).
 """
 
 from ._cellwise import CellwiseFit, fit_cellwise
@@ -12,6 +13,7 @@ from ._local import (
     SmoothingSelection,
     local_likelihood,
 )
+from ._loess import LoessGamFit, loess_gam, loess_smoother
 from ._penalized import PenalizedFit, penalized_objective, penalized_smoother
 
 __all__ = [
@@ -20,9 +22,12 @@ __all__ = [
     "CRITERIA",
     "KERNELS",
     "LocalLikelihoodFit",
+    "LoessGamFit",
     "PenalizedFit",
     "SmoothingSelection",
     "local_likelihood",
+    "loess_gam",
+    "loess_smoother",
     "penalized_objective",
     "penalized_smoother",
 ]
