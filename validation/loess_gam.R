@@ -46,7 +46,8 @@ for (sp in c(0.25, 0.3, 0.36, 0.43, 0.5, 0.6, 0.75, 0.9, 1.0, 1.5)) {
   f <- eval(bquote(count ~ lo(x1, x2, span = .(sp), degree = 1)))
   add(fit_record("mba", mba, f, poisson(), sp, 1, k_mba), mba_data)
 }
-# (two-dimensional degree 2 is left out: gam 1.22-1 aborts R on it)
+# Degree 2 is left out: gam 1.22-1's lo(degree = 2) stops with an error in one dimension
+# ("names() applied to a non-vector") and aborts R in two.
 
 # --- one dimension: Poisson counts and binomial proportions on 30 points ---------------------
 set.seed(20031)
@@ -54,7 +55,7 @@ x <- seq(1, 30)
 one <- data.frame(x = x, y = rpois(30, exp(1 + sin(x / 5))), m = 8 + (x %% 5))
 one$s <- rbinom(30, one$m, plogis(-1 + x / 15))
 for (sp in c(0.3, 0.5, 0.8)) {
-  for (deg in c(1, 2)) {
+  for (deg in 1) {
     f <- eval(bquote(y ~ lo(x, span = .(sp), degree = .(deg))))
     add(fit_record("one_poisson", one, f, poisson(), sp, deg, 30),
         list(y = one$y, x = one$x))

@@ -7,12 +7,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 cd "$root"
 
-scripts=(mba.R clinical_poisson.R clinical_cumlogit.R crossed.R ordinal_data.R real_data.R cbpp_inference.R random_association.R table_designs.R)
+scripts=(mba.R clinical_poisson.R clinical_cumlogit.R crossed.R ordinal_data.R real_data.R cbpp_inference.R random_association.R table_designs.R loess_gam.R)
 if [[ "${SKIP_SLOW:-0}" != "1" ]]; then
   scripts+=(sparse30.R)
 fi
 
-Rscript -e 'cat(R.version.string, "\n"); for (p in c("lme4", "glmmTMB", "TMB", "ordinal", "Matrix", "statmod", "numDeriv", "jsonlite")) cat(sprintf("  %-9s %s\n", p, as.character(packageVersion(p))))'
+Rscript -e 'cat(R.version.string, "\n"); for (p in c("lme4", "glmmTMB", "TMB", "ordinal", "Matrix", "statmod", "numDeriv", "gam", "jsonlite")) cat(sprintf("  %-9s %s\n", p, as.character(packageVersion(p))))'
 for s in "${scripts[@]}"; do
   echo "== $s"
   start=$(date +%s)

@@ -242,6 +242,16 @@ def test_smooth_local(mba_csv, capsys):
     assert len(out["fitted"]) == 42
 
 
+def test_smooth_loess_gam_is_table2_column_c(mba_csv, capsys):
+    # the printed column (c), 2 decimals; tolerance 0.02 as issue 19's acceptance
+    out = run_json(capsys, ["smooth", mba_csv, *SMOOTH, "--base", "loess_gam", "--json"])
+    assert out["method"] == "loess_gam" and 18 / 42 <= out["params"]["span"] < 19 / 42
+    fitted = {(r["statistics"], r["economics"]): r["fitted"] for r in out["fitted"]}
+    assert abs(fitted[(6, 6)] - 4.60) < 0.02 and abs(fitted[(2, 6)] - 0.15) < 0.02
+    assert main(["smooth", mba_csv, *SMOOTH, "--base", "loess_gam", "--span", "0.5"]) == 0
+    assert "loess term" in capsys.readouterr().out
+
+
 def test_smooth_stratified_and_output(trial_csv, tmp_path, capsys):
     target = tmp_path / "smoothed.csv"
     out = run_json(capsys, ["smooth", trial_csv, "--row", "treatment", "--col", "response",
