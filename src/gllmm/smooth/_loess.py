@@ -257,6 +257,9 @@ def _local_scoring(y: FloatArray, prior: FloatArray, xt: FloatArray, coords: Flo
         z = eta.copy()
         z[good] += (y - mu)[good] / mu_eta[good]
         w = np.where(good, prior * mu_eta**2 / np.where(good, family.variance(mu), 1.0), 0.0)
+        if not (np.all(np.isfinite(z)) and np.all(np.isfinite(w))):
+            ok = False  # diverged (a fitted mean -> 0 or infinity): no fit at this span
+            break
         smoother, diagonal, ok_now = _operator(xt, w, span, degree, surface, cell, nvmax)
         ok = ok and ok_now
         projector, hat, rank = _projector(design, np.where(w > 0, w, ZERO_WEIGHT))
@@ -540,7 +543,8 @@ def loess_gam(
         warnings.warn(f"local scoring did not converge in {sol.n_iter} iterations at span "
                       f"{value:.4g}", ConvergenceWarning, stacklevel=2)
     if not sol.ok:
-        raise FitError(f"some loess neighbourhood at span {value:g} has no positive weight")
+        raise FitError(f"local scoring at span {value:g} diverged or met a loess "
+                       "neighbourhood with no positive weight; use a larger span")
     fitted = sol.mu * prior
     return LoessGamFit(
         counts=table, trials=m, fitted=fitted.reshape(table.shape),
