@@ -221,7 +221,8 @@ def test_cellwise_fit_equals_the_scalable_smoothing_path(base):
 def test_loess_gam_estimator_is_r_gam_at_the_aicc_span():
     """The LL (loess GAM) estimator against R's gam::gam(y ~ lo(x1, x2)) on 3 x 3 tables
     (tests/fixtures/r/loess_gam_fits.json): R's fits at every span class up to 1, the
-    minimum of D + 2 K (df + 1) / (K - df - 2) among them, fitted counts over their total; tolerance 1e-6 (fits agree to 1e-7)."""
+    minimum of D + 2 K (df + 1) / (K - df - 2) among them, fitted counts over their total;
+    tolerance 1e-6 (fits agree to 1e-7)."""
     import json
     from pathlib import Path
 
