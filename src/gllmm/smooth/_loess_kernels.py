@@ -24,20 +24,21 @@ dimension ``k``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._jit import njit
 
 #: Relative singular-value cut-off of the local least-squares pseudo-inverse (as dloess).
 PINV_RTOL = 100.0 * np.finfo(np.float64).eps
 
 
-@njit(cache=True)
+@njit
 def _swap(perm, i, j):
     t = perm[i]
     perm[i] = perm[j]
     perm[j] = t
 
 
-@njit(cache=True)
+@njit
 def select(values, perm, left, right, k):
     """Partial sort of ``perm[left..right]`` so that ``values[perm[k]]`` is the k-th smallest.
 
@@ -71,7 +72,7 @@ def select(values, perm, left, right, k):
             hi = j - 1
 
 
-@njit(cache=True)
+@njit
 def _split_vertices(vert, nv, corner, p, k, t, left, right, d):
     """Vertices of the two halves of cell ``p`` cut at ``x_k = t``; reuses equal vertices."""
     r = 2**k
@@ -106,7 +107,7 @@ def _split_vertices(vert, nv, corner, p, k, t, left, right, d):
     return h
 
 
-@njit(cache=True)
+@njit
 def build_tree(xt, fc, nvmax):
     """k-d tree and vertices over the points ``xt`` (shape (d, n), one row per coordinate).
 
@@ -178,7 +179,7 @@ def build_tree(xt, fc, nvmax):
     return vert, nv, split_dim, split_at, lo, hi, corner, nc, perm
 
 
-@njit(cache=True)
+@njit
 def local_fit(q, xt, rw, nf, span, degree):
     """Local weighted least squares at ``q`` as an operator.
 
@@ -244,19 +245,19 @@ def local_fit(q, xt, rw, nf, span, degree):
     return coef, True
 
 
-@njit(cache=True)
+@njit
 def _hermite(h):
     return (1 - h) ** 2 * (1 + 2 * h), h**2 * (3 - 2 * h), h * (1 - h) ** 2, h**2 * (h - 1)
 
 
-@njit(cache=True)
+@njit
 def _descend(z, m, split_dim, split_at, lo, hi):
     while split_dim[m] >= 0:
         m = lo[m] if z[split_dim[m]] < split_at[m] else hi[m]
     return m
 
 
-@njit(cache=True)
+@njit
 def _neighbour(z, path, npath, dim, edge, upper, split_dim, split_at, lo, hi):
     """Leaf across the cell's edge ``x_dim = edge`` (dloess's blending search), or -1."""
     m = npath - 2
@@ -268,7 +269,7 @@ def _neighbour(z, path, npath, dim, edge, upper, split_dim, split_at, lo, hi):
     return _descend(z, start, split_dim, split_at, lo, hi)
 
 
-@njit(cache=True)
+@njit
 def _edge(z, along, cross, g0, g1, v0, v1, vert, nb, c0, c1, vval):
     """Hermite interpolation along one edge of a 2-d cell, with finer neighbouring vertices.
 
@@ -288,7 +289,7 @@ def _edge(z, along, cross, g0, g1, v0, v1, vert, nb, c0, c1, vval):
     return value, slope
 
 
-@njit(cache=True)
+@njit
 def interpolate(z, vert, split_dim, split_at, lo, hi, corner, vval):
     """Value of the interpolated surface at ``z``; ``vval`` (nv, d + 1, ncol) holds vertex
     values and gradients for ``ncol`` responses at once. Returns shape (ncol,)."""
@@ -344,7 +345,7 @@ def interpolate(z, vert, split_dim, split_at, lo, hi, corner, vval):
     return (sns + sew) - s
 
 
-@njit(cache=True)
+@njit
 def _vertex_leaves(z, split_dim, split_at, lo, hi, out):
     """Leaves whose closed cell holds ``z`` (both sides of a split through it); count."""
     stack = np.zeros(64, dtype=np.int64)
@@ -370,7 +371,7 @@ def _vertex_leaves(z, split_dim, split_at, lo, hi, out):
     return nleaf
 
 
-@njit(cache=True)
+@njit
 def loess_operator(xt, rw, span, degree, interpolate_surface, cell, nvmax):
     """Loess smoother matrix ``L`` (n, n) and its diagonal as dloess computes the trace.
 
