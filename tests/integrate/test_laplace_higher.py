@@ -21,7 +21,7 @@ from scipy.stats import binom, poisson
 
 import gllmm
 from gllmm import datasets, models
-from gllmm.errors import FitError
+from gllmm.errors import BoundaryWarning, ConvergenceWarning, FitError
 from gllmm.integrate import HigherOrderLaplace, MarginalLikelihood
 from gllmm.integrate._laplace_higher import fourth_derivative
 from gllmm.links import Binomial, ContinuationRatio, Multinomial, Poisson
@@ -230,6 +230,33 @@ def test_mba_25_laplace2_is_close_to_agq():
     assert abs(l2.random_sd["_cell"] - agq.random_sd["_cell"]) < 1e-4
     assert abs(lap.random_sd["_cell"] - agq.random_sd["_cell"]) > 1e-2
     np.testing.assert_allclose(l2.params, agq.params, atol=1e-4)
+
+
+def test_mba_26_boundary_matches_agq():
+    """MBA (2.6), linear-by-linear base: the cell SD is estimated at 0, where every cluster's
+    posterior is exactly normal and the correction vanishes. laplace2 warns and flags the
+    boundary as AGQ (15 nodes) does, with AGQ's log-likelihood to 1e-6 and estimates to 1e-6
+    (measured: loglik equal to the last digit, estimates 6e-8 apart)."""
+    d = models.cellwise_smoothing(datasets.load("mba"), "statistics", "economics",
+                                  base="linear_by_linear")
+    with pytest.warns(BoundaryWarning):
+        agq = gllmm.fit(d, "agq", 15)
+    with pytest.warns(BoundaryWarning):
+        l2 = gllmm.fit(d, "laplace2")
+    assert agq.random_sd["_cell"] == 0.0 and l2.random_sd["_cell"] == 0.0
+    assert l2.converged and l2.boundary == agq.boundary and len(l2.boundary) == 1
+    assert abs(l2.loglik - agq.loglik) < 1e-6
+    np.testing.assert_allclose(l2.params, agq.params, atol=1e-6)
+
+
+def test_non_convergence_warns_and_flags():
+    """One iteration cannot reach the MBA (2.5) optimum: laplace2, like AGQ, warns
+    (ConvergenceWarning) and sets ``converged`` to False rather than raising."""
+    d = models.cellwise_smoothing(datasets.load("mba"), "statistics", "economics")
+    for method, n_nodes in [("agq", 15), ("laplace2", None)]:
+        with pytest.warns(ConvergenceWarning):
+            res = gllmm.fit(d, method, n_nodes, max_iter=1)
+        assert not res.converged, method
 
 
 def _section4_table(seed: int = 9, beta: float = 0.4, n: int = 200) -> np.ndarray:
