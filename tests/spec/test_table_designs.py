@@ -21,7 +21,8 @@ from scipy.special import gammaln, logsumexp
 
 import gllmm
 from gllmm import SpecError, build_design
-from gllmm.tables import from_array
+from gllmm.errors import TableError
+from gllmm.tables import Table, from_array
 
 REF = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "r"
                   / "table_designs.json").read_text())
@@ -148,6 +149,33 @@ def test_strata_with_unequal_modelled_cells_are_refused():
         build_design(t, "count ~ C(col)")
     with pytest.raises(SpecError, match="product-multinomial"):
         build_design(t, "count ~ C(col)", weights=np.ones(9))
+
+
+_ONE = np.zeros((3, 3), dtype=bool)
+_ONE[0, 1] = True  # cell (a, y)
+_BASE = np.array(REF["model"]["counts"], dtype=float).reshape(3, 3)  # all positive
+_NAN, _NEG = _BASE.copy(), _BASE.copy()
+_NAN[0, 1], _NEG[0, 1] = np.nan, -1.0
+
+
+@pytest.mark.parametrize("counts,mask,message", [
+    (_NAN, None, r"NaN counts in 1 cell\(s\): \(row=a, col=y\)"),
+    (_NEG, None, r"negative counts in 1 cell\(s\): \(row=a, col=y\): -1\.0"),
+    (_BASE, _ONE, r"structural zero cells with positive counts: \(row=a, col=y\)"),
+    (np.zeros((3, 3)), np.ones((3, 3), dtype=bool), "all-zero table: all 9 counts"),
+], ids=["nan", "negative", "structural-zero-positive", "all-structural-zeros"])
+def test_bad_tables_never_reach_the_design(counts, mask, message):
+    """A Table with NaN or negative counts, a positive count in a structural zero, or only
+    structural zeros: TableError naming the cell, both through ``from_array`` and through the
+    ``Table`` constructor that ``build_design`` could be handed directly."""
+    with pytest.raises(TableError, match=message):
+        build_design(from_array(counts, ["row", "col"], LEVELS, structural_zeros=mask),
+                     "count ~ C(row) + C(col)")
+    good = _table()
+    with pytest.raises(TableError, match=message):
+        build_design(Table(good.factors, good.factor_levels, counts.ravel(),
+                           structural_zero=None if mask is None else mask.ravel()),
+                     "count ~ C(row) + C(col)")
 
 
 def test_cellwise_smoothing_takes_the_table():
