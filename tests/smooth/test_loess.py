@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,48 @@ def test_bad_input_raises_gllmm_errors():
         loess_gam(-observed)
     with pytest.raises(SpecError, match="criterion"):
         loess_gam(observed, span="bic")
+
+
+_T = np.array([[5.0, 3, 2], [4, 6, 3], [2, 4, 8]])
+
+
+@pytest.mark.parametrize(("kwargs", "error", "fragment"), [
+    ({"counts": np.where(np.eye(3) > 0, np.nan, _T)}, TableError, "missing (NaN)"),
+    ({"counts": _T - 3}, TableError, "negative counts"),
+    ({"counts": _T + 0.5}, TableError, "non-integer counts"),
+    ({"counts": np.zeros((3, 3))}, TableError, "zero in every"),
+    ({"counts": _T, "span": 0.0}, SpecError, "span must be positive"),
+    ({"counts": _T, "span": -1.0}, SpecError, "span must be positive"),
+    ({"counts": _T, "span": math.inf}, SpecError, "span must be positive"),
+    ({"counts": _T, "degree": 3}, SpecError, "degree must be 1 or 2"),
+    ({"counts": _T, "degree": 0}, SpecError, "degree must be 1 or 2"),
+    ({"counts": np.array([[5.0]])}, TableError, "one level"),
+    ({"counts": np.array([[5.0, 3, 2, 4, 6]])}, TableError, "one level"),
+    ({"counts": np.array([5.0, 3])}, TableError, "needs at least 3"),
+    ({"counts": _T, "family": "binomial", "trials": _T - 1}, TableError, ">= the counts"),
+    ({"counts": _T, "family": "binomial", "trials": _T + 0.5}, TableError,
+     "trials has non-integer"),
+])
+def test_bad_table_or_option_names_the_problem(kwargs, error, fragment):
+    # the span search used to swallow a bad degree ("criterion infinite over the whole grid"),
+    # a 1 x K table raised IndexError, and non-integer or all-zero counts gave a number
+    with pytest.raises(error, match=re.escape(fragment)):
+        loess_gam(**kwargs)
+
+
+def test_zero_row_is_smoothed_and_huge_span_is_the_poisson_glm_in_the_scores():
+    # documented (loess_gam Notes): a zero row is pooled with its neighbours, and a span far
+    # above 1 leaves the linear part only; reference: Newton's method for the Poisson GLM
+    # log mu = b0 + b1 x1 + b2 x2 on the same standardised scores (tolerance 1e-6).
+    table = np.vstack([_T, np.zeros(3)])
+    fit = loess_gam(table)
+    assert np.all(np.isfinite(fit.fitted)) and np.all(fit.fitted[3] > 0)
+    wide = loess_gam(table, span=1e6)
+    x = np.column_stack([np.ones(table.size), wide.coordinates])
+    y, beta = table.ravel(), np.zeros(3)
+    beta[0] = math.log(y.mean())
+    for _ in range(50):
+        mu = np.exp(x @ beta)
+        beta = beta + np.linalg.solve(x.T @ (mu[:, None] * x), x.T @ (y - mu))
+    np.testing.assert_allclose(wide.fitted.ravel(), np.exp(x @ beta), rtol=1e-6)
+    assert abs(wide.df - 3.0) < 1e-6

@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, gammaln, xlogy
 
 from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
+from gllmm.tables._validate import check_counts
 
 from ._local import CRITERIA, SmoothingSelection, _criterion, standardised_coordinates
 from ._loess_kernels import loess_operator
@@ -380,24 +381,35 @@ def default_spans(n_cells: int, d: int, degree: int = 1, cell: float = CELL) -> 
     return np.minimum(breaks * (1.0 + 1e-9), 1.0)
 
 
-def _validate(counts: ArrayLike, trials: ArrayLike | None,
-              family: str) -> tuple[FloatArray, FloatArray | None]:
-    y = np.asarray(counts, dtype=np.float64)
-    if y.ndim < 1 or y.size == 0:
-        raise TableError("counts must be a non-empty array with one axis per variable")
-    if not np.all(np.isfinite(y)) or np.any(y < 0):
-        raise TableError("counts must be finite and non-negative")
+def _validate(counts: ArrayLike, trials: ArrayLike | None, family: str,
+              degree: int) -> tuple[FloatArray, FloatArray | None]:
+    """Refuse bad input at the entry: inside the span search a bad degree or a too-small table
+    would only show up as "criterion infinite over the whole grid" (or an IndexError)."""
     if family not in FAMILIES:
         raise SpecError(f"unknown family {family!r}; valid: {list(FAMILIES)}")
+    if isinstance(degree, bool) or degree not in (1, 2):
+        raise SpecError(f"degree must be 1 or 2, got {degree!r}")
+    if np.ndim(counts) < 1:
+        raise TableError("counts must be a non-empty array with one axis per variable")
+    y = check_counts(counts, "counts", TableError, rows="cells")
+    if y.ndim > 1 and 1 in y.shape:
+        raise TableError(f"counts have shape {y.shape}: an axis with one level gives the "
+                         "smoother no direction; drop it (e.g. pass a 1 x K table as shape (K,))")
+    d = y.ndim
+    n_local = 1 + d + (d * (d + 1) // 2 if degree == 2 else 0)
+    if y.size < n_local + 1:
+        raise TableError(f"counts have {y.size} cells; a local fit of degree {degree} in {d} "
+                         f"dimension(s) needs at least {n_local + 1}")
     if family == "poisson":
         if trials is not None:
             raise SpecError("trials are for family='binomial'")
         return y, None
     if trials is None:
         raise SpecError("family='binomial' needs trials (the number of trials per cell)")
-    m = np.asarray(trials, dtype=np.float64)
-    if m.shape != y.shape or np.any(m < y) or not np.all(np.isfinite(m)):
-        raise TableError("trials must have the table's shape and be >= the counts")
+    m = check_counts(trials, "trials", TableError, rows="cells")
+    if m.shape != y.shape or np.any(m < y):
+        raise TableError("trials must have the table's shape and be >= the counts "
+                         "(successes)")
     return y, m
 
 
@@ -474,7 +486,8 @@ def loess_gam(
     Raises
     ------
     TableError
-        Invalid counts or trials.
+        Missing, infinite, negative or non-integer counts or trials; all-zero counts; an axis
+        with one level; too few cells for a local fit of ``degree``; successes above trials.
     SpecError
         Bad scores, family, span, degree or surface.
     FitError
@@ -485,6 +498,15 @@ def loess_gam(
     ConvergenceWarning
         Local scoring stopped at ``maxit`` iterations or at an infinite deviance.
 
+    Notes
+    -----
+    Sampling zeros, whole zero rows or columns included, are accepted: the loess term pools
+    neighbouring cells, so a zero row gets a small positive fitted mean rather than an infinite
+    estimate (a fit that still diverges raises ``FitError``, a span search skips it). Spans
+    above 1 put every cell in every neighbourhood and widen the tricube weights by
+    ``span^(1/d)``; as the span grows the fit tends to the linear part alone (``df`` to
+    ``rank(X)``), a Poisson GLM in the scores.
+
     References
     ----------
     Cleveland, W. S. and Grosse, E. (1991). Computational methods for local regression.
@@ -493,7 +515,7 @@ def loess_gam(
     Chambers, J. M. and Hastie, T. J. (1992). Statistical Models in S, Chapter 7.
     Coull, B. A. and Agresti, A. (2003), Section 5.1 and Table 2 column (c).
     """
-    table, m = _validate(counts, trials, family)
+    table, m = _validate(counts, trials, family, degree)
     if table.ndim > 2 and surface == "interpolate":
         raise SpecError("the loess GAM takes one- or two-way tables; use surface='direct' "
                         "for more axes")
