@@ -177,8 +177,19 @@ class SmoothingSelection:
     at_boundary: bool
 
 
+class CriteriaMixin:
+    """The ``aicc`` shortcut shared by the smoothers' results (each holds ``criteria``)."""
+
+    criteria: dict[str, float]
+
+    @property
+    def aicc(self) -> float:
+        """``D + 2 df K / (K - df - 1)`` over the cells the fit counts, see :data:`CRITERIA`."""
+        return self.criteria["aicc"]
+
+
 @dataclass(frozen=True)
-class LocalLikelihoodFit:
+class LocalLikelihoodFit(CriteriaMixin):
     """Result of :func:`local_likelihood`.
 
     Attributes
@@ -226,11 +237,6 @@ class LocalLikelihoodFit:
     converged: bool
     n_iter: int
     selection: SmoothingSelection | None = field(default=None)
-
-    @property
-    def aicc(self) -> float:
-        """``D + 2 df K / (K - df - 1)``, see :data:`CRITERIA`."""
-        return self.criteria["aicc"]
 
     @property
     def probabilities(self) -> FloatArray:

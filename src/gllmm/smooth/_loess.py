@@ -35,7 +35,13 @@ from scipy.special import expit, gammaln, xlogy
 from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
 from gllmm.tables._validate import check_counts
 
-from ._local import CRITERIA, SmoothingSelection, _criterion, standardised_coordinates
+from ._local import (
+    CRITERIA,
+    CriteriaMixin,
+    SmoothingSelection,
+    _criterion,
+    standardised_coordinates,
+)
 from ._loess_kernels import loess_operator
 
 __all__ = ["LoessGamFit", "loess_gam", "loess_smoother"]
@@ -296,7 +302,7 @@ def _local_scoring(y: FloatArray, prior: FloatArray, xt: FloatArray, coords: Flo
 
 
 @dataclass(frozen=True)
-class LoessGamFit:
+class LoessGamFit(CriteriaMixin):
     """Result of :func:`loess_gam`.
 
     Attributes
@@ -350,11 +356,6 @@ class LoessGamFit:
     converged: bool
     n_iter: int
     selection: SmoothingSelection | None = field(default=None)
-
-    @property
-    def aicc(self) -> float:
-        """``D + 2 df K / (K - df - 1)``, see :data:`gllmm.smooth.CRITERIA`."""
-        return self.criteria["aicc"]
 
     @property
     def probabilities(self) -> FloatArray:

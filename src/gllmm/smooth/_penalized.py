@@ -26,7 +26,7 @@ from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
 from gllmm.integrate._newton import State, newton
 from gllmm.spec import local_odds_ratios
 
-from ._local import CRITERIA, SmoothingSelection, poisson_deviance
+from ._local import CRITERIA, CriteriaMixin, SmoothingSelection, poisson_deviance
 
 __all__ = [
     "PenalizedFit",
@@ -85,7 +85,7 @@ def penalized_objective(
 
 
 @dataclass(frozen=True)
-class PenalizedFit:
+class PenalizedFit(CriteriaMixin):
     """Result of :func:`penalized_smoother`.
 
     Attributes
@@ -122,11 +122,6 @@ class PenalizedFit:
     converged: bool
     n_iter: int
     selection: SmoothingSelection | None = field(default=None)
-
-    @property
-    def aicc(self) -> float:
-        """``D + 2 df K / (K - df - 1)`` over the cells with a positive margin."""
-        return self.criteria["aicc"]
 
 
 @dataclass(frozen=True)
