@@ -180,6 +180,68 @@ def test_bad_partitioned_input_is_a_gllmm_error(tmp_path) -> None:
         fit_cellwise(tmp_path / "a.parquet", base="linear_by_linear", association="random")
 
 
+def _pieces(directory, *frames) -> None:
+    directory.mkdir()
+    for k, f in enumerate(frames):
+        f.to_parquet(directory / f"p{k}.parquet", index=False)
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    (lambda b: b.assign(count=-b["count"]), "non-negative whole numbers.*first: -"),
+    (lambda b: b.assign(count=np.r_[np.nan, b["count"].to_numpy()[1:]]), "first: nan"),
+    (lambda b: b.assign(count=b["count"] + 0.5), "whole numbers.*first: 1?[0-9].5"),
+    (lambda b: b.assign(count=["x"] * len(b)), "'count' is not numeric"),
+    (lambda b: b.drop(columns="col"), r"cannot read columns \['col'\].*pass columns="),
+    (lambda b: b.assign(row=np.r_[np.nan, b["row"].to_numpy()[1:]]), "'row' has missing"),
+    (lambda b: pd.concat([b, b.iloc[:1]]), r"1 cell\(s\) more than once \(first: row"),
+], ids=["negative", "NaN", "non-integer", "text counts", "missing column", "missing label",
+        "duplicate in one file"])
+def test_a_bad_file_of_a_directory_is_a_table_error(tmp_path, change, needle) -> None:
+    """The bad second file of a directory is refused, naming the file (or cell) and the fix."""
+    df = _nonzero_frame(_table(8, 6))
+    _pieces(tmp_path / "cells", df.iloc[:20], change(df.iloc[20:].reset_index(drop=True)))
+    with pytest.raises(TableError, match=needle):
+        fit_cellwise(tmp_path / "cells")
+
+
+def test_a_cell_listed_in_two_files_is_a_table_error(tmp_path) -> None:
+    df = _nonzero_frame(_table(8, 6))
+    _pieces(tmp_path / "cells", df, df.iloc[3:4])
+    r, c = df.iloc[3][["row", "col"]].astype(int)
+    with pytest.raises(TableError, match=f"first: row {r}, column {c}.*list each cell once"):
+        fit_cellwise(tmp_path / "cells")
+
+
+def test_an_empty_directory_is_a_table_error(tmp_path) -> None:
+    (tmp_path / "cells").mkdir()
+    with pytest.raises(TableError, match="holds no \\*.parquet files"):
+        fit_cellwise(tmp_path / "cells")
+
+
+def test_an_all_zero_row_is_flagged_as_in_memory(tmp_path) -> None:
+    """A row of zeros listed (as zero cells) is warned and its effect -inf, as the array fit;
+    a row no file lists is not a level of the table (documented): the fit is the array fit of
+    the table without it (tolerance 1e-8)."""
+    table = _table(8, 6)
+    table[2] = 0.0
+    with pytest.warns(InfiniteEstimateWarning, match="rows 2"):
+        ref = fit_cellwise(table)
+    ii, jj = np.nonzero(table)
+    df = pd.DataFrame({"row": ii + 1, "col": jj + 1, "count": table[ii, jj]})
+    zeros = pd.DataFrame({"row": 3, "col": [1], "count": [0.0]})
+    _pieces(tmp_path / "listed", df, zeros)
+    with pytest.warns(InfiniteEstimateWarning, match="row 3 have no counts"):
+        res = fit_cellwise(tmp_path / "listed")
+    assert res.row_effects[2] == -np.inf
+    np.testing.assert_allclose(res.row_effects, ref.row_effects, rtol=0, atol=1e-8)
+    assert abs(res.loglik - ref.loglik) <= 1e-8
+    _pieces(tmp_path / "absent", df)
+    res = fit_cellwise(tmp_path / "absent")
+    drop = fit_cellwise(np.delete(table, 2, axis=0))
+    np.testing.assert_allclose(res.row_effects, drop.row_effects, rtol=0, atol=1e-8)
+    assert abs(res.loglik - drop.loglik) <= 1e-8
+
+
 def test_cli_smooth_a_parquet_directory_on_a_scheduler(client, tmp_path, capsys) -> None:
     import json
 

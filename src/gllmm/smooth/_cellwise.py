@@ -81,8 +81,10 @@ def fit_cellwise(
         zeros as 0 counts; an unlisted cell is a structural zero).
         Partitioned input: a Parquet file, a directory of Parquet files, or a Dask DataFrame
         with the ``columns``, listing at least the non-zero cells; an unlisted cell is a zero
-        count of the complete table. Its pieces are read and its cells generated partition by
-        partition (on the ``client``'s workers if given), the smoothed cells written to
+        count of the complete table. The levels are those the input lists: a row (column)
+        with no counts at all is known only if some zero cell of it is listed (then its effect
+        is -inf and warned, as for an array). Its pieces are read and its cells generated
+        partition by partition (on the ``client``'s workers if given), the smoothed cells written to
         ``output`` (docs/distributed.md).
     row_scores, col_scores : array, optional
         Scores of the row / column levels for the linear-by-linear term. Default: the category

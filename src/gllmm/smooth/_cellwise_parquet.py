@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InfiniteEstimateWarning, SpecError, TableError
 from ..fitting._block_newton import Structure
@@ -49,25 +50,39 @@ class Piece:
 def read_piece(source: Any, columns: tuple[str, str, str, str | None]) -> Piece:
     """One Parquet file (a path) or one pandas DataFrame as a Piece, counts checked."""
     names = [c for c in columns if c is not None]
+    where = str(source) if isinstance(source, (str, os.PathLike)) else "a partition"
     if isinstance(source, (str, os.PathLike)):
         import pyarrow.parquet as pq
 
-        try:
-            table = pq.read_table(source, columns=names)
-        except (KeyError, ValueError) as exc:  # pyarrow: a missing column
-            raise TableError(f"{source}: cannot read columns {names} ({exc})") from exc
+        have = pq.read_schema(source).names
+        _check_columns(where, names, have)
+        table = pq.read_table(source, columns=names)
         arrays = [table.column(c).to_numpy() for c in names]
     else:
-        missing = [c for c in names if c not in source.columns]
-        if missing:
-            raise TableError(f"the DataFrame has no column(s) {missing}; name the row, column, "
-                             "count (and stratum) columns")
+        _check_columns(where, names, list(source.columns))
         arrays = [source[c].to_numpy() for c in names]
-    count = np.asarray(arrays[2], dtype=float)
-    if not np.all(np.isfinite(count)) or np.any(count < 0) or np.any(count != np.round(count)):
-        raise TableError(f"{source if isinstance(source, str) else 'a partition'}: counts must "
-                         "be finite, non-negative whole numbers")
+    for name, labels in zip(names[:2] + names[3:], arrays[:2] + arrays[3:], strict=True):
+        if pd.isna(labels).any():
+            raise TableError(f"{where}: column {name!r} has missing labels; drop those rows or "
+                             "give them a level")
+    try:
+        count = np.asarray(arrays[2], dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TableError(f"{where}: column {names[2]!r} is not numeric; give counts as "
+                         "numbers") from exc
+    bad = ~np.isfinite(count) | (count < 0) | (count != np.round(count))
+    if bad.any():
+        raise TableError(f"{where}: counts must be finite, non-negative whole numbers; "
+                         f"{int(bad.sum())} are not (first: {float(count[bad][0]):g}); fix or drop "
+                         "those rows")
     return Piece(arrays[0], arrays[1], count, arrays[3] if len(arrays) == 4 else None)
+
+
+def _check_columns(where: str, names: list[str], have: list[str]) -> None:
+    missing = [c for c in names if c not in have]
+    if missing:
+        raise TableError(f"{where}: cannot read columns {missing}: it has {have}; pass "
+                         "columns=(row, column, count[, stratum]) naming its columns")
 
 
 def piece_margins(piece: Piece) -> tuple[np.ndarray, ...]:
@@ -268,8 +283,15 @@ def build_part(index: int, lo: int, hi: int, model: LevelModel, cells: list[tupl
         r = np.concatenate([c[0] for c in cells])
         c = np.concatenate([c[1] for c in cells])
         pos = offset[r - lo] + (c - model.col_start[lv.col_stratum[c]])
-        if np.bincount(pos, minlength=n).max(initial=0) > 1:
-            raise TableError("the input lists some cell more than once")
+        twice = np.flatnonzero(np.bincount(pos, minlength=n) > 1)
+        if twice.size:
+            i, j = row[twice[0]], col[twice[0]]
+            raise TableError(
+                f"the input lists {twice.size} cell(s) more than once (first: row "
+                f"{lv.row_labels[lv.row_code[i]]}, column {lv.col_labels[lv.col_code[j]]}"
+                + (f", stratum {lv.stratum_labels[lv.strata[lv.row_stratum[i]]]}"
+                   if lv.stratum_labels is not None else "")
+                + "); list each cell once (sum the duplicates, e.g. groupby().sum())")
         y[pos] = np.concatenate([c[2] for c in cells])
     x = model.row_scores[lv.row_code[row]] * model.col_scores[lv.col_code[col]]
     stratum = lv.row_stratum[row].astype(INDEX)
