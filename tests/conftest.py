@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -20,6 +21,31 @@ def _fit(design, method="agq", n_nodes=15):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return gllmm.fit(design, method=method, n_nodes=n_nodes)
+
+
+@contextlib.contextmanager
+def _local_client():
+    """A Dask client of a two-process local cluster (the distributed tests' cluster)."""
+    distributed = pytest.importorskip("distributed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # distributed's own start-up notices
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+def client():
+    with _local_client() as c:
+        yield c
+
+
+@pytest.fixture
+def own_client():
+    """A cluster of the test's own, for a test that kills one of its workers."""
+    with _local_client() as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

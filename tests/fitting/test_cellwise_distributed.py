@@ -51,16 +51,6 @@ def one_process(design):
     return res
 
 
-@pytest.fixture(scope="module")
-def client():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # distributed's own start-up notices
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, \
-                distributed.Client(cluster) as c:
-            yield c
-
-
 def _assert_same(res, ref) -> None:
     assert res.strategy == "cellwise" and res.converged
     assert abs(res.loglik - ref.loglik) <= 1e-8
@@ -144,26 +134,25 @@ def test_cli_smooth_refuses_an_unreachable_scheduler(tmp_path, capsys, monkeypat
     assert "could not connect to the Dask scheduler" in capsys.readouterr().err
 
 
-def test_a_worker_killed_mid_fit_costs_a_rescatter_not_the_fit(design, one_process) -> None:
+def test_a_worker_killed_mid_fit_costs_a_rescatter_not_the_fit(design, one_process,
+                                                              own_client) -> None:
     """SIGKILL to one worker's PID between two Newton iterations of the mixed stage: its
     partitions (scattered data, which Dask cannot recompute) are scattered again to the
     surviving worker and the fit ends equal to the one-process fit (tolerance 1e-8)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, \
-                distributed.Client(cluster) as own:
-            pids = own.run(os.getpid)
-            victim, pid = sorted(pids.items())[0]
-            killed: list[int] = []
+        own = own_client
+        pids = own.run(os.getpid)
+        victim, pid = sorted(pids.items())[0]
+        killed: list[int] = []
 
-            def kill(info: dict) -> None:
-                if info["stage"] == "mixed" and info["iteration"] == 2 and not killed:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
+        def kill(info: dict) -> None:
+            if info["stage"] == "mixed" and info["iteration"] == 2 and not killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
 
-            res = gllmm.fit(design, client=own, partitions=4, progress=kill)
-            assert killed and victim not in own.scheduler_info()["workers"]
+        res = gllmm.fit(design, client=own, partitions=4, progress=kill)
+        assert killed and victim not in own.scheduler_info()["workers"]
     _assert_same(res, one_process)
 
 

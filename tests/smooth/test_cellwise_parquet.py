@@ -76,17 +76,6 @@ def reference(table):
     return fit_cellwise(table, base="linear_by_linear")
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # distributed's own start-up notices
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, \
-                distributed.Client(cluster) as c:
-            yield c
-
-
 @pytest.mark.parametrize(("n_files", "partitions"), [(1, None), (4, 5), (7, [1, 30, 69])],
                          ids=["1 file, two per worker", "4 files, 5 blocks",
                               "7 files, uneven 1-30-69"])
@@ -266,30 +255,28 @@ def test_cli_smooth_a_parquet_directory_on_a_scheduler(client, tmp_path, capsys)
     assert "not available for a directory input" in capsys.readouterr().err
 
 
-def test_a_worker_killed_mid_fit_costs_a_recomputation(table, reference, tmp_path) -> None:
+def test_a_worker_killed_mid_fit_costs_a_recomputation(table, reference, tmp_path,
+                                                       own_client) -> None:
     """SIGKILL to one worker's PID in the mixed stage: Dask recomputes its partitions from the
     files on the other worker; the fit ends equal to the in-memory fit (tolerance 1e-8)."""
     import os
     import signal
 
-    distributed = pytest.importorskip("distributed")
     _write(_nonzero_frame(table), tmp_path / "cells", 3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, \
-                distributed.Client(cluster) as own:
-            victim, pid = sorted(own.run(os.getpid).items())[0]
-            killed: list[int] = []
+        own = own_client
+        victim, pid = sorted(own.run(os.getpid).items())[0]
+        killed: list[int] = []
 
-            def kill(info: dict) -> None:
-                if info["stage"] == "mixed" and info["iteration"] == 2 and not killed:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
+        def kill(info: dict) -> None:
+            if info["stage"] == "mixed" and info["iteration"] == 2 and not killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
 
-            res = fit_cellwise(tmp_path / "cells", base="linear_by_linear", client=own,
-                               partitions=4, progress=kill)
-            assert killed and victim not in own.scheduler_info()["workers"]
+        res = fit_cellwise(tmp_path / "cells", base="linear_by_linear", client=own,
+                           partitions=4, progress=kill)
+        assert killed and victim not in own.scheduler_info()["workers"]
     _assert_same(res, reference)
     assert len(_read(res.output_files, ["row", "col"])) == N * N
 
