@@ -55,6 +55,24 @@ def test_fit_laplace_text(mba_csv, capsys):
     assert "Log-likelihood: -45.842" in capsys.readouterr().out  # glmer Laplace: -45.8424
 
 
+def test_predict_add_cell_model_new_rows_are_new_cells(mba_csv, tmp_path, capsys):
+    """A model fitted with --add-cell numbers its cells; new rows without a 'cell' column are
+    new cells by construction, predicted at u = 0 (the fixed part, to 1e-12) with no
+    --allow-new-levels; a 'cell' column naming a cell the fit lacks is refused without it."""
+    model, new = tmp_path / "m.json", tmp_path / "new.csv"
+    assert main(["fit", mba_csv, "--formula", MBA_25, "--add-cell", "--nagq", "1",
+                 "--save", str(model)]) == 0
+    rows = pd.read_csv(mba_csv).drop(columns="count").iloc[:3]
+    rows.to_csv(new, index=False)
+    capsys.readouterr()
+    cells = run_json(capsys, ["predict", str(model), str(new), "--json"])["predicted"]
+    fixed = run_json(capsys, ["predict", str(model), str(new), "--fixed-only", "--json"])
+    assert max(abs(a - b) for a, b in zip(cells, fixed["predicted"], strict=True)) < 1e-12
+    rows.assign(cell="no such cell").to_csv(new, index=False)
+    assert main(["predict", str(model), str(new)]) == 2
+    assert "'no such cell'" in capsys.readouterr().err
+
+
 def test_fit_clinical_local_json_holds_paper_estimates(trial_csv, capsys):
     """Model (5.1) with centred scores from the command line: 0.5923 (0.2408), 0.3438 (0.3633)."""
     out = run_json(capsys, ["fit", trial_csv, *CLINICAL_ARGS, "--formula", CLINICAL_LOCAL,

@@ -136,9 +136,21 @@ def test_cli_predict_matches_r(cli_fits, name):
     for t in ("link", "response"):
         for fixed in (False, True):
             got = _gllmm("predict", str(tmp / f"{name}.json"), new, "--type", t,
-                         *(["--fixed-only"] if fixed else []), "--json")["predicted"]
+                         *(["--fixed-only"] if fixed else []), "--allow-new-levels",
+                         "--json")["predicted"]
             ref = pr[f"{'fixed' if fixed else 'random'}_{t}"]
             np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+    # without --allow-new-levels the new group is an error naming it and the flag (lme4's
+    # allow.new.levels = FALSE); the population prediction needs no groups
+    group = "herd" if name == "cbpp" else "site"
+    new_label = next(str(row[group]) for row, is_new in zip(pr["newdata"], pr["new_level"],
+                                                          strict=True) if is_new)
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        assert main(["predict", str(tmp / f"{name}.json"), new, "--json"]) == 2
+    assert repr(new_label) in err.getvalue() and "--allow-new-levels" in err.getvalue()
+    got = _gllmm("predict", str(tmp / f"{name}.json"), new, "--fixed-only", "--json")
+    np.testing.assert_allclose(got["predicted"], pr["fixed_response"], rtol=0, atol=1e-6)
     # R's glmer, allow.new.levels = TRUE: a new group at u = 0 (its own fit, to 1e-3)
     np.testing.assert_allclose(pr["random_link"], pr["glmer_random_link"], atol=1e-3)
     assert any(pr["new_level"])
@@ -178,7 +190,8 @@ def test_predict_at_r_parameters_is_exact(name):
         if col in nd:
             nd[col] = nd[col].astype(int) if nd[col].str.isdigit().all() else nd[col]
     for t in ("link", "response"):
-        np.testing.assert_allclose(res.predict(nd, type=t), pr[f"random_{t}"], atol=1e-8)
+        np.testing.assert_allclose(res.predict(nd, type=t, allow_new_levels=True),
+                                   pr[f"random_{t}"], atol=1e-8)
         np.testing.assert_allclose(res.predict(nd, type=t, re_form="NA"), pr[f"fixed_{t}"],
                                    atol=1e-8)
 
@@ -191,7 +204,8 @@ def test_installed_command_fits_and_predicts_cbpp(cli_fits, tmp_path):
     got = _subprocess("fit", str(R_DIR / f"{data}.csv"), "--method", "laplace", *options,
                       "--json", "--save", str(model))
     assert abs(got["loglik"] - fits["cbpp"]["loglik"]) < 1e-6
-    pred = _subprocess("predict", str(model), str(_newdata("cbpp", tmp)), "--json")
+    pred = _subprocess("predict", str(model), str(_newdata("cbpp", tmp)), "--allow-new-levels",
+                       "--json")
     np.testing.assert_allclose(pred["predicted"], _fixture("cbpp")["predict"][
         "random_response"], rtol=0, atol=1e-6)
 

@@ -1,7 +1,9 @@
 """``FitResult.predict`` on the fitted rows reproduces the fit's own linear predictor at the
 posterior modes (``eta_mode``, computed by the engine from Z), in the data's row order, for
 every random-effects layout: one grouping, nested, crossed, and correlated vector effects
-(to 1e-10: the same numbers summed in another order). New groups get u = 0 exactly.
+(to 1e-10: the same numbers summed in another order). New groups are refused by default
+(lme4's ``allow.new.levels = FALSE``), naming them; with ``allow_new_levels=True`` they get
+u = 0 exactly.
 """
 
 from __future__ import annotations
@@ -48,11 +50,34 @@ def test_predict_on_fitted_rows_equals_eta_mode(crossed, formula):
     np.testing.assert_allclose(res.predict(data, re_form="NA"), eta_fixed, atol=1e-10)
     # a group the fit has not seen: its effects are 0, the fixed part alone
     new = data.iloc[:3].assign(a=-1, b=-1)
-    np.testing.assert_allclose(res.predict(new), res.predict(new, re_form="NA"), atol=0)
-    np.testing.assert_allclose(res.predict(new, type="response"),
-                               np.exp(res.predict(new)), rtol=1e-15)
-    with pytest.raises(SpecError, match="allow_new_levels"):
-        res.predict(new, allow_new_levels=False)
+    np.testing.assert_allclose(res.predict(new, allow_new_levels=True),
+                               res.predict(new, re_form="NA"), atol=0)
+    np.testing.assert_allclose(res.predict(new, type="response", allow_new_levels=True),
+                               np.exp(res.predict(new, allow_new_levels=True)), rtol=1e-15)
+    # by default (lme4's allow.new.levels = FALSE) an unseen level is an error naming it
+    with pytest.raises(SpecError, match=r"'-1'.*allow_new_levels=True"):
+        res.predict(new)
+
+
+def test_predict_names_the_unseen_levels_only(crossed):
+    """One misspelt level among known ones: the error names it (not the known levels), the
+    rest of the rows predict as before."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = gllmm.fit("count ~ x + (1 | a)", data=crossed, method="laplace")
+    known = crossed.iloc[:4]
+    typo = known.assign(a=known.a.astype(str).where(known.index != 2, "3x"))
+    with pytest.raises(SpecError) as info:
+        res.predict(typo)
+    message = str(info.value)
+    assert "'3x'" in message and "of 'a'" in message and "--allow-new-levels" in message
+    assert f"'{known.a.iloc[0]}'" not in message
+    eta = res.predict(typo, allow_new_levels=True)
+    np.testing.assert_allclose(eta[[0, 1, 3]], res.predict(known)[[0, 1, 3]], atol=1e-12)
+    np.testing.assert_allclose(eta[2], res.predict(known, re_form="NA")[2], atol=1e-12)
+    many = crossed.iloc[:7].assign(a=[f"z{i}" for i in range(7)])
+    with pytest.raises(SpecError, match=r"'z4'.* and 2 more of 'a'"):
+        res.predict(many)
 
 
 def test_predict_refusals(crossed):

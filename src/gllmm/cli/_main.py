@@ -95,11 +95,13 @@ EPILOG_PREDICT = """\
 examples:
   gllmm fit cbpp.csv --family binomial --method laplace --save cbpp.json \\
       --formula "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)"
-  gllmm predict cbpp.json new_herds.csv                  probabilities, herd effects included
+  gllmm predict cbpp.json herds.csv                      probabilities, herd effects included
+  gllmm predict cbpp.json new_herds.csv --allow-new-levels   herds not in the fit at u = 0
   gllmm predict cbpp.json new_herds.csv --fixed-only --type link -o eta.csv
 
 The new file needs the columns of the formula's right-hand side (and of its offset), not
-the response. Groups the fit has not seen are predicted at u = 0 (lme4's allow.new.levels);
+the response. A group the fit has not seen is an error (a misspelt level?) unless
+--allow-new-levels, which predicts it at u = 0 (lme4's allow.new.levels = TRUE);
 --levels and --scores given at the fit are applied to the new rows too."""
 
 EPILOG_SMOOTH = """\
@@ -244,7 +246,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from ._saved import load_model, predict_file
 
     res, options = load_model(args.model)
-    out = predict_file(res, options, read_data(args.data), args.type, args.fixed_only)
+    out = predict_file(res, options, read_data(args.data), args.type, args.fixed_only,
+                       args.allow_new_levels)
     if args.output:
         _write_table(out, args.output)
     payload = {"type": args.type, "re_form": "NA" if args.fixed_only else "NULL",
@@ -440,7 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "link: the linear predictor")
     q.add_argument("--fixed-only", action="store_true",
                    help="leave out the random effects (lme4's re.form = NA); by default "
-                        "groups of the fit get their predicted effects, new groups u = 0")
+                        "groups of the fit get their predicted effects")
+    q.add_argument("--allow-new-levels", action="store_true",
+                   help="predict groups the fit has not seen at u = 0 (lme4's "
+                        "allow.new.levels = TRUE); by default they are an error")
     q.add_argument("-o", "--output", metavar="FILE",
                    help="write the rows with a column 'predicted' (CSV, or Parquet by suffix)")
     q.add_argument("--json", action="store_true", help="print {type, re_form, predicted}")

@@ -78,13 +78,16 @@ def _floats(values: Any) -> np.ndarray:
 
 
 def predict_file(res: Any, args: argparse.Namespace, newdata: pd.DataFrame, type: str,
-                 fixed_only: bool) -> pd.DataFrame:
-    """The new rows with a column ``predicted``."""
+                 fixed_only: bool, allow_new_levels: bool = False) -> pd.DataFrame:
+    """The new rows with a column ``predicted``; groups the fit has not seen are refused
+    unless ``allow_new_levels`` (then u = 0)."""
     apply_levels(newdata, args.levels)
     apply_scores(newdata, args.scores)
     if args.add_cell and "cell" not in newdata.columns:
         # --add-cell numbered the fitted rows; new rows are new cells, predicted at u = 0
         newdata["cell"] = [f"new {i}" for i in range(len(newdata))]
+        allow_new_levels = True  # the cells numbered here are new by construction
     out = newdata.copy()
-    out["predicted"] = res.predict(newdata, type=type, re_form="NA" if fixed_only else None)
+    out["predicted"] = res.predict(newdata, type=type, re_form="NA" if fixed_only else None,
+                                   allow_new_levels=allow_new_levels)
     return out

@@ -4,8 +4,10 @@
 ``eta = x' beta + offset + sum_t z_t' u_t(group_t)``: ``x`` and ``z_t`` are the new rows coded
 as the fitted data (same factor levels, same ``center``/``scale`` state), ``u_t(g)`` the
 posterior mode of group g's effects of term t (the empirical Bayes prediction lme4 calls the
-conditional mode). A group the fit has not seen gets ``u = 0``, its population value, as lme4's
-``allow.new.levels = TRUE``; ``re_form="NA"`` sets every u to 0. ``type="response"`` is the
+conditional mode). A group the fit has not seen is refused by default, as lme4's
+``allow.new.levels = FALSE`` (a misspelt level would otherwise be predicted silently at the
+population value); with ``allow_new_levels=True`` it gets ``u = 0``, its population value, as
+lme4's ``allow.new.levels = TRUE``. ``re_form="NA"`` sets every u to 0. ``type="response"`` is the
 mean: ``exp(eta)`` (Poisson, the offset included) or ``expit(eta)``, the probability of a
 success (binomial).
 """
@@ -26,7 +28,7 @@ FIXED_ONLY = ("NA", "~0", "0", "fixed")
 
 def predict(result: Any, newdata: pd.DataFrame | None = None, type: str = "link",
             re_form: Any = None, offset: Any = None,
-            allow_new_levels: bool = True) -> np.ndarray:
+            allow_new_levels: bool = False) -> np.ndarray:
     """Predicted linear predictor or mean of each row of ``newdata`` (default: the fitted rows,
     in their own order).
 
@@ -44,7 +46,8 @@ def predict(result: Any, newdata: pd.DataFrame | None = None, type: str = "link"
         The new rows' offset when the fit's ``offset=`` was an array (a column name or
         expression given at the fit is evaluated on ``newdata`` by itself).
     allow_new_levels : bool
-        Groups absent from the fit are predicted at u = 0; False raises SpecError instead.
+        False (default, lme4's ``allow.new.levels = FALSE``): a group absent from the fit
+        raises SpecError naming it; True: such groups are predicted at u = 0.
     """
     from ..spec._build import row_values
     from ..spec._formula import group_labels, new_model_matrix, parse_formula
@@ -80,9 +83,13 @@ def predict(result: Any, newdata: pd.DataFrame | None = None, type: str = "link"
             # look up every row's group at once and gather the modes: no per-row Python loop
             found = pd.Index(list(places)).get_indexer(labels)
             if not allow_new_levels and (found < 0).any():
-                unseen = sorted({labels[i] for i in np.flatnonzero(found < 0)})
-                raise SpecError(f"groups {unseen[:5]} of '{term.group}' are not in the fit; "
-                                "pass allow_new_levels=True to predict them at u = 0")
+                unseen = sorted({str(labels[i]) for i in np.flatnonzero(found < 0)})
+                more = f" and {len(unseen) - 5} more" if len(unseen) > 5 else ""
+                raise SpecError(
+                    f"level(s) {', '.join(map(repr, unseen[:5]))}{more} of '{term.group}' are "
+                    "not in the fitted data (a misspelt level?); to predict new groups at "
+                    "u = 0, their population value, pass allow_new_levels=True "
+                    "(gllmm predict: --allow-new-levels)")
             rows = np.flatnonzero(found >= 0)
             if rows.size:
                 where = np.array(list(places.values()), dtype=np.intp)[found[rows]]

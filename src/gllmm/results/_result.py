@@ -314,12 +314,28 @@ class FitResult:
         raise SpecError(f"unknown kind {kind!r}; use 'mode' or 'fixed'")
 
     def predict(self, newdata: Any = None, type: str = "link", re_form: Any = None,
-                **kwargs: Any) -> np.ndarray:
+                offset: Any = None, allow_new_levels: bool = False) -> np.ndarray:
         """Linear predictor or mean of new rows, with (``re_form=None``) or without
-        (``re_form="NA"``) the random effects: ``gllmm.results._predict.predict``."""
+        (``re_form="NA"``) the random effects, as lme4's ``predict(fit, newdata)``.
+
+        Parameters
+        ----------
+        newdata : DataFrame or Table, optional
+            The rows to predict (default: the fitted rows); the response is not needed.
+        type : {"link", "response"}
+            ``eta`` or the mean (``exp(eta)``, or the success probability for binomial).
+        re_form : None or "NA"
+            With the random effects at their posterior modes, or the fixed part alone.
+        offset : str or array-like, optional
+            The new rows' offset when the fit's ``offset=`` was an array.
+        allow_new_levels : bool
+            False (default, lme4's ``allow.new.levels = FALSE``): a group level absent from
+            the fit raises SpecError naming it; True: such groups are predicted at u = 0.
+        """
         from ._predict import predict
 
-        return predict(self, newdata, type=type, re_form=re_form, **kwargs)
+        return predict(self, newdata, type=type, re_form=re_form, offset=offset,
+                       allow_new_levels=allow_new_levels)
 
     def fitted_counts(self, kind: str = "mode") -> np.ndarray:
         """Fitted counts per input row (random effects at their posterior modes by default)."""
