@@ -332,6 +332,11 @@ def test_anova_normal_against_npml_has_no_lr_test(fabric):
     assert abs(table["Pr(>Chisq)"].iloc[1] - agq.lr_test(r1).p_value) < 1e-15
     assert np.isnan(table["Pr(>Chisq)"].iloc[2]) and np.isnan(table["Chisq"].iloc[2])
     assert table["note"].iloc[2].startswith("not nested") and table["note"].iloc[1] == ""
+    # the public predicate anova and lr_test use: normal vs discrete mixing is the one pair
+    # that is not nested, in either order; K = 1 (no random effects) is inside both
+    assert not gllmm.results.nested(r2, agq) and not gllmm.results.nested(agq, r2)
+    assert gllmm.results.nested(agq, r1) and gllmm.results.nested(r1, r2)
+    assert gllmm.results.nested(r2, r2) and gllmm.results.nested(agq, agq)
     with pytest.raises(FitError, match="not nested"):
         r2.lr_test(agq)
     # NPML K = 1 inside K = 2 (all points equal) is tested

@@ -81,7 +81,11 @@ def nested(first: Any, second: Any) -> bool:
     """Whether one fit's model can be a special case of the other's, as far as the random
     effects' distribution decides: a normal and a discrete (NPML, two or more points) mixing
     distribution are not special cases of each other, and no random effects is a case of
-    both (sigma = 0; all mass points equal)."""
+    both (sigma = 0; all mass points equal).
+
+    ``lr_test`` refuses, and ``anova`` gives no P-value for, a pair that is not nested; such
+    fits are compared by AIC/BIC. The fixed parts are the user's to nest (as in lme4).
+    """
     kinds = {_mixing(first), _mixing(second)}
     return len(kinds) == 1 or "none" in kinds
 
@@ -122,8 +126,9 @@ def anova(*fits: Any) -> pd.DataFrame:
 
     Columns: ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance`` (-2 logLik), ``Chisq``,
     ``Df``, ``Pr(>Chisq)`` (boundary-corrected where variance components are dropped). A row
-    whose model is not nested in the row above (``nested``: a normal against an NPML mixing
-    distribution) has no test, and a ``note`` column says so; compare such rows by AIC/BIC.
+    whose model is not nested in the row above (``gllmm.results.nested``: a normal against an
+    NPML mixing distribution) has no test, and a ``note`` column says so; compare such rows
+    by AIC/BIC.
     """
     if len(fits) < 2:
         raise SpecError("anova compares two or more fits: anova(m0, m1, ...)")
