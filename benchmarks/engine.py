@@ -208,9 +208,8 @@ def run_gllmm(models: list[str], policy: RepPolicy) -> list[Record]:
     def key(model: str, r) -> float:
         if model == "mba_2.5":
             return float(next(iter(r.random_sd.values())))
-        names = list(r.beta.index)
         if model == "mba_2.6":
-            name = next(n for n in names if "*" in n)
+            name = "statistics_score:economics_score"
         elif model.startswith("clinical"):
             name = "beta"
         else:

@@ -150,11 +150,11 @@ def test_fit_tsv(tmp_path, capsys):
 def test_example_table2_json(capsys):
     out = run_json(capsys, ["example", "table2", "--json"])
     ind, lxl = out["independence"], out["linear_by_linear"]
-    assert abs(ind["random_sd"]["_cell"] - 0.2515) < 1e-3
+    assert abs(ind["random_sd"]["statistics:economics"] - 0.2515) < 1e-3
     assert abs(ind["loglik"] - (-45.8562)) < 1e-3
-    assert abs(lxl["params"]["I(_rs * _cs)"] - 0.4398) < 1e-3
-    assert abs(lxl["se"]["I(_rs * _cs)"] - 0.1422) < 1e-3
-    assert lxl["boundary"] == ["sd(_cell)"]
+    assert abs(lxl["params"]["statistics_score:economics_score"] - 0.4398) < 1e-3
+    assert abs(lxl["se"]["statistics_score:economics_score"] - 0.1422) < 1e-3
+    assert lxl["boundary"] == ["sd(statistics:economics)"]
     assert abs(out["lr_beta"]["statistic"] - 13.239) < 1e-2
     table = pd.DataFrame(out["table2"])
     for col in ("cellwise_independence", "cellwise_linear_by_linear"):

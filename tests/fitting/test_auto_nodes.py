@@ -38,13 +38,13 @@ def test_auto_mba(mba):
     r = auto(models.cellwise_smoothing(mba, "statistics", "economics"))
     settled(r)
     assert r.n_nodes > 1  # Laplace alone misses (2.5) by 0.014
-    assert abs(r.random_sd["_cell"] - 0.2515) < 1e-3
+    assert abs(r.random_sd["statistics:economics"] - 0.2515) < 1e-3
     assert abs(r.loglik - (-45.8562)) < 1e-3
     r = auto(models.cellwise_smoothing(mba, "statistics", "economics", base="linear_by_linear"))
     settled(r)
-    assert abs(r.beta["I(_rs * _cs)"] - 0.4398) < 1e-3
-    assert abs(r.se["I(_rs * _cs)"] - 0.1422) < 1e-3
-    assert r.boundary == ("sd(_cell)",)
+    assert abs(r.beta["statistics_score:economics_score"] - 0.4398) < 1e-3
+    assert abs(r.se["statistics_score:economics_score"] - 0.1422) < 1e-3
+    assert r.boundary == ("sd(statistics:economics)",)
     assert abs(r.loglik - (-39.2366)) < 1e-3
 
 

@@ -20,18 +20,18 @@ REF = Path(__file__).resolve().parents[1] / "fixtures" / "paper"
 
 def test_mba_independence(mba_independence):
     r = mba_independence
-    assert abs(r.random_sd["_cell"] - 0.2515) < 1e-3
+    assert abs(r.random_sd["statistics:economics"] - 0.2515) < 1e-3
     assert abs(r.loglik - (-45.8562)) < 1e-3
     assert r.converged and not r.boundary
 
 
 def test_mba_lxl_boundary(mba_lxl):
     r = mba_lxl
-    name = "I(_rs * _cs)"
+    name = "statistics_score:economics_score"
     assert abs(r.beta[name] - 0.4398) < 1e-3
     assert abs(r.se[name] - 0.1422) < 1e-3
-    assert r.boundary == ("sd(_cell)",)
-    assert r.random_sd["_cell"] == 0.0
+    assert r.boundary == ("sd(statistics:economics)",)
+    assert r.random_sd["statistics:economics"] == 0.0
     assert abs(r.loglik - (-39.2366)) < 1e-3
 
 

@@ -67,11 +67,12 @@ def test_mba_agq_equals_glmer_nagq15(mba_designs, name):
     fx = load(f"{name}_glmer_nagq15")
     direct = load(f"{name}_direct_agq15")
     res = _fit(mba_designs[name], "agq", 15)
-    assert abs(res.random_sd["_cell"] - _sd(fx, "cell")) < 1e-3
+    assert abs(res.random_sd["statistics:economics"] - _sd(fx, "cell")) < 1e-3
     np.testing.assert_allclose(res.params[: len(direct["estimates"])],
                                list(direct["estimates"].values()), atol=1e-4)
     if name == "mba_2_6":
-        assert abs(res.beta["I(_rs * _cs)"] - fx["estimates"]["I(statistics * economics)"]) < 1e-3
+        assert abs(res.beta["statistics_score:economics_score"]
+                   - fx["estimates"]["I(statistics * economics)"]) < 1e-3
 
 
 @pytest.mark.parametrize("coding", ["centred", "uncentred"])

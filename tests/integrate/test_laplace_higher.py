@@ -227,8 +227,8 @@ def test_mba_25_laplace2_is_close_to_agq():
     assert abs(agq.loglik - (-45.8562)) < 1e-3
     assert abs(lap.loglik - agq.loglik) > 1e-2
     assert abs(l2.loglik - agq.loglik) < 1e-4
-    assert abs(l2.random_sd["_cell"] - agq.random_sd["_cell"]) < 1e-4
-    assert abs(lap.random_sd["_cell"] - agq.random_sd["_cell"]) > 1e-2
+    assert abs(l2.random_sd["statistics:economics"] - agq.random_sd["statistics:economics"]) < 1e-4
+    assert abs(lap.random_sd["statistics:economics"] - agq.random_sd["statistics:economics"]) > 1e-2
     np.testing.assert_allclose(l2.params, agq.params, atol=1e-4)
 
 
@@ -243,7 +243,7 @@ def test_mba_26_boundary_matches_agq():
         agq = gllmm.fit(d, "agq", 15)
     with pytest.warns(BoundaryWarning):
         l2 = gllmm.fit(d, "laplace2")
-    assert agq.random_sd["_cell"] == 0.0 and l2.random_sd["_cell"] == 0.0
+    assert agq.random_sd["statistics:economics"] == l2.random_sd["statistics:economics"] == 0.0
     assert l2.converged and l2.boundary == agq.boundary and len(l2.boundary) == 1
     assert abs(l2.loglik - agq.loglik) < 1e-6
     np.testing.assert_allclose(l2.params, agq.params, atol=1e-6)

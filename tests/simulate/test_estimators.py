@@ -103,7 +103,7 @@ def test_global_fit_finds_the_interior_maximum_a_bounded_search_misses():
 def test_cellwise_zero_sd_is_the_poisson_glm():
     y = TABLES[1]
     objective, opt = _global(_cellwise(y, "linear_by_linear"), "agq", (0.5,))
-    assert opt.boundary == ("sd(_cell)",)
+    assert opt.boundary == ("sd(row:col)",)
     glm = _quiet_fit(_cellwise(y, "linear_by_linear"), method="agq", n_nodes=15)
     assert opt.final_loglik == pytest.approx(glm.loglik, abs=1e-8)
     np.testing.assert_allclose(get_estimator("cellwise_gllmm_uniform_association")(y, SCORES),

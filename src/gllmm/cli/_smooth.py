@@ -333,17 +333,21 @@ def _general(data: pd.DataFrame, rows: _Axis, cols: _Axis, args: argparse.Namesp
     res = run_fit(design, "laplace" if args.nagq == 1 else "agq", args.nagq,
                   progress=args.progress)
     out = res.to_dict()
-    fitted = res.fitted().drop(columns=["_cell", "_rs", "_cs"], errors="ignore")
+    fitted = res.fitted()
     fitted["probability"] = fitted["fitted"] / fitted["fitted"].sum()
     out["fitted"] = fitted
-    sd = out["random_sd"].pop("_cell", 0.0)
-    sd_se = out["random_sd_se"].pop("_cell", None)
+    # the command's names (as the cell-wise path's): cell for sd(row:col), beta for the
+    # row_score:col_score term
+    (cell,) = out["random_sd"]
+    sd = out["random_sd"].pop(cell, 0.0)
+    sd_se = out["random_sd_se"].pop(cell, None)
     out["random_sd"]["cell"], out["random_sd_se"]["cell"] = sd, sd_se
     out["boundary"] = ["sd(cell)"] if res.boundary else []
     n = res.n_params
-    if "I(_rs * _cs)" in out["params"]:
-        out["params"] = {"beta": out["params"]["I(_rs * _cs)"]}
-        out["se"] = {"beta": out["se"]["I(_rs * _cs)"]}
+    association = design.fixed_names[-1] if base != "independence" else None
+    if association is not None:
+        out["params"] = {"beta": out["params"][association]}
+        out["se"] = {"beta": out["se"][association]}
     else:
         out["params"], out["se"] = {}, {}
     out.update(model="cellwise", base=base, association=None, n_params=n,

@@ -16,6 +16,7 @@ from ..errors import SpecError
 from ..links import dale_plugin_family
 from ..spec import Design, build_design, scalar_structure
 from ..spec._build import count_column
+from ..spec._table_input import SCORE_SUFFIX, score_column
 from ..tables._validate import (
     check_columns,
     check_no_missing,
@@ -73,18 +74,21 @@ def stratified_local_association(
     ss = centred_scores(cl, col_scores) if centre else check_scores(cl, col_scores, "col_scores")
     xs = np.arange(len(rl), 0, -1, dtype=float) if xs is None else xs
     ss = np.arange(len(cl), 0, -1, dtype=float) if ss is None else ss
-    df["_x"] = df[row].map(dict(zip(rl, xs, strict=True))).astype(float)
-    df["_s"] = df[col].map(dict(zip(cl, ss, strict=True))).astype(float)
-    df["_xs"] = df["_x"] * df["_s"]
+    # the score columns <factor>_score, as build_design(Table) names them
+    for factor, levels, scores in ((row, rl, xs), (col, cl, ss)):
+        values = df[factor].map(dict(zip(levels, scores, strict=True))).to_numpy(float)
+        df[score_column(df, factor, values)] = values
+    slope = f"{row}{SCORE_SUFFIX}:{col}{SCORE_SUFFIX}"
     df[stratum] = df[stratum].astype(str) if not isinstance(
         df[stratum].dtype, pd.CategoricalDtype) else df[stratum]
-    rand = f" + (0 + _xs | {stratum})" if random else ""
-    formula = f"{count} ~ C({stratum}) * C({row}) + C({stratum}) * C({col}) + _xs{rand}"
+    rand = f" + (0 + {slope} | {stratum})" if random else ""
+    formula = f"{count} ~ C({stratum}) * C({row}) + C({stratum}) * C({col}) + {slope}{rand}"
     d = build_design(df, formula, title="Local odds ratios across strata (model 5.1)",
                      scores={row: xs, col: ss})
-    names = tuple("beta" if n == "_xs" else n for n in d.fixed_names)
+    # the paper's names: beta for the mean local log odds ratio, b for each stratum's
+    names = tuple("beta" if n == slope else n for n in d.fixed_names)
     return Design(d.family, d.X, d.Z, d.offset, d.cluster, d.covariance, names,
-                  d.cluster_labels, tuple(n.replace("_xs", "b") for n in d.random_names),
+                  d.cluster_labels, tuple(n.replace(slope, "b") for n in d.random_names),
                   d.notes)
 
 

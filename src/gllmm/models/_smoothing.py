@@ -10,6 +10,7 @@ import pandas as pd
 from ..errors import SpecError
 from ..links import Poisson
 from ..spec import Design, scalar_structure
+from ..spec._table_input import score_column
 from ..tables import Table
 from ..tables._validate import (
     check_columns,
@@ -35,6 +36,10 @@ def cellwise_smoothing(
     (2.6) adds ``beta u_i v_j`` with row/column scores (base ``linear_by_linear``; default
     scores are the category values when numeric, else 1..K). A ``gllmm.tables.Table`` gives
     its cells without the structural zeros, and its scores as the default ones.
+
+    The design is the formula ``count ~ C(row) + C(col) + row_score:col_score +
+    (1 | row:col)`` with the factors' own names, so the parameters are named as that formula
+    names them (lme4's ``sd(row:col)`` for sigma, ``row_score:col_score`` for beta).
     """
     if isinstance(data, Table):
         row_scores = data.scores[row] if row_scores is None and row in data.scores else row_scores
@@ -49,12 +54,15 @@ def cellwise_smoothing(
     check_no_missing(data, [row, col], "factor")
     check_unique_cells(data, [row, col])
     lxl = base != "independence"
-    formula = (f"{count} ~ C({row}) + C({col})" + (" + I(_rs * _cs)" if lxl else "")
-               + " + (1 | _cell)")
     n = len(data)
     (r_levels, r_codes), (c_levels, c_codes) = _factor(data[row]), _factor(data[col])
     rs = _scores(r_levels, row_scores)
     cs = _scores(c_levels, col_scores)
+    cell = f"{row}:{col}"
+    association = (f"{score_column(data, row, rs[r_codes])}:"
+                   f"{score_column(data, col, cs[c_codes])}") if lxl else None
+    formula = (f"{count} ~ C({row}) + C({col})" + (f" + {association}" if lxl else "")
+               + f" + (1 | {cell})")
     y = check_counts(data[count].to_numpy(), f"count column {count!r}")
     # treatment-coded dummies built directly (same columns and names as the formula above):
     # formulaic's and pandas' generality cost more than the fit on small tables
@@ -69,14 +77,14 @@ def cellwise_smoothing(
         col_at += len(levels) - 1
     if lxl:
         X[:, 0, -1] = rs[r_codes] * cs[c_codes]
-        names.append("I(_rs * _cs)")
+        names.append(association)
     title = (f"Cell-wise smoothing, {'linear_by_linear' if lxl else 'independence'} base "
              f"(Coull & Agresti eq. {'2.6' if lxl else '2.5'})")
     notes = {"data": data, "formula": formula, "title": title,
              "scores": {row: rs, col: cs}}
     return Design(Poisson(y, np.arange(n)[:, None]), X, np.ones((n, 1, 1)), np.zeros((n, 1)),
-                  np.arange(n), scalar_structure("_cell"), tuple(names),
-                  tuple(range(n)), ("_cell:Intercept",), notes)
+                  np.arange(n), scalar_structure(cell), tuple(names),
+                  tuple(range(n)), (f"{cell}:Intercept",), notes)
 
 
 def _factor(values: pd.Series) -> tuple[list, np.ndarray]:

@@ -67,6 +67,23 @@ def table_input(table: Table) -> TableInput:
                       tuple(table.strata), table.stratum_codes())
 
 
+def score_column(data: pd.DataFrame, factor: str, values: np.ndarray) -> str:
+    """The name ``<factor>_score`` under which a model uses ``factor``'s scores (``values``,
+    one per row of ``data``), as ``build_design(Table)`` names them.
+
+    A column of ``data`` with that name but other values would make the parameter's name
+    describe the wrong covariate: SpecError.
+    """
+    name = f"{factor}{SCORE_SUFFIX}"
+    if name in data.columns:
+        given = pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=float)
+        if not np.allclose(given, values, rtol=1e-12, atol=0.0):
+            raise SpecError(f"the data's column {name!r} is not the scores of {factor!r} the "
+                            f"model uses, but the model names its score term after it; rename "
+                            f"the column, or pass its values as the scores of {factor!r}")
+    return name
+
+
 def stratum_blocks(stratum: np.ndarray, strata: tuple[str, ...]) -> tuple[int, int]:
     """Number of strata and cells per stratum among the modelled cells; SpecError when the
     strata have different numbers of modelled cells (structural zeros in some of them)."""
