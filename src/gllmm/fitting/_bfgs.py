@@ -32,7 +32,7 @@ class BfgsResult:
 
 
 MESSAGES = ("iteration limit", "projected gradient below tolerance", "line search failed",
-            "relative change in objective below tolerance")
+            "relative change in objective below tolerance", "quasi-Newton step below tolerance")
 
 
 def _python_fg(fun, x, g):
@@ -60,6 +60,7 @@ def minimize_bfgs(
     hinv0: np.ndarray | None = None,
     compiled: tuple | None = None,
     fixed: np.ndarray | None = None,
+    xtol: float = 0.0,
 ) -> BfgsResult:
     """Minimise ``f`` subject to ``x >= lower`` given ``fg(x) = (f, grad f)``.
 
@@ -67,8 +68,9 @@ def minimize_bfgs(
     step as Nocedal & Wright eq. 6.20). ``compiled = (name, data)``, when given, replaces
     ``fg`` by the compiled objective ``name`` on ``data`` and runs the whole loop compiled
     (``fitting._loops.bfgs_<name>``).
-    ``fixed`` (bool, n) holds variables at their start values. The returned gradient is the
-    full one.
+    ``fixed`` (bool, n) holds variables at their start values. ``xtol > 0``: stop (message
+    "quasi-Newton step below tolerance") once every component of the step is below
+    ``xtol max(1, |x|)``. The returned gradient is the full one.
     """
     lower = np.ascontiguousarray(lower, dtype=float)
     x0 = np.ascontiguousarray(x0, dtype=float)
@@ -81,9 +83,10 @@ def minimize_bfgs(
         from . import _loops
 
         run = getattr(_loops, f"bfgs_{compiled[0]}")
-        out = run(compiled[1], x0, lower, fixed, hinv, scaled, gtol, ftol, max_iter, g)
+        out = run(compiled[1], x0, lower, fixed, hinv, scaled, gtol, ftol, max_iter, g, xtol)
     else:
-        out = _python_core()(fg, x0, lower, fixed, hinv, scaled, gtol, ftol, max_iter, g)
+        out = _python_core()(fg, x0, lower, fixed, hinv, scaled, gtol, ftol, max_iter, g,
+                                   xtol)
     x, f, hinv, nit, nfev, success, code = out
     return BfgsResult(np.array(x), float(f), g, int(nit), int(nfev), bool(success),
                       MESSAGES[code], hinv)

@@ -21,7 +21,14 @@ from ._auto_nodes import choose_nodes
 from ._cellwise import chosen_layout, fit_cellwise_design
 from ._degenerate import degenerate_parameters, flag_degenerate
 from ._glm import check_full_rank, fit_glm
-from ._optimize import FTOL_ZERO, XTOL_ZERO, OptSummary, inverse_information, maximize
+from ._optimize import (
+    FTOL_ZERO,
+    XTOL_ZERO,
+    OptSummary,
+    inverse_information,
+    maximize,
+    observed_information,
+)
 from ._start import _start_and_curvature
 
 
@@ -107,6 +114,12 @@ def make_objective(design: Design, method: str = "agq", n_nodes: int | None = No
 MAX_NEWTON_START = 8
 
 
+def _newton_metric(objective: Any, n: int) -> bool:
+    """Whether a search over ``n`` parameters pays for exact curvatures (the sparse strategy:
+    its evaluations are expensive and its gradients exact)."""
+    return getattr(objective, "strategy", "") == "sparse" and n <= MAX_NEWTON_START
+
+
 def _newton_curvature(objective: Any, start: np.ndarray, hinv: np.ndarray) -> np.ndarray:
     """The inverse of the negative Hessian at ``start`` (forward differences of the exact
     gradient, ``observed_information``) when the objective is the sparse strategy's.
@@ -119,7 +132,7 @@ def _newton_curvature(objective: Any, start: np.ndarray, hinv: np.ndarray) -> np
     definite (far from the maximum) or cannot be computed.
     """
     n = len(start)
-    if getattr(objective, "strategy", "") != "sparse" or n > MAX_NEWTON_START:
+    if not _newton_metric(objective, n):
         return hinv
     try:
         info = observed_information(objective, start, np.arange(n))
@@ -158,12 +171,14 @@ def optimize(
         hinv = _newton_curvature(objective, start, hinv)
     lower = design.param_lower
     sd_index = np.flatnonzero(np.r_[np.zeros(design.n_fixed), np.isfinite(lower[design.n_fixed:])])
+    newton = _newton_metric(objective, len(lower))
 
     def search(x0: np.ndarray, low: np.ndarray = lower, boundary: np.ndarray = sd_index
                ) -> OptSummary:
         opt = maximize(
             objective, x0, low, design.param_names, getattr(objective, "method_name", "agq"),
-            getattr(objective, "n_nodes", 0), boundary, hinv0=hinv, **options,
+            getattr(objective, "n_nodes", 0), boundary, hinv0=hinv,
+            newton_finish=newton, **options,
         )
         opt.strategy = getattr(objective, "strategy", "")
         return opt
@@ -223,17 +238,6 @@ def _boundary_fit(objective: Any, design: Design, start: np.ndarray,
     return opt
 
 
-def observed_information(objective: Any, x: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Negative Hessian of the log-likelihood over the ``free`` parameters.
-
-    Forward differences of the exact gradient (outside the optimisation loop), step
-    ``1e-6 max(1, |x|)``: truncation error about 1e-6 relative, rounding about 1e-9, i.e. SEs
-    to about 6 digits at half the cost of central differences; symmetrised.
-    """
-    hess = objective.gradient_jacobian(x, free, 1e-6)
-    return -(hess + hess.T) / 2
-
-
 def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
     """Estimates, covariance from the observed information, and predictions.
 
@@ -247,7 +251,9 @@ def make_result(design: Design, objective: Any, opt: OptSummary) -> FitResult:
     x = opt.final
     names = design.param_names
     free = np.array([i for i, n in enumerate(names) if n not in opt.boundary], dtype=int)
-    info = observed_information(objective, x, free)
+    # the Newton finish's information stands for the optimum (see _optimize.REUSE_STEP)
+    info = (opt.information if opt.information is not None and len(free) == len(x)
+            else observed_information(objective, x, free))
     cov = inverse_information(info, free, len(x))
     opt.timings["information"] = time.perf_counter() - t0
     posterior = objective.posterior(x) if design.n_random else None

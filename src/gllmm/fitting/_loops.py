@@ -145,10 +145,13 @@ def newton_template(data, beta, tol, max_iter, info):
     return beta, ll, it, converged
 
 
-def bfgs_template(data, x0, lower, fixed, hinv0, scaled, gtol, ftol, max_iter, out_g):
+def bfgs_template(data, x0, lower, fixed, hinv0, scaled, gtol, ftol, max_iter, out_g,
+                  xtol=0.0):
     """Projected BFGS; returns (x, f, Hinv, nit, nfev, success, message code); ``out_g`` gets
     the gradient at x. ``OBJECTIVE(data, x, g)`` returns f and writes the gradient into g; variables
-    where ``fixed`` is True keep their start values."""
+    where ``fixed`` is True keep their start values. ``xtol > 0`` also stops (code 4) when the
+    quasi-Newton step is below ``xtol max(1, |x|)`` in every component, for a caller that
+    finishes with an exact Newton step (``fitting._optimize``)."""
     n = x0.shape[0]
     x = np.maximum(x0, lower)  # lower is -inf where unbounded
     g = np.empty(n)
@@ -172,6 +175,9 @@ def bfgs_template(data, x0, lower, fixed, hinv0, scaled, gtol, ftol, max_iter, o
         if not np.isfinite(slope) or slope >= 0:
             Hinv = EYE(n, 1.0)
             d = -g * free
+        elif xtol > 0 and np.all(np.abs(d) < xtol * np.maximum(1.0, np.abs(x))):
+            success, code = True, 4
+            break
         t = 1.0
         accepted = False
         x_new = x

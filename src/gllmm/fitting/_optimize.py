@@ -18,13 +18,21 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..errors import ConvergenceWarning, FitError
-from ._bfgs import minimize_bfgs
+from ._bfgs import MESSAGES, BfgsResult, minimize_bfgs
 
 #: The boundary tolerance of every fit: a variance is set to 0 (and a boundary fit preferred to
 #: an interior one) unless the interior log-likelihood is higher by more than this.
 FTOL_ZERO = 1e-6
 #: A standard deviation below this is a candidate for the boundary step.
 XTOL_ZERO = 1e-4
+#: A search that ends with an exact Newton step (``newton_finish``) hands over from BFGS once
+#: its step is below this (relative to max(1, |x|)) in every component, and keeps the observed
+#: information of that step's base point for the standard errors when the Newton step is below
+#: ``REUSE_STEP``: the forward differences of ``observed_information`` (step 1e-6) already
+#: measure the curvature about 5e-7 from the point, so a base 2e-6 away changes SEs by about
+#: 1e-5 relative (measured on the crossed and nested fits: 5e-6 per 1e-6 of displacement).
+NEWTON_XTOL = 1e-6
+REUSE_STEP = 2e-6
 
 
 @dataclass
@@ -47,6 +55,8 @@ class OptSummary:
     timings: dict[str, float] = field(default_factory=dict)
     boundary: tuple[str, ...] = ()
     strategy: str = ""  # how the likelihood was evaluated (see fitting.STRATEGIES)
+    #: observed information (all parameters) valid at ``final``, from the Newton finish
+    information: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +94,7 @@ def maximize(
     keep_log: bool = False,
     optimizer: str = "bfgs",
     hinv0: np.ndarray | None = None,
+    newton_finish: bool = False,
 ) -> OptSummary:
     """Maximise ``objective.value_and_gradient`` from ``start`` subject to ``params >= lower``.
 
@@ -91,6 +102,10 @@ def maximize(
     ----------
     sd_index : ndarray of int
         Positions of standard-deviation parameters (candidates for the boundary step).
+    newton_finish : bool
+        End an interior search with an exact Newton step (``_newton_finish``) whose observed
+        information the standard errors reuse: for objectives whose evaluations are
+        expensive, as the P forward differences are paid for once instead of twice.
     """
     t0 = time.perf_counter()
     log: list[dict[str, Any]] = []
@@ -128,10 +143,15 @@ def maximize(
         initial_ll = value_and_gradient(start)[0]
     else:
         initial_ll = objective.value_and_gradient(start, gradient=False)[0]
+    information = None
     if optimizer == "bfgs":
+        finish = newton_finish and compiled is None
         res = minimize_bfgs(negative, start, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
-                            hinv0=hinv0, compiled=compiled)
+                            hinv0=hinv0, compiled=compiled, xtol=NEWTON_XTOL if finish else 0.0)
         n_eval += res.nfev if compiled is not None else 0
+        if finish and res.message == MESSAGES[4]:
+            res, information = _newton_finish(objective, negative, res, lower, gtol, ftol,
+                                              max_iter)
         x, ll = res.x.copy(), -float(res.fun)
         success, message, nit = res.success, res.message, res.nit
         hinv0 = res.hinv
@@ -221,7 +241,61 @@ def maximize(
         log=log,
         timings=timings,
         boundary=tuple(boundary),
+        information=information[1] if information is not None and not boundary
+        and np.array_equal(information[0], x) else None,
     )
+
+
+def _newton_finish(objective: Any, negative: Any, res: Any, lower: np.ndarray, gtol: float,
+                   ftol: float, max_iter: int) -> tuple[Any, tuple | None]:
+    """End a BFGS search stopped by ``NEWTON_XTOL`` with one Newton step on the exact
+    curvature (``observed_information`` at its end, P gradients).
+
+    Returns the result to report and ``(point, information)`` when that information also
+    stands for the reported point (a Newton step below ``REUSE_STEP``), else None. A step that
+    does not reach the gradient tolerance (or an indefinite curvature, an active bound) hands
+    back to BFGS from the better point, with the exact inverse curvature as its metric.
+    """
+    x = res.x
+    n = len(x)
+    hinv = res.hinv
+    if np.all(x > lower):
+        try:
+            info = observed_information(objective, x, np.arange(n))
+            np.linalg.cholesky(info)
+            step = np.linalg.solve(info, -res.grad)
+        except (FitError, np.linalg.LinAlgError, FloatingPointError):
+            info = None
+        if info is not None and np.all(np.isfinite(step)):
+            inv = np.linalg.inv(info)
+            hinv = (inv + inv.T) / 2
+            trial = x + step
+            if np.all(trial >= lower):
+                f, g = negative(trial)
+                # near the maximum the change in value is at rounding level (1e-13 of ~1e3)
+                if f <= res.fun + 1e-11 * max(1.0, abs(res.fun)) and np.max(np.abs(g)) < gtol:
+                    out = BfgsResult(trial, float(f), np.asarray(g, dtype=float), res.nit + 1,
+                                     res.nfev + 1, True, MESSAGES[1], hinv)
+                    small = np.all(np.abs(step) <= REUSE_STEP * np.maximum(1.0, np.abs(x)))
+                    return out, ((trial, info) if small else None)
+                if f <= res.fun:
+                    x = trial
+    again = minimize_bfgs(negative, x, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
+                          hinv0=hinv)
+    again.nit += res.nit
+    again.nfev += res.nfev
+    return again, None
+
+
+def observed_information(objective: Any, x: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Negative Hessian of the log-likelihood over the ``free`` parameters.
+
+    Forward differences of the exact gradient (outside the optimisation loop), step
+    ``1e-6 max(1, |x|)``: truncation error about 1e-6 relative, rounding about 1e-9, i.e. SEs
+    to about 6 digits at half the cost of central differences; symmetrised.
+    """
+    hess = objective.gradient_jacobian(x, free, 1e-6)
+    return -(hess + hess.T) / 2
 
 
 def _value_at(res: Any) -> tuple[float, np.ndarray] | None:
