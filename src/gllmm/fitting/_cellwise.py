@@ -11,9 +11,11 @@ second, and small in the rest, and a Newton step costs O(cells + levels^2)
 written; X may be sparse.
 
 Fit: the Poisson GLM (sigma = 0) by block Newton, then (beta, sigma) jointly from the GLM and a
-moment estimate of sigma; sigma is optimised on the whole real line (the approximation is even
-in sigma) and reported as ``|sigma|``; the GLM is kept, flagged boundary, when the mixed model
-does not improve on it (MixedModels' xtol_zero / ftol_zero rule).
+moment estimate of sigma (a search ending at sigma = 0 is followed by searches from
+``BOUNDARY_RESTARTS``, as every strategy's); sigma is optimised on the whole real line (the
+approximation is even in sigma) and reported as ``|sigma|``; the GLM is kept, flagged
+boundary, when the mixed model does not improve on it (MixedModels' xtol_zero / ftol_zero
+rule).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from ._cellwise_parts import (
     row_partitions,
     sum_blocks,
 )
-from ._optimize import FTOL_ZERO, XTOL_ZERO, OptSummary
+from ._optimize import FTOL_ZERO, XTOL_ZERO, OptSummary, best_of_starts
 
 STRATEGY = "cellwise"
 AUTO_MIN_LEVELS = 30  # chosen automatically from this many indicator columns on
@@ -320,8 +322,8 @@ def _fit(design: Design, lay: CellwiseLayout, where: LocalParts | ClientParts,
         method=method, optimizer="block Newton", n_nodes=nodes,
         initial=np.r_[p0[np.argsort(lay.perm)], s0], final=np.r_[beta, sigma],
         initial_loglik=history[0]["loglik"] if history else float("nan"),
-        final_loglik=final.value, n_evaluations=glm.n_evaluations + res.n_evaluations,
-        n_iterations=glm.n_iter + res.n_iter, converged=converged,
+        final_loglik=final.value, n_evaluations=glm.n_evaluations + fit.mixed_evaluations,
+        n_iterations=glm.n_iter + fit.mixed_iterations, converged=converged,
         return_code=res.message if glm.converged else f"GLM stage: {glm.message}",
         tolerances={"newton_decrement": tol, "xtol_zero": XTOL_ZERO, "ftol_zero": FTOL_ZERO},
         log=history, timings={"optimize": t1 - t0, "information": time.perf_counter() - t1},
@@ -345,20 +347,34 @@ class Stages:
     sign: float
     final_obj: CellObjective
     final: State
+    #: evaluations and iterations of every search of the mixed stage (restarts included)
+    mixed_evaluations: int = 0
+    mixed_iterations: int = 0
 
 
 def two_stages(glm_obj: CellObjective, obj: CellObjective, p0: np.ndarray, tol: float,
                max_iter: int, log: Callable[[dict], None]) -> Stages:
     """The Poisson GLM from ``p0``, then (beta, sigma) jointly from the GLM and a moment
-    estimate of sigma; sigma at 0 when the mixed fit does not improve on the GLM."""
+    estimate of sigma (and, when that search ends at sigma = 0, from ``BOUNDARY_RESTARTS``:
+    ``best_of_starts``); sigma at 0 when the mixed fit does not improve on the GLM."""
     glm = maximise(glm_obj.evaluate, glm_obj.step, p0, tol=tol, max_iter=max_iter,
                    progress=log, stage="glm")
     s0 = glm_obj.sigma_moment(glm.state.params)
-    # E y = exp(eta + sigma^2 / 2): start the mixed fit with the GLM's means
-    shift = glm_obj.least_squares(-0.5 * s0 * s0)
-    res = maximise(obj.evaluate, obj.step, np.r_[glm.state.params + shift, s0], tol=tol,
-                   max_iter=max_iter, progress=log, stage="mixed",
-                   scale_index=(obj.st.n_params - 1,))
+    searches = []
+
+    def mixed_from(sd: float) -> Any:
+        # E y = exp(eta + sigma^2 / 2): start the mixed fit with the GLM's means
+        shift = glm_obj.least_squares(-0.5 * sd * sd)
+        searches.append(maximise(obj.evaluate, obj.step, np.r_[glm.state.params + shift, sd],
+                                 tol=tol, max_iter=max_iter, progress=log, stage="mixed",
+                                 scale_index=(obj.st.n_params - 1,)))
+        return searches[-1]
+
+    res = mixed_from(s0)
+    if abs(float(res.state.params[-1])) < XTOL_ZERO:
+        # the search stopped at sigma = 0, perhaps below an interior maximum: every strategy's
+        # rule (searches from BOUNDARY_RESTARTS, the best kept); an interior end pays nothing
+        res = best_of_starts(res, mixed_from, lambda r: r.state.value)
     sigma = abs(float(res.state.params[-1]))
     boundary = sigma < XTOL_ZERO and glm.state.value >= res.state.value - FTOL_ZERO
     if not boundary and glm.state.value > res.state.value + FTOL_ZERO:
@@ -368,7 +384,8 @@ def two_stages(glm_obj: CellObjective, obj: CellObjective, p0: np.ndarray, tol: 
         boundary = True
     final_obj, final = (glm_obj, glm.state) if boundary else (obj, res.state)
     sign = 1.0 if boundary or res.state.params[-1] >= 0 else -1.0
-    return Stages(glm, res, s0, 0.0 if boundary else sigma, boundary, sign, final_obj, final)
+    return Stages(glm, res, s0, 0.0 if boundary else sigma, boundary, sign, final_obj, final,
+                  sum(r.n_evaluations for r in searches), sum(r.n_iter for r in searches))
 
 
 def _covariance(obj: CellObjective, state: State, lay: CellwiseLayout, p_fixed: int,

@@ -22,9 +22,11 @@ from ._cellwise import chosen_layout, fit_cellwise_design
 from ._degenerate import degenerate_parameters, flag_degenerate
 from ._glm import check_full_rank, fit_glm
 from ._optimize import (
+    BOUNDARY_RESTARTS,
     FTOL_ZERO,
     XTOL_ZERO,
     OptSummary,
+    best_of_starts,
     inverse_information,
     maximize,
     observed_information,
@@ -145,11 +147,6 @@ def _newton_curvature(objective: Any, start: np.ndarray, hinv: np.ndarray) -> np
     return (inv + inv.T) / 2
 
 
-#: Interior starts (every boundary SD at each value) of the searches that follow a fit ending
-#: with an SD on the boundary.
-BOUNDARY_RESTARTS = (0.5, 1.5)
-
-
 def optimize(
     objective: Any, design: Design, start: np.ndarray | None = None,
     sd_starts: tuple[float, ...] | None = None, **options: Any,
@@ -196,19 +193,19 @@ def optimize(
         best = _boundary_fit(objective, design, start, sd_index)
         base, moved = start, sd_index
     even = _even_in_sds(design)
-    for sd in sd_starts:
+
+    def search_from(sd: float) -> OptSummary:
         x0 = base.copy()
         x0[moved] = sd
-        if even:
-            # the likelihood is even in every SD, so sigma = 0 is a stationary point that a
-            # bounded search can land on and stay; search over the whole line and fold
-            opt = search(x0, np.full(len(lower), -np.inf), np.zeros(0, dtype=int))
-            opt.final[sd_index] = np.abs(opt.final[sd_index])
-        else:
-            opt = search(x0)
-        if opt.final_loglik > best.final_loglik + FTOL_ZERO:
-            best = opt
-    return best
+        if not even:
+            return search(x0)
+        # the likelihood is even in every SD, so sigma = 0 is a stationary point that a
+        # bounded search can land on and stay; search over the whole line and fold
+        opt = search(x0, np.full(len(lower), -np.inf), np.zeros(0, dtype=int))
+        opt.final[sd_index] = np.abs(opt.final[sd_index])
+        return opt
+
+    return best_of_starts(best, search_from, lambda opt: opt.final_loglik, sd_starts)
 
 
 def _even_in_sds(design: Design) -> bool:

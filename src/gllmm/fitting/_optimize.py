@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,27 @@ XTOL_ZERO = 1e-4
 #: 1e-5 relative (measured on the crossed and nested fits: 5e-6 per 1e-6 of displacement).
 NEWTON_XTOL = 1e-6
 REUSE_STEP = 2e-6
+
+#: Interior starts (every boundary SD at each value) of the searches that follow a fit ending
+#: with an SD on the boundary.
+BOUNDARY_RESTARTS = (0.5, 1.5)
+
+
+def best_of_starts(best: Any, search: Callable[[float], Any], loglik: Callable[[Any], float],
+                   sd_starts: tuple[float, ...] = BOUNDARY_RESTARTS) -> Any:
+    """The best of ``best`` and of ``search(sd)`` for each ``sd`` of ``sd_starts``.
+
+    The likelihood in sigma can be bimodal (Coull & Agresti 2003, Section 4), so a search that
+    ends with an SD at 0 may have stopped at a maximum on the boundary below an interior one:
+    every strategy searches the interior again from these starts (``search(sd)``: the search
+    with the boundary SDs at ``sd``). A later search wins only if its log-likelihood
+    (``loglik(result)``) is higher by more than ``FTOL_ZERO``, the rule of the boundary step.
+    """
+    for sd in sd_starts:
+        opt = search(sd)
+        if loglik(opt) > loglik(best) + FTOL_ZERO:
+            best = opt
+    return best
 
 
 @dataclass
