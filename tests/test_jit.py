@@ -4,7 +4,9 @@ first run on a cold cache says that it is compiling, a warm one says nothing."""
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import os
 import shutil
@@ -77,6 +79,29 @@ def test_every_compiled_function_is_hashed():
                 sources.add(file.relative_to(_jit.PACKAGE).as_posix())
     assert {"links/_elementwise.py", "integrate/_mode_newton.py"} <= sources
     assert sources <= set(_jit.KERNEL_SOURCES), sources - set(_jit.KERNEL_SOURCES)
+
+
+def test_every_constant_a_kernel_imports_is_hashed():
+    # numba compiles imported module-level numbers into the machine code: the module that
+    # defines one must be hashed too, or a change to it would leave the cached kernels stale
+    stale = []
+    for name in _jit.KERNEL_SOURCES:
+        parts = Path(name).with_suffix("").parts
+        package = ".".join(("gllmm",) + parts[:-1])
+        for node in ast.walk(ast.parse((_jit.PACKAGE / name).read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.level):
+                continue
+            target = importlib.util.resolve_name("." * node.level + (node.module or ""),
+                                                 package)
+            module = importlib.import_module(target)
+            file = Path(inspect.getfile(module)).resolve().relative_to(_jit.PACKAGE)
+            for alias in node.names:
+                value = getattr(module, alias.name, None)
+                if isinstance(value, (int, float)) and file.as_posix() not in \
+                        _jit.KERNEL_SOURCES:
+                    stale.append(f"{name}: {alias.name} from {file.as_posix()}")
+    assert not stale, stale
+    assert "integrate/_newton.py" not in _jit.KERNEL_SOURCES  # pure Python: no recompiles
 
 
 def test_an_unwritable_place_falls_through_to_the_next(tmp_path, monkeypatch):

@@ -34,11 +34,11 @@ from pathlib import Path
 #: ``tests/test_jit.py`` checks that each module using :func:`njit` is listed.
 KERNEL_SOURCES = (
     "_jit.py",
+    "_halving.py",  # ASCENT_TOL, compiled into the line searches as a constant
     "_small_linalg.py",
     "links/_elementwise.py",
     "links/_jets.py",
     "links/_implicit_kernel.py",
-    "integrate/_newton.py",  # ASCENT_TOL, compiled into the mode search as a constant
     "integrate/_mode_newton.py",
     "integrate/_scalar_kernel.py",
     "integrate/_dense_kernel.py",

@@ -19,9 +19,9 @@ import math
 
 import numpy as np
 
+from .._halving import ASCENT_TOL
 from .._jit import njit
 from .._small_linalg import cholesky_into, cholesky_solve
-from ._newton import ASCENT_TOL
 
 # status codes returned by the kernels
 OK, NONFINITE_CURVATURE, NOT_POSITIVE = 0, 1, 2

@@ -16,10 +16,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-#: A trial is accepted unless its objective falls below the current one (plus ``ARMIJO`` times
-#: the predicted rise, when a slope is given) by more than this times ``1 + |objective|``: a
-#: decrease at rounding level is no reason to halve.
-ASCENT_TOL = 1e-12
+from .._halving import ASCENT_TOL
+
 #: Armijo's sufficient-increase fraction of the predicted rise ``t * slope``.
 ARMIJO = 1e-4
 

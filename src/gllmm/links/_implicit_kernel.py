@@ -31,10 +31,8 @@ import math
 
 import numpy as np
 
+from .._halving import ASCENT_TOL
 from .._jit import njit
-
-#: ``integrate._newton.ASCENT_TOL``, written here because links sit below integrate
-ASCENT_TOL = 1e-12
 
 #: point status codes
 CONVERGED, FAILED = 0, 1
