@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 import scipy
+from helpers import quiet_fit
 
-import gllmm
 from gllmm import datasets, models
 
 
@@ -18,9 +18,7 @@ def pytest_report_header(config):  # noqa: ARG001
 
 
 def _fit(design, method="agq", n_nodes=15):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return gllmm.fit(design, method=method, n_nodes=n_nodes)
+    return quiet_fit(design, method=method, n_nodes=n_nodes)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import stratified_association_table
 
 import gllmm
 from gllmm.errors import FitError
@@ -158,12 +159,7 @@ def test_a_worker_killed_mid_fit_costs_a_rescatter_not_the_fit(design, one_proce
 
 def test_stratified_heterogeneous_association_distributed(client) -> None:
     """Strata and a per-stratum beta_k (the blocks' per-stratum slot) across partitions."""
-    rng = np.random.default_rng(23)
-    s, t = np.linspace(-1, 1, 20), np.linspace(-1, 1, 30)
-    eta = (0.8 + rng.normal(0, 0.3, (20, 1, 1)) + rng.normal(0, 0.3, (1, 30, 1))
-           + np.array([0.3, 0.6, 0.9]) * (s[:, None] * t[None, :])[..., None]
-           + rng.normal(0, 0.4, (20, 30, 3)))
-    table = rng.poisson(np.exp(eta)).astype(float)
+    table, _, _ = stratified_association_table(23)
     ref = fit_cellwise(table, base="linear_by_linear")
     # the partitioned levels are the 87 free (column, stratum) levels
     res = fit_cellwise(table, base="linear_by_linear", client=client, partitions=[10, 40, 37])

@@ -58,22 +58,24 @@ def test_laplace_matches_glmer_laplace_scale(mba):
     assert abs(r.loglik - (-45.8424)) < 1e-3
 
 
+def _assert_paper(r, beta, se, sd, sd_se, loglik):
+    """The association fit's beta, its SE, the center SD, its SE and the log-likelihood
+    against the reference note's numbers, to 1e-3."""
+    assert abs(r.beta["beta"] - beta) < 1e-3
+    assert abs(r.se["beta"] - se) < 1e-3
+    assert abs(r.random_sd["center"] - sd) < 1e-3
+    assert abs(r.random_sd_se["center"] - sd_se) < 1e-3
+    assert abs(r.loglik - loglik) < 1e-3
+
+
 def test_clinical_local(clinical_local):
-    r = clinical_local
-    assert abs(r.beta["beta"] - 0.5923) < 1e-3
-    assert abs(r.se["beta"] - 0.2408) < 1e-3
-    assert abs(r.random_sd["center"] - 0.3438) < 1e-3
-    assert abs(r.random_sd_se["center"] - 0.3633) < 1e-3
-    assert abs(r.loglik - (-86.7884)) < 1e-3
+    _assert_paper(clinical_local, beta=0.5923, se=0.2408, sd=0.3438, sd_se=0.3633,
+                  loglik=-86.7884)
 
 
 def test_clinical_global(clinical_global):
-    r = clinical_global
-    assert abs(r.beta["beta"] - 0.8274) < 1e-3
-    assert abs(r.se["beta"] - 0.4758) < 1e-3
-    assert abs(r.random_sd["center"] - 1.0303) < 1e-3
-    assert abs(r.random_sd_se["center"] - 0.4781) < 1e-3
-    assert abs(r.loglik - (-407.0976)) < 1e-3
+    _assert_paper(clinical_global, beta=0.8274, se=0.4758, sd=1.0303, sd_se=0.4781,
+                  loglik=-407.0976)
 
 
 def test_clinical_global_lr(trial, clinical_global):

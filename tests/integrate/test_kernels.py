@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_same_marginal
 
 import gllmm
 from gllmm import _jit, models
@@ -66,13 +67,7 @@ def test_value_gradient_posterior_match_numpy(designs, name, n_nodes):
     fast, slow = _pair(design, n_nodes)
     assert fast.compiled_negative() is not None  # the kernel covers this family
     x = _point(design, 3)
-    v1, g1 = fast.value_and_gradient(x)
-    v2, g2 = slow.value_and_gradient(x)
-    assert abs(v1 - v2) < 1e-9
-    np.testing.assert_allclose(g1, g2, rtol=0, atol=1e-9)
-    p1, p2 = fast.posterior(x), slow.posterior(x)
-    for key in ("mode", "mean", "sd", "mode_sd", "eta_mode"):
-        np.testing.assert_allclose(p1[key], p2[key], rtol=0, atol=1e-8, err_msg=key)
+    assert_same_marginal(fast, slow, x, atol=1e-9, posterior_atol=1e-8)
     free = np.arange(len(x))
     np.testing.assert_allclose(fast.gradient_jacobian(x, free), slow.gradient_jacobian(x, free),
                                rtol=1e-6, atol=1e-6)

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_same_marginal
 
 import gllmm
 from gllmm.integrate import MarginalLikelihood
@@ -79,13 +80,7 @@ def test_value_gradient_posterior_equal_dense(family, dense_block):
     assert d.n_clusters == 1 and d.n_random == 27
     dense, sparse = pair(d)
     for x in (params_for(d), params_for(d, (0.9, 0.0))):  # including a zero SD
-        v1, g1 = dense.value_and_gradient(x)
-        v2, g2 = sparse.value_and_gradient(x)
-        assert abs(v1 - v2) < 1e-8
-        np.testing.assert_allclose(g2, g1, rtol=0, atol=1e-8)
-        p1, p2 = dense.posterior(x), sparse.posterior(x)
-        for key in ("mode", "mean", "sd", "mode_sd", "eta_mode"):
-            np.testing.assert_allclose(p2[key], p1[key], rtol=0, atol=1e-8, err_msg=key)
+        assert_same_marginal(sparse, dense, x, atol=1e-8, posterior_atol=1e-8)
     assert not hasattr(dense, "_sparse_structure")
     check_block(sparse, dense_block)
 

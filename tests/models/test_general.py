@@ -6,24 +6,16 @@ and full ML).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
+from helpers import quiet_fit
 from scipy.special import logit
 
-import gllmm
 from gllmm import models
 from gllmm.errors import SpecError
 from gllmm.links import cumulative_logit_family
 from gllmm.links._implicit import ImplicitMultinomial
 from gllmm.models._general import dale_matrices, general_design
-
-
-def _fit(d, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return gllmm.fit(d, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +52,13 @@ def test_implicit_cumulative_equals_closed_form():
 def test_general_path_equals_closed_form_dale(dale_setup):
     """Plug-in Dale model: inversion nested in AGQ gives the closed-form estimates (1e-6)."""
     dg, y, off = dale_setup
-    ref = _fit(dg)
+    ref = quiet_fit(dg)
     C, A, _ = dale_matrices(2, 3)
     X = np.zeros((8, 5, 1))
     X[:, 3:, 0] = 1.0
     d = general_design(y, C, A, X, X.copy(), offset=off, fixed_names=("beta",),
                        random_names=("b",), group="center")
-    r = _fit(d)
+    r = quiet_fit(d)
     np.testing.assert_allclose(r.params, ref.params, atol=1e-6)
     assert abs(r.loglik - ref.loglik) < 1e-6
 
@@ -85,7 +77,7 @@ def test_full_ml_dale_reference(dale_setup):
     start = np.r_[0.8, off[:, :3].ravel()]
     d = general_design(y, C, A, X, Z, fixed_names=("beta",) + tuple(f"m{i}" for i in range(24)),
                        random_names=("b",), group="center", notes={"start": start})
-    r = _fit(d)
+    r = quiet_fit(d)
     assert abs(r.beta["beta"] - 0.8279) < 1e-3
     assert abs(r.se["beta"] - 0.4756) < 1e-3
     assert abs(r.random_sd["center"] - 1.0278) < 1e-3

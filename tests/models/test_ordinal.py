@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import quiet_fit
 
 import gllmm
 from gllmm import models
@@ -19,16 +18,10 @@ def trial_x(trial):
     return df
 
 
-def _fit(d, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return gllmm.fit(d, **kw)
-
-
 def test_continuation_ratio_equals_binomial_glmm(trial_x):
     """Continuation-ratio logits factor into binomials (Agresti 2002, 7.4.3): the random-
     intercept model equals a binomial GLMM on the expanded data (1e-6)."""
-    cr = _fit(models.ordinal_mixed(trial_x, "response ~ x + (1 | center)",
+    cr = quiet_fit(models.ordinal_mixed(trial_x, "response ~ x + (1 | center)",
                                    link="continuation", individual=False), n_nodes=15)
     wide = trial_x.pivot_table(index=["center", "x"], columns="response", values="count",
                                observed=True).reset_index()
@@ -40,7 +33,7 @@ def test_continuation_ratio_equals_binomial_glmm(trial_x):
     long = pd.DataFrame(rows)
     long["a1"] = (long.step == "1").astype(float)
     long["a2"] = (long.step == "2").astype(float)
-    bi = _fit(gllmm.build_design(long, "cbind(s, f) ~ 0 + a1 + a2 + x + (1 | center)",
+    bi = quiet_fit(gllmm.build_design(long, "cbind(s, f) ~ 0 + a1 + a2 + x + (1 | center)",
                                  family="binomial"), n_nodes=15)
     np.testing.assert_allclose(cr.params, bi.params, atol=1e-6)
     # the binomial constants sum the log-binomial coefficients of the sequential splits,
@@ -54,12 +47,12 @@ def test_baseline_two_categories_is_binary_logit(trial_x):
     df["resp2"] = np.where(df["response"] == "much_better", "yes", "no")
     df = df.groupby(["center", "x", "resp2"], as_index=False)["count"].sum()
     df["resp2"] = pd.Categorical(df["resp2"], ["yes", "no"], ordered=True)
-    base = _fit(models.ordinal_mixed(df, "resp2 ~ x + (1 | center)", link="baseline",
+    base = quiet_fit(models.ordinal_mixed(df, "resp2 ~ x + (1 | center)", link="baseline",
                                      individual=False), n_nodes=15)
     wide = df.pivot_table(index=["center", "x"], columns="resp2", values="count",
                           observed=True).reset_index()
     wide.columns = ["center", "x", "yes", "no"]
-    bi = _fit(gllmm.build_design(wide, "cbind(yes, no) ~ x + (1 | center)", family="binomial"),
+    bi = quiet_fit(gllmm.build_design(wide, "cbind(yes, no) ~ x + (1 | center)", family="binomial"),
               n_nodes=15)
     np.testing.assert_allclose(base.params, bi.params, atol=1e-6)
     assert abs(base.loglik - bi.loglik) < 1e-6

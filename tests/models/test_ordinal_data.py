@@ -14,19 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import quiet_fit
 
-import gllmm
 from gllmm import LevelOrderWarning, SpecError, models
 from gllmm.models._ordinal_data import response_columns
 
 FIX = Path(__file__).parents[1] / "fixtures" / "r"
 ORDER = ["much_better", "better", "unchanged_or_worse"]
-
-
-def _fit(design, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return gllmm.fit(design, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +41,7 @@ def one_row_each(counts):
 
 @pytest.fixture(scope="module")
 def clmm_fit(counts):
-    return _fit(models.ordinal_mixed(counts, "response ~ treatment + (1 | center)"),
+    return quiet_fit(models.ordinal_mixed(counts, "response ~ treatment + (1 | center)"),
                 method="laplace")
 
 
@@ -68,7 +62,7 @@ def test_one_row_per_observation_equals_counts(one_row_each, counts, clmm_fit):
     """272 rows of single ratings (text response, --levels order) give the counts' fit."""
     df = one_row_each.copy()
     df["response"] = pd.Categorical(df["response"], ORDER, ordered=True)
-    res = _fit(models.ordinal_mixed(df, "response ~ treatment + (1 | center)"),
+    res = quiet_fit(models.ordinal_mixed(df, "response ~ treatment + (1 | center)"),
                method="laplace")
     assert abs(res.loglik - clmm_fit.loglik) < 1e-8
     np.testing.assert_allclose(res.params, clmm_fit.params, atol=1e-6)
@@ -77,7 +71,7 @@ def test_one_row_per_observation_equals_counts(one_row_each, counts, clmm_fit):
 def test_wide_counts_equal_long_counts(counts, clmm_fit):
     wide = counts.pivot_table(index=["center", "treatment"], columns="response",
                               values="count", observed=True).reset_index()
-    res = _fit(models.ordinal_mixed(
+    res = quiet_fit(models.ordinal_mixed(
         wide, "cbind(much_better, better, unchanged_or_worse) ~ treatment + (1 | center)"),
         method="laplace")
     assert abs(res.loglik - clmm_fit.loglik) < 1e-8
@@ -86,7 +80,7 @@ def test_wide_counts_equal_long_counts(counts, clmm_fit):
 
 def test_weights_is_the_count_column(counts, clmm_fit):
     df = counts.rename(columns={"count": "Freq"})
-    res = _fit(models.ordinal_mixed(df, "response ~ treatment + (1 | center)",
+    res = quiet_fit(models.ordinal_mixed(df, "response ~ treatment + (1 | center)",
                                     weights="Freq"), method="laplace")
     assert abs(res.loglik - clmm_fit.loglik) < 1e-8
 
@@ -105,8 +99,8 @@ def test_ordered_levels_do_not_warn(counts):
 
 
 def test_clmm_convention_flips_beta_and_says_so(counts):
-    paper = _fit(models.ordinal_mixed(counts, "response ~ treatment"))
-    clmm = _fit(models.ordinal_mixed(counts, "response ~ treatment", convention="clmm"))
+    paper = quiet_fit(models.ordinal_mixed(counts, "response ~ treatment"))
+    clmm = quiet_fit(models.ordinal_mixed(counts, "response ~ treatment", convention="clmm"))
     assert abs(paper.loglik - clmm.loglik) < 1e-10
     assert abs(paper.beta["treatment[T.placebo]"] + clmm.beta["treatment[T.placebo]"]) < 1e-8
     assert "alpha_j + x'beta" in paper.summary() and "theta_j - x'beta" in paper.summary()
@@ -123,7 +117,7 @@ def test_pneumo_multinomial_scale_equals_vgam():
     """``individual=False`` adds the multinomial coefficients: VGAM's logLik (1e-6)."""
     fx = json.loads((FIX / "pneumo_vglm_cumulative.json").read_text())
     df = pd.read_csv(FIX / "pneumo.csv").rename(columns={"exposure.time": "exposure"})
-    res = _fit(models.ordinal_mixed(df, "cbind(normal, mild, severe) ~ log(exposure)",
+    res = quiet_fit(models.ordinal_mixed(df, "cbind(normal, mild, severe) ~ log(exposure)",
                                     individual=False))
     assert abs(res.loglik - fx["loglik"]["vgam_loglik"]) < 1e-6
     assert abs(res.beta["log(exposure)"] - fx["estimates"]["log(exposure.time)"]) < 1e-6
@@ -153,7 +147,7 @@ def test_wide_counts_with_back_quoted_names(counts, clmm_fit):
                                 "unchanged_or_worse": "unchanged,worse"})
     assert response_columns("cbind(`much better`, `better (a, b)`, `unchanged,worse`)") \
         == ["much better", "better (a, b)", "unchanged,worse"]
-    res = _fit(models.ordinal_mixed(
+    res = quiet_fit(models.ordinal_mixed(
         wide, "cbind(`much better`, `better (a, b)`, `unchanged,worse`) ~ treatment "
               "+ (1 | center)"), method="laplace")
     # the same counts as the long layout's clmm-checked fit: equal to 1e-8 / 1e-6

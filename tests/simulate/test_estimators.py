@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import quiet_fit
 
-import gllmm
 from gllmm import models
 from gllmm.errors import SpecError
 from gllmm.fitting import make_objective, optimize
@@ -37,12 +37,6 @@ TABLES = [
 ]
 
 
-def _quiet_fit(design, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return gllmm.fit(design, **kw)
-
-
 def _long(y):
     rows, cols = np.divmod(np.arange(y.size), y.shape[1])
     return pd.DataFrame({"row": rows + 1, "col": cols + 1, "count": y.ravel()})
@@ -66,7 +60,7 @@ def _global(design, method, sd_starts):
 def test_cellwise_estimator_equals_gllmm_fit(base, k):
     # on these tables the engine's local search from sigma = 0.5 reaches the global maximum
     y = TABLES[k]
-    ref = _quiet_fit(_cellwise(y, base), method="agq", n_nodes=15)
+    ref = quiet_fit(_cellwise(y, base), method="agq", n_nodes=15)
     _, opt = _global(_cellwise(y, base), "agq", (0.5,))
     assert opt.final_loglik == pytest.approx(ref.loglik, abs=1e-8)
     assert opt.final[-1] == pytest.approx(float(ref.params[-1]), abs=1e-5)
@@ -85,7 +79,7 @@ def test_global_fit_finds_the_interior_maximum_a_bounded_search_misses():
     spec = paper_table1_study(3)
     y = simulate_table(spec.scenarios[11], spec.seed, 1)
     design = _cellwise(y, "independence")
-    local = _quiet_fit(design, method="agq", n_nodes=15)
+    local = quiet_fit(design, method="agq", n_nodes=15)
     objective, opt = _global(design, "agq", (0.5,))
     boundary = objective.value_and_gradient(np.r_[opt.final[:-1], 0.0], gradient=False)[0]
     assert opt.final_loglik > boundary + 0.04
@@ -104,7 +98,7 @@ def test_cellwise_zero_sd_is_the_poisson_glm():
     y = TABLES[1]
     objective, opt = _global(_cellwise(y, "linear_by_linear"), "agq", (0.5,))
     assert opt.boundary == ("sd(row:col)",)
-    glm = _quiet_fit(_cellwise(y, "linear_by_linear"), method="agq", n_nodes=15)
+    glm = quiet_fit(_cellwise(y, "linear_by_linear"), method="agq", n_nodes=15)
     assert opt.final_loglik == pytest.approx(glm.loglik, abs=1e-8)
     np.testing.assert_allclose(get_estimator("cellwise_gllmm_uniform_association")(y, SCORES),
                                get_estimator("glm_uniform_association")(y, SCORES), atol=1e-8)
@@ -116,7 +110,7 @@ def test_cellwise_zero_sd_is_the_poisson_glm():
 def test_association_fit_is_global_and_equals_gllmm_fit(free_beta, k, coding):
     y = TABLES[k]
     beta = "free" if free_beta else 0.0
-    ref = _quiet_fit(random_association(y, beta=beta, coding=coding), method="laplace")
+    ref = quiet_fit(random_association(y, beta=beta, coding=coding), method="laplace")
     objective, opt = _global(random_association(y, beta=beta, coding=coding), "laplace",
                              (0.5, 1.5))
     # the engine's single search may stop at a local maximum; global ML is at least as high

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import stratified_association_table
 
 from gllmm.errors import InfiniteEstimateWarning, SpecError, TableError
 from gllmm.smooth import fit_cellwise
@@ -113,12 +114,7 @@ def test_dask_dataframe_input_independence(client, tmp_path) -> None:
 
 def test_stratified_parquet_in_this_process_equals_the_array_fit(tmp_path) -> None:
     """Strata, string labels, a per-stratum beta_k and an empty row (dropped, warned)."""
-    rng = np.random.default_rng(23)
-    s, t = np.linspace(-1, 1, 20), np.linspace(-1, 1, 30)
-    eta = (0.8 + rng.normal(0, 0.3, (20, 1, 1)) + rng.normal(0, 0.3, (1, 30, 1))
-           + np.array([0.3, 0.6, 0.9]) * (s[:, None] * t[None, :])[..., None]
-           + rng.normal(0, 0.4, (20, 30, 3)))
-    table = rng.poisson(np.exp(eta)).astype(float)
+    table, s, t = stratified_association_table(23)
     table[4, :, 1] = 0.0  # row 4 of stratum 1 has no counts
     with pytest.warns(InfiniteEstimateWarning):
         ref = fit_cellwise(table, s, t, base="linear_by_linear")

@@ -8,10 +8,8 @@ forward differences with step 1e-6 (truncation error ~1e-6).
 from __future__ import annotations
 
 import warnings
-from importlib.resources import files
 
 import numpy as np
-import pandas as pd
 import pytest
 import statsmodels.api as sm
 from scipy.optimize import linprog
@@ -38,15 +36,6 @@ TABLE2_COLUMN_C = np.array(
         [0.06, 0.09, 0.15, 0.32, 1.39, 2.23, 2.02],
     ]
 )
-
-
-@pytest.fixture(scope="module")
-def mba() -> np.ndarray:
-    path = files("gllmm") / "data" / "mba_statistics_economics.csv"
-    with path.open() as handle:
-        data = pd.read_csv(handle)
-    table = data.pivot(index="statistics", columns="economics", values="count")
-    return table.to_numpy(dtype=np.float64)
 
 
 @pytest.fixture(scope="module")

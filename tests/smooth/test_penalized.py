@@ -8,24 +8,12 @@ differences of the fitted counts (step 1e-6).
 
 from __future__ import annotations
 
-from importlib.resources import files
-
 import numpy as np
-import pandas as pd
 import pytest
 
 from gllmm.errors import SpecError, TableError
 from gllmm.smooth._penalized import penalized_objective, penalized_smoother
 from gllmm.spec import local_odds_ratios
-
-
-@pytest.fixture(scope="module")
-def mba() -> np.ndarray:
-    path = files("gllmm") / "data" / "mba_statistics_economics.csv"
-    with path.open() as handle:
-        data = pd.read_csv(handle)
-    table = data.pivot(index="statistics", columns="economics", values="count")
-    return table.to_numpy(dtype=np.float64)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ log-likelihood by numerical integration (scipy quad).
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import quiet_fit
 from scipy import integrate, stats
 from scipy.special import gammaln, logsumexp
 
@@ -44,12 +44,6 @@ def _zero_table():
     return _table(structural_zeros=mask)
 
 
-def _fit(design, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return gllmm.fit(design, **kw)
-
-
 def _check(res, ref):
     """Estimates to 1e-6 and the log-likelihood to 1e-7 (glm's IRLS ran to 1e-12)."""
     est = dict(zip(res.design.fixed_names, res.params, strict=False))
@@ -67,7 +61,7 @@ def test_structural_zero_leaves_the_cell_out(model, formula):
     ref = REF[model]
     d = build_design(_zero_table(), formula)
     assert d.n_blocks == ref["n_cells"] == 8
-    res = _fit(d)
+    res = quiet_fit(d)
     _check(res, ref)
     assert len(res.params) == len(ref["estimates"])
     fitted = res.fitted()
@@ -81,7 +75,7 @@ def test_random_cell_effects_on_the_modelled_cells():
     """``(1 | row:col)`` on the 8 cells against glmmTMB's Laplace fit (estimates and SD to
     1e-4, log-likelihood to 1e-6: glmmTMB stopped at max|grad| ~1e-5)."""
     ref = REF["cellwise_glmmtmb"]
-    res = _fit(build_design(_zero_table(), "count ~ C(row) + C(col) + (1 | row:col)"),
+    res = quiet_fit(build_design(_zero_table(), "count ~ C(row) + C(col) + (1 | row:col)"),
                method="laplace")
     assert res.design.n_blocks == ref["n_cells"] == 8
     for r_name, value in ref["estimates"].items():
@@ -99,8 +93,8 @@ def test_the_table_scores_are_the_formula_columns():
     np.testing.assert_array_equal(d.notes["scores"]["row"], [1, 2, 3])
     frame = t.data[~t.structural_zero].reset_index(drop=True)
     frame["uv"] = (frame["row"].cat.codes + 1.0) * np.array(SCORES["col"])[frame["col"].cat.codes]
-    by_hand = _fit(build_design(frame, "count ~ C(row) + C(col) + uv"))
-    res = _fit(d)
+    by_hand = quiet_fit(build_design(frame, "count ~ C(row) + C(col) + uv"))
+    res = quiet_fit(d)
     assert res.loglik == pytest.approx(by_hand.loglik, abs=1e-9)
     assert res.loglik != pytest.approx(REF["linear_by_linear"]["loglik"], abs=1e-3)
 
@@ -112,7 +106,7 @@ def test_strata_make_product_multinomial_blocks():
     assert (d.family.name, d.n_blocks, d.n_eta) == ("multinomial", 3, 3)
     # the intercept and row effects only move the row totals, which the strata fix
     assert d.notes["fixed_by_strata"] == ("Intercept", "C(row)[T.b]", "C(row)[T.c]")
-    _check(_fit(d), ref)
+    _check(quiet_fit(d), ref)
 
 
 def test_random_effect_within_strata_by_quadrature():
@@ -190,6 +184,6 @@ def test_cellwise_smoothing_takes_the_table():
                                               col_scores=SCORES["col"])
     assert d.n_blocks == 8
     np.testing.assert_array_equal(d.X, by_hand.X)
-    a, b = _fit(d, method="laplace"), _fit(by_hand, method="laplace")
+    a, b = quiet_fit(d, method="laplace"), quiet_fit(by_hand, method="laplace")
     assert a.loglik == pytest.approx(b.loglik, abs=1e-10)
     np.testing.assert_array_equal(d.notes["scores"]["row"], SCORES["row"])
