@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._families import Derivs, Family, multinomial_constant
-from ._separable import logistic_jets, plackett, second_differences
+from ._separable import logistic_jets, multinomial_chain, plackett, second_differences
 
 # r_0 = F, r_1 = 1 - a - b + F, r_2 = a - F, r_3 = b - F in the variables w = (F, lp, a, b)
 _COEF = np.array([[1.0, 0.0, 0.0, 0.0],
@@ -214,32 +214,13 @@ class DaleFull(Family):
 
     # ------------------------------------------------------------------ Family interface
     def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
-        G, G1, G2, G3 = self._grid_jets(eta, order)
-        y = self.y[:, None, :]
-        pi = G @ self.D.T + self.c
-        bad = pi <= 0
-        pos = np.where(bad, 1.0, pi)
-        l = np.where(y > 0, y * np.log(pos), 0.0).sum(-1)
-        l = np.where((bad & (y > 0)).any(-1), -np.inf, l)
-        if order == 0:
-            return l, None, None, None
-        w = y / pos
-        p1 = np.einsum("km,znma->znka", self.D, G1)
-        g = np.einsum("znk,znka->zna", w, p1)
-        if order == 1:
-            return l, g, None, None
-        w2 = y / pos**2
-        p2 = np.einsum("km,znmab->znkab", self.D, G2)
-        H = np.einsum("znk,znkab->znab", w, p2) - np.einsum("znk,znka,znkb->znab", w2, p1, p1)
-        if order < 3:
-            return l, g, H, None
-        w3 = 2.0 * y / pos**3
-        p3 = np.einsum("km,znmabc->znkabc", self.D, G3)
-        cross = np.einsum("znk,znkab,znkc->znabc", w2, p2, p1)
-        T = (np.einsum("znk,znkabc->znabc", w, p3)
-             - cross - np.swapaxes(cross, -1, -2) - np.moveaxis(cross, -1, -3)
-             + np.einsum("znk,znka,znkb,znkc->znabc", w3, p1, p1, p1))
-        return l, g, H, T
+        jets = self._grid_jets(eta, order)
+
+        def pi_jet(r: int) -> np.ndarray:  # pi = D G + c: pi_k,a.. = D_km G_m,a..
+            return np.einsum("km,znm...->znk...", self.D, jets[r])
+
+        pi = jets[0] @ self.D.T + self.c
+        return multinomial_chain(self.y[:, None, :], pi, order, pi_jet)
 
     def mean(self, eta: np.ndarray) -> np.ndarray:
         n = self.y.sum(axis=1, keepdims=True)

@@ -15,6 +15,7 @@ where only diagonal second and third derivatives of ``f`` are non-zero.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +70,36 @@ def plackett_jets(log_psi: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np
     return f, f1, f2, f3
 
 
+def multinomial_chain(y: np.ndarray, pi: np.ndarray, order: int,
+                      pi_jet: Callable[[int], np.ndarray]) -> Derivs:
+    """``l = sum_k y_k log pi_k(eta)`` and its derivatives in eta to ``order`` (0-3) by the
+    chain rule of the module docstring: ``y`` (B, 1, K), ``pi`` (B, N, K) and ``pi_jet(r)``
+    the r-th derivatives of pi (B, N, K, m, ..., m), asked for only up to ``order``. l is
+    -inf where a cell with ``y_k > 0`` has ``pi_k <= 0``."""
+    bad = pi <= 0
+    pos = np.where(bad, 1.0, pi)
+    l = np.where(y > 0, y * np.log(pos), 0.0).sum(-1)
+    l = np.where((bad & (y > 0)).any(-1), -np.inf, l)
+    if order == 0:
+        return l, None, None, None
+    w = y / pos
+    p1 = pi_jet(1)
+    g = np.einsum("znk,znka->zna", w, p1)
+    if order == 1:
+        return l, g, None, None
+    w2 = y / pos**2
+    p2 = pi_jet(2)
+    H = np.einsum("znk,znkab->znab", w, p2) - np.einsum("znk,znka,znkb->znab", w2, p1, p1)
+    if order < 3:
+        return l, g, H, None
+    w3 = 2.0 * y / pos**3
+    cross = np.einsum("znk,znkab,znkc->znabc", w2, p2, p1)
+    T = (np.einsum("znk,znkabc->znabc", w, pi_jet(3))
+         - cross - np.swapaxes(cross, -1, -2) - np.moveaxis(cross, -1, -3)
+         + np.einsum("znk,znka,znkb,znkc->znabc", w3, p1, p1, p1))
+    return l, g, H, T
+
+
 @dataclass
 class AffineSeparable(Family):
     """Multinomial blocks with ``pi = D f(eta) + c`` (see module docstring).
@@ -100,40 +131,19 @@ class AffineSeparable(Family):
         return np.einsum("kj,znj->znk", self.D, f) + self.c[:, None, :]
 
     def derivatives(self, eta: np.ndarray, order: int = 2) -> Derivs:
-        f0, f1, f2, f3 = self.jets(eta)  # type: ignore[operator]
-        y = self.y[:, None, :]
-        pi = self._probs(f0)
-        bad = pi <= 0
-        pos = np.where(bad, 1.0, pi)
-        l = np.where(y > 0, y * np.log(pos), 0.0).sum(-1)
-        l = np.where((bad & (y > 0)).any(-1), -np.inf, l)
-        if order == 0:
-            return l, None, None, None
-        w = y / pos  # (B, N, K)
-        d1 = self.D[None, None] * f1[..., None, :]  # pi_ka: (B, N, K, J)
-        g = np.einsum("znk,znkj->znj", w, d1)
-        if order == 1:
-            return l, g, None, None
-        w2 = y / pos**2
+        f = self.jets(eta)  # type: ignore[operator]
         eye = np.eye(self.n_eta)
-        # pi_kab is diagonal in (a, b): D_ka f''_a delta_ab
-        d2 = (self.D[None, None] * f2[..., None, :])[..., None] * eye  # (B, N, K, J, J)
-        H = np.einsum("znk,znkab->znab", w, d2) - np.einsum("znk,znka,znkb->znab", w2, d1, d1)
-        T = None
-        if order >= 3:
-            w3 = 2.0 * y / pos**3
-            d3 = (self.D[None, None] * f3[..., None, :])[..., None, None] * (
-                eye[:, :, None] * eye[None, :, :]
-            )
-            cross = np.einsum("znk,znkab,znkc->znabc", w2, d2, d1)
-            T = (
-                np.einsum("znk,znkabc->znabc", w, d3)
-                - cross
-                - np.swapaxes(cross, -1, -2)
-                - np.moveaxis(cross, -1, -3)
-                + np.einsum("znk,znka,znkb,znkc->znabc", w3, d1, d1, d1)
-            )
-        return l, g, H, T
+
+        def pi_jet(r: int) -> np.ndarray:
+            # pi_k,a..a = D_ka f^(r)_a, zero off the diagonal: (B, N, K, J, ..., J)
+            d = self.D[None, None] * f[r][..., None, :]
+            if r == 1:
+                return d
+            if r == 2:
+                return d[..., None] * eye
+            return d[..., None, None] * (eye[:, :, None] * eye[None, :, :])
+
+        return multinomial_chain(self.y[:, None, :], self._probs(f[0]), order, pi_jet)
 
     def mean(self, eta: np.ndarray) -> np.ndarray:
         f0 = self.jets(eta[:, None, :])[0]  # type: ignore[operator]
