@@ -408,6 +408,13 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (MCEM)")
 
 
+def _json_and_run(p: argparse.ArgumentParser, func, json_help: str) -> None:
+    """Every command's last option, --json (its help ``json_help``), and the function that
+    runs the command."""
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gllmm", description=DESCRIPTION,
                                      epilog=EPILOG_MAIN, formatter_class=RAW)
@@ -429,8 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", nargs="?", type=float, const=0.95, default=None,
                    metavar="LEVEL", help="also profile-likelihood intervals of every "
                    "parameter (refits; default level 0.95)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=_cmd_fit)
+    _json_and_run(p, _cmd_fit, "print the result as JSON")
 
     q = sub.add_parser("predict", help="predict new rows from a model saved by 'fit --save'",
                        description="Predict the rows of a new table from a model saved by "
@@ -449,8 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "allow.new.levels = TRUE); by default they are an error")
     q.add_argument("-o", "--output", metavar="FILE",
                    help="write the rows with a column 'predicted' (CSV, or Parquet by suffix)")
-    q.add_argument("--json", action="store_true", help="print {type, re_form, predicted}")
-    q.set_defaults(func=_cmd_predict)
+    _json_and_run(q, _cmd_predict, "print {type, re_form, predicted}")
 
     s = sub.add_parser("smooth", help="smooth a sparse table by cell-wise random effects",
                        description="Smooth a contingency table toward a base model with one "
@@ -496,8 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--progress", action="store_true",
                    help="show a progress bar on stderr (directory input: one line per "
                         "Newton iteration)")
-    s.add_argument("--json", action="store_true", help="print the result as JSON")
-    s.set_defaults(func=_cmd_smooth)
+    _json_and_run(s, _cmd_smooth, "print the result as JSON")
 
     sub.add_parser("simulate", help="run the paper's simulation study (Table 1)",
                    description="Run or resume the Table 1 study (options: 'gllmm simulate "
@@ -509,8 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("name", metavar="NAME",
                    help="table2, table4, table5, hartzel, all, or list")
     e.add_argument("--progress", action="store_true", help="show a progress bar of the fits")
-    e.add_argument("--json", action="store_true", help="print the results as JSON")
-    e.set_defaults(func=_cmd_example)
+    _json_and_run(e, _cmd_example, "print the results as JSON")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a fit or example",
                        description="Write one HTML page (figures inlined) for a fit of DATA "
@@ -527,8 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed effect whose cluster-specific values beta + u_k the "
                         "caterpillar plot shows")
     _add_model_args(r, formula_required=False)
-    r.add_argument("--json", action="store_true", help="print {path, figures, bytes} as JSON")
-    r.set_defaults(func=_cmd_report)
+    _json_and_run(r, _cmd_report, "print {path, figures, bytes} as JSON")
 
     from ._families import add_association_parser, add_marginal_parser
 
