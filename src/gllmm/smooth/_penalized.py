@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize_scalar
 
@@ -26,15 +26,13 @@ from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
 from gllmm.integrate._newton import State, newton
 from gllmm.spec import local_odds_ratios
 
-from ._local import CRITERIA, CriteriaMixin, SmoothingSelection, poisson_deviance
+from ._local import CRITERIA, CriteriaMixin, FloatArray, SmoothingSelection, poisson_deviance
 
 __all__ = [
     "PenalizedFit",
     "penalized_objective",
     "penalized_smoother",
 ]
-
-FloatArray = NDArray[np.float64]
 
 #: Newton stops when the Newton decrement g'H^{-1}g falls below this times (1 + n).
 NEWTON_TOL = 1e-20
