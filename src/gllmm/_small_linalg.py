@@ -1,5 +1,6 @@
-"""Small dense linear algebra for the compiled loops: a Cholesky factorisation and solve, and
-the identity and rank-2 update of the BFGS loop, the last three in two versions: numpy's (fast
+"""Small dense linear algebra for the compiled loops: Cholesky and pivoted LU factorisations,
+their solves by one pair of triangular substitutions, inverses column by column, and the
+identity and rank-2 update of the BFGS loop, the last three in two versions: numpy's (fast
 in Python) and explicit loops (fast to compile: numba takes seconds to compile
 ``np.linalg.lstsq`` or ``np.outer``)."""
 
@@ -34,20 +35,109 @@ def cholesky_into(K, L, shift=0.0):  # pragma: no cover - compiled
     return True
 
 
+#: what a factor in :func:`factor_solve` holds
+CHOLESKY, LU, LU_TRANSPOSED = 0, 1, 2
+
+
+@njit(inline=True)
+def _entry(M, i, k, transposed):  # pragma: no cover - compiled
+    return M[k, i] if transposed else M[i, k]
+
+
+@njit(inline=True)
+def forward_substitution(M, b, unit, transposed):  # pragma: no cover - compiled
+    """``b = T^{-1} b`` in place, T the lower triangle of M (of M' when ``transposed``), its
+    diagonal taken as ones when ``unit``."""
+    n = M.shape[0]
+    for i in range(n):
+        s = b[i]
+        for k in range(i):
+            s -= _entry(M, i, k, transposed) * b[k]
+        b[i] = s if unit else s / M[i, i]
+
+
+@njit(inline=True)
+def back_substitution(M, b, unit, transposed):  # pragma: no cover - compiled
+    """``b = T^{-1} b`` in place, T the upper triangle of M (of M' when ``transposed``), its
+    diagonal taken as ones when ``unit``."""
+    n = M.shape[0]
+    for i in range(n - 1, -1, -1):
+        s = b[i]
+        for k in range(i + 1, n):
+            s -= _entry(M, i, k, transposed) * b[k]
+        b[i] = s if unit else s / M[i, i]
+
+
 @njit
 def cholesky_solve(L, b, out):  # pragma: no cover - compiled
     """``out = (L L')^{-1} b`` for a vector b."""
-    q = L.shape[0]
-    for i in range(q):
-        s = b[i]
-        for k in range(i):
-            s -= L[i, k] * out[k]
-        out[i] = s / L[i, i]
-    for i in range(q - 1, -1, -1):
-        s = out[i]
-        for k in range(i + 1, q):
-            s -= L[k, i] * out[k]
-        out[i] = s / L[i, i]
+    out[:] = b
+    forward_substitution(L, out, False, False)
+    back_substitution(L, out, False, True)
+
+
+@njit
+def lu_into(M, piv):  # pragma: no cover - compiled
+    """``P M = L U`` in place (L unit lower, U upper, both in M; row k swapped with
+    ``piv[k]``) by partial pivoting; False when M is singular."""
+    n = M.shape[0]
+    for k in range(n):
+        p = k
+        big = abs(M[k, k])
+        for i in range(k + 1, n):
+            if abs(M[i, k]) > big:
+                big = abs(M[i, k])
+                p = i
+        if big == 0.0 or not math.isfinite(big):
+            return False
+        piv[k] = p
+        if p != k:
+            for c in range(n):
+                M[k, c], M[p, c] = M[p, c], M[k, c]
+        for i in range(k + 1, n):
+            M[i, k] /= M[k, k]
+            f = M[i, k]
+            for c in range(k + 1, n):
+                M[i, c] -= f * M[k, c]
+    return True
+
+
+@njit
+def factor_solve(M, piv, b, kind):  # pragma: no cover - compiled
+    """``b = A^{-1} b`` in place (``A'^{-1} b`` for ``LU_TRANSPOSED``) from A's factor M: the
+    Cholesky factor L of ``A = L L'`` (``kind`` CHOLESKY; ``piv`` unused) or the factors and
+    pivots of :func:`lu_into` (LU, LU_TRANSPOSED)."""
+    n = M.shape[0]
+    if kind == CHOLESKY:
+        forward_substitution(M, b, False, False)
+        back_substitution(M, b, False, True)
+    elif kind == LU:
+        for k in range(n):
+            p = piv[k]
+            if p != k:
+                b[k], b[p] = b[p], b[k]
+        forward_substitution(M, b, True, False)
+        back_substitution(M, b, False, False)
+    else:  # P A = L U: A' = U' L' P, so solve with U' (lower), then L' (unit upper), then P'
+        forward_substitution(M, b, False, True)
+        back_substitution(M, b, True, True)
+        for k in range(n - 1, -1, -1):
+            p = piv[k]
+            if p != k:
+                b[k], b[p] = b[p], b[k]
+
+
+@njit
+def inverse_into(M, piv, kind, col, out):  # pragma: no cover - compiled
+    """``out = A^{-1}`` column by column from A's factor M (see :func:`factor_solve`); ``col``
+    is an n-vector of work space."""
+    n = M.shape[0]
+    for r in range(n):
+        for a in range(n):
+            col[a] = 1.0 if a == r else 0.0
+        factor_solve(M, piv, col, kind)
+        for a in range(n):
+            out[a, r] = col[a]
 
 
 def solve_numpy(A, b):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .._jit import bind, njit
-from .._small_linalg import cholesky_into, cholesky_solve
+from .._small_linalg import CHOLESKY, cholesky_into, cholesky_solve, inverse_into
 from ..links._jets import softmax_block
 from ._mode_newton import NOT_POSITIVE, OK, cholesky_step, mode_newton_template
 from ._scalar_kernel import fixed_predictor
@@ -120,6 +120,7 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
     dv = np.empty((q, P))
     col = np.empty(q)
     Kinv = np.empty((q, q))
+    no_pivots = np.empty(0, dtype=np.int64)  # a Cholesky factor has none
     dzf = np.empty((J, P))
     HM = np.empty((J, q))
     dK = np.empty((q, q))
@@ -174,12 +175,7 @@ def dense_laplace_multinomial(Y, X, offset, Z, templates, starts, logw0, params,
             for a in range(q):
                 dv[a, P_] = step[a]
                 grad[P_] += F[a] * step[a]  # grad_v h at the node (~0 at the mode) . dv
-        for r in range(q):
-            for a in range(q):
-                col[a] = 1.0 if a == r else 0.0
-            cholesky_solve(L, col, step)
-            for a in range(q):
-                Kinv[a, r] = step[a]
+        inverse_into(L, no_pivots, CHOLESKY, col, Kinv)
         # ---- d(-log det K / 2) = -tr(K^{-1} dK) / 2
         for P_ in range(P):
             for a in range(q):

@@ -33,6 +33,7 @@ import numpy as np
 
 from .._halving import ASCENT_TOL
 from .._jit import njit
+from .._small_linalg import LU, LU_TRANSPOSED, factor_solve, inverse_into, lu_into
 
 #: point status codes
 CONVERGED, FAILED = 0, 1
@@ -88,65 +89,6 @@ def _jacobian(C, aptr, aidx, aval, e, pi, w, csum, G1):  # pragma: no cover - co
 
 
 @njit
-def _lu(M, piv):  # pragma: no cover - compiled
-    """In-place LU with partial pivoting; False when singular."""
-    n = M.shape[0]
-    for k in range(n):
-        p = k
-        big = abs(M[k, k])
-        for i in range(k + 1, n):
-            if abs(M[i, k]) > big:
-                big = abs(M[i, k])
-                p = i
-        if big == 0.0 or not math.isfinite(big):
-            return False
-        piv[k] = p
-        if p != k:
-            for c in range(n):
-                M[k, c], M[p, c] = M[p, c], M[k, c]
-        for i in range(k + 1, n):
-            M[i, k] /= M[k, k]
-            f = M[i, k]
-            for c in range(k + 1, n):
-                M[i, c] -= f * M[k, c]
-    return True
-
-
-@njit
-def _lu_solve(M, piv, b):  # pragma: no cover - compiled
-    """Solve with the factors of ``_lu`` in place of ``b``."""
-    n = M.shape[0]
-    for k in range(n):
-        p = piv[k]
-        if p != k:
-            b[k], b[p] = b[p], b[k]
-    for i in range(n):
-        for c in range(i):
-            b[i] -= M[i, c] * b[c]
-    for i in range(n - 1, -1, -1):
-        for c in range(i + 1, n):
-            b[i] -= M[i, c] * b[c]
-        b[i] /= M[i, i]
-
-
-@njit
-def _lu_solve_t(M, piv, b):  # pragma: no cover - compiled
-    """Solve ``M' x = b`` with the factors of ``_lu`` (``P M = L U``) in place of ``b``."""
-    n = M.shape[0]
-    for i in range(n):
-        for c in range(i):
-            b[i] -= M[c, i] * b[c]
-        b[i] /= M[i, i]
-    for i in range(n - 1, -1, -1):
-        for c in range(i + 1, n):
-            b[i] -= M[c, i] * b[c]
-    for k in range(n - 1, -1, -1):
-        p = piv[k]
-        if p != k:
-            b[k], b[p] = b[p], b[k]
-
-
-@njit
 def _residual(theta, eta, C, aptr, aidx, aval, e, pi, w, G):  # pragma: no cover - compiled
     """``(|eta - G|^2 / 2, max |eta - G|)`` at ``theta`` (inf where G is not defined)."""
     _, ls = _forward(theta, C, aptr, aidx, aval, e, pi, w, G)
@@ -179,14 +121,16 @@ def _newton(eta, theta, C, aptr, aidx, aval, csum, tol, max_iter, e, pi, w, G, G
         _jacobian(C, aptr, aidx, aval, e, pi, w, csum, G1)
         for j in range(m):
             step[j] = eta[j] - G[j]
-        if not _lu(G1, piv):
+        if not lu_into(G1, piv):
             return False
-        _lu_solve(G1, piv, step)
+        factor_solve(G1, piv, step, LU)
         for j in range(m):
             if not math.isfinite(step[j]):
                 return False
         t = 1.0
         accepted = False
+        # own loop: a shared compiled one could take the merit only as a template bound by
+        # _jit.bind, and its trials here fill preallocated work arrays, not new values
         for _half in range(40):
             for j in range(m):
                 trial[j] = theta[j] + t * step[j]
@@ -252,16 +196,10 @@ def _symmetrize2(M):  # pragma: no cover - compiled
 @njit
 def _directions(C, aptr, aidx, aval, csum, e, pi, w, G1, piv, col, U):  # pragma: no cover
     """``U = G1^{-1}`` (the eta directions in theta); False when G1 is singular."""
-    m = U.shape[0]
     _jacobian(C, aptr, aidx, aval, e, pi, w, csum, G1)
-    if not _lu(G1, piv):
+    if not lu_into(G1, piv):
         return False
-    for a in range(m):
-        for j in range(m):
-            col[j] = 1.0 if j == a else 0.0
-        _lu_solve(G1, piv, col)
-        for j in range(m):
-            U[j, a] = col[j]
+    inverse_into(G1, piv, LU, col, U)
     return True
 
 
@@ -373,10 +311,10 @@ def implicit_points(y, C, aptr, aidx, aval, csum, eta, theta, chain, order, tol,
                 ell[b, nd] = val - n_tot * (mx + ls)
                 if order == 1:  # the score alone: one solve with G1', no inverse
                     _jacobian(C, aptr, aidx, aval, e, pi, w, csum, G1)
-                    ok = _lu(G1, piv)
+                    ok = lu_into(G1, piv)
                     for k in range(m):
                         step[k] = y[b, k] - n_tot * pi[k]
-                    _lu_solve_t(G1, piv, step)
+                    factor_solve(G1, piv, step, LU_TRANSPOSED)
                     g[b, nd, :] = step
                 elif order >= 2:
                     ok = _directions(C, aptr, aidx, aval, csum, e, pi, w, G1, piv, step, U)
