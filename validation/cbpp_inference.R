@@ -15,7 +15,7 @@
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "common.R"))
-suppressPackageStartupMessages(library(lme4))
+load_packages("lme4")
 
 data(cbpp, package = "lme4")
 
@@ -41,7 +41,7 @@ fit_info <- function(m) list(
 gt <- lme4::grouseticks
 gt$cHEIGHT <- gt$HEIGHT - mean(gt$HEIGHT)  # as in ?grouseticks
 # glmmTMB (Laplace): glmer stops 0.03 below the optimum on these data
-suppressPackageStartupMessages(library(glmmTMB))
+load_packages("glmmTMB")
 mg <- glmmTMB(TICKS ~ YEAR + cHEIGHT + (1 | LOCATION/BROOD), gt, family = poisson)
 mg_re <- ranef(mg)$cond
 

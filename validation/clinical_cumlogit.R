@@ -24,9 +24,7 @@
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "common.R"))
-suppressPackageStartupMessages({
-  library(ordinal)
-})
+load_packages("ordinal")
 
 PKGS <- c("ordinal", "ucminf", "numDeriv", "statmod")
 LEVELS <- c("much_better", "better", "unchanged_or_worse")

@@ -13,10 +13,7 @@
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "common.R"))
-suppressPackageStartupMessages({
-  library(lme4)
-  library(glmmTMB)
-})
+load_packages("lme4", "glmmTMB")
 
 PKGS <- c("lme4", "glmmTMB", "TMB", "statmod", "numDeriv")
 N_AGQ <- 15
@@ -74,26 +71,10 @@ for (nm in names(poisson_models)) {
                      data = "src/gllmm/data/clinical_trial.csv",
                      random_slope_variable = m$slope, association_coefficient = m$coef)
   z <- ct[[m$slope]]
-  fits <- list(
-    glmer_nagq1 = capture_fit(glmer(m$formula, family = poisson, data = ct, nAGQ = 1)),
-    glmer_nagq15 = capture_fit(glmer(m$formula, family = poisson, data = ct, nAGQ = N_AGQ)),
-    glmmtmb = capture_fit(glmmTMB(m$formula, family = poisson, data = ct))
-  )
+  fits <- glmm_fits(m$formula, poisson, ct, N_AGQ)
   for (fn in names(fits)) {
-    cf <- fits[[fn]]
-    if (fn == "glmmtmb") {
-      s <- glmmTMB_summary(cf, fn, keys)
-      eta0 <- as.numeric(predict(cf$value, re.form = NA, type = "link"))
-    } else {
-      s <- glmer_summary(cf, fn, keys)
-      eta0 <- as.numeric(getME(cf$value, "X") %*% fixef(cf$value))
-    }
-    sigma <- s$random_sd$center[[m$slope]]
-    nodes <- if (fn == "glmer_nagq15") N_AGQ else 1
-    s <- add_recomputed_loglik(s, ct$count, eta0, z, ct$center, sigma, nodes)
-    if (fn != "glmer_nagq15") {
-      s$loglik_agq15_at_these_estimates <- agq_loglik_scalar(ct$count, eta0, z, ct$center, sigma, N_AGQ)
-    }
+    s <- scalar_fit_summary(fits[[fn]], fn, keys, ct$count, z, ct$center,
+                            c("center", m$slope), N_AGQ)
     b <- s$ranef$center[[m$slope]]
     s$center_log_or <- list(center = b$levels, value = s$estimates[[m$coef]] + b$mode,
                             note = "beta + b_k (conditional mode): center-specific local log odds ratio")
@@ -171,28 +152,10 @@ model_info <- list(
                 "random center intercept. fitted = conditional probability of much_better."),
   data = "src/gllmm/data/clinical_trial.csv (collapsed)"
 )
-bfits <- list(
-  glmer_nagq1 = capture_fit(glmer(bform, family = binomial, data = bin, nAGQ = 1)),
-  glmer_nagq15 = capture_fit(glmer(bform, family = binomial, data = bin, nAGQ = N_AGQ)),
-  glmmtmb = capture_fit(glmmTMB(bform, family = binomial, data = bin))
-)
+bfits <- glmm_fits(bform, binomial, bin, N_AGQ)
 for (fn in names(bfits)) {
-  cf <- bfits[[fn]]
-  if (fn == "glmmtmb") {
-    s <- glmmTMB_summary(cf, fn, bkeys)
-    eta0 <- as.numeric(predict(cf$value, re.form = NA, type = "link"))
-  } else {
-    s <- glmer_summary(cf, fn, bkeys)
-    eta0 <- as.numeric(getME(cf$value, "X") %*% fixef(cf$value))
-  }
-  sigma <- s$random_sd$center[["(Intercept)"]]
-  nodes <- if (fn == "glmer_nagq15") N_AGQ else 1
-  s <- add_recomputed_loglik(s, bin$much_better, eta0, rep(1, nrow(bin)), bin$center, sigma,
-                             nodes, family = "binomial", size = bin$n)
-  if (fn != "glmer_nagq15") {
-    s$loglik_agq15_at_these_estimates <- agq_loglik_scalar(
-      bin$much_better, eta0, rep(1, nrow(bin)), bin$center, sigma, N_AGQ, "binomial", bin$n)
-  }
+  s <- scalar_fit_summary(bfits[[fn]], fn, bkeys, bin$much_better, rep(1, nrow(bin)),
+                          bin$center, c("center", "(Intercept)"), N_AGQ, "binomial", bin$n)
   s$fitted_note <- "fitted(fit): conditional probability of much_better, plogis(X beta + u_mode)"
   write_fixture(paste0("clinical_binary_logit_", fn),
                 c(list(source = source_info(PKGS), model = model_info), s))

@@ -1,10 +1,12 @@
 # Shared helpers for the R validation scripts of gllmm.
 #
 # Sourced by every validation/*.R script. Provides:
-#   - paths (repo root, data directory, fixture directory),
+#   - paths (repo root, data directory, fixture directory), `load_packages`,
 #   - provenance (`source_info`): script, R and package versions, date,
 #   - `capture_fit`: evaluates a fitting call, keeps warnings/messages and elapsed time,
 #   - extractors turning glmer / glmmTMB / clmm / clmm2 fits into plain named lists,
+#   - `glmm_fits` (glmer Laplace and AGQ, glmmTMB), `fit_summary`, `fixed_predictor` and
+#     `scalar_fit_summary` (a summary with the recomputed log-likelihoods): the fit loops,
 #   - `agq_loglik_scalar`: an independent adaptive Gauss-Hermite log-likelihood for
 #     models with ONE scalar random effect per group (cell-wise and by-center slope
 #     models), on the full scale (with -log y! / log choose(n, y) constants). It is used
@@ -18,6 +20,11 @@
 suppressPackageStartupMessages({
   library(jsonlite)
 })
+
+# Attach the fitting packages a script uses, without their start-up messages.
+load_packages <- function(...) {
+  for (p in c(...)) suppressPackageStartupMessages(library(p, character.only = TRUE))
+}
 
 script_path <- function() {
   args <- commandArgs(trailingOnly = FALSE)
@@ -259,31 +266,32 @@ direct_agq_fit <- function(X, y, z, group, beta_start, sigma_start, n_nodes = 15
 # ---------------------------------------------------------------------------------------
 # Extractors
 # ---------------------------------------------------------------------------------------
-lme4_ranef <- function(fit) {
-  re <- lme4::ranef(fit, condVar = TRUE)
+# Conditional modes and sds per grouping factor and term, from lme4's or glmmTMB's ranef
+# (condVar = TRUE; the variances are the attribute `var_attr` of each factor's data frame).
+ranef_lists <- function(re, var_attr) {
   out <- list()
   for (g in names(re)) {
     df <- re[[g]]
-    pv <- attr(df, "postVar")
+    pv <- attr(df, var_attr)
     terms <- colnames(df)
     out[[g]] <- lapply(seq_along(terms), function(j) {
-      list(term = terms[j],
-           levels = rownames(df),
-           mode = as.numeric(df[[j]]),
-           conditional_sd = as.numeric(sqrt(pv[j, j, ])))
+      csd <- tryCatch(as.numeric(sqrt(pv[j, j, ])), error = function(e) NULL)
+      list(term = terms[j], levels = rownames(df), mode = as.numeric(df[[j]]),
+           conditional_sd = csd)
     })
     names(out[[g]]) <- terms
   }
   out
 }
 
-lme4_varcorr <- function(fit) {
-  vc <- lme4::VarCorr(fit)
+lme4_ranef <- function(fit) ranef_lists(lme4::ranef(fit, condVar = TRUE), "postVar")
+
+# Random-effect sds and correlations per grouping factor, from lme4's or glmmTMB's VarCorr.
+varcorr_lists <- function(vc) {
   sd_out <- list()
   cor_out <- list()
   for (g in names(vc)) {
-    sds <- attr(vc[[g]], "stddev")
-    sd_out[[g]] <- named_list(sds)
+    sd_out[[g]] <- named_list(attr(vc[[g]], "stddev"))
     cm <- attr(vc[[g]], "correlation")
     if (!is.null(cm) && nrow(cm) > 1) {
       nm <- rownames(cm)
@@ -294,6 +302,8 @@ lme4_varcorr <- function(fit) {
   }
   list(sd = sd_out, cor = if (length(cor_out)) cor_out else NULL)
 }
+
+lme4_varcorr <- function(fit) varcorr_lists(lme4::VarCorr(fit))
 
 glmer_summary <- function(cf, label, data_keys) {
   fit <- cf$value
@@ -349,18 +359,7 @@ glmmTMB_summary <- function(cf, label, data_keys) {
   fe <- glmmTMB::fixef(fit)$cond
   V <- vcov(fit)$cond
   vc <- glmmTMB::VarCorr(fit)$cond
-  sd_out <- list()
-  cor_out <- list()
-  for (g in names(vc)) {
-    sd_out[[g]] <- named_list(attr(vc[[g]], "stddev"))
-    cm <- attr(vc[[g]], "correlation")
-    if (!is.null(cm) && nrow(cm) > 1) {
-      nm <- rownames(cm)
-      for (a in 1:(nrow(cm) - 1)) for (b in (a + 1):nrow(cm)) {
-        cor_out[[g]][[paste(nm[a], nm[b], sep = ",")]] <- cm[a, b]
-      }
-    }
-  }
+  vcl <- varcorr_lists(vc)
   sdr <- fit$sdr
   theta_idx <- which(names(sdr$par.fixed) == "theta")
   theta <- sdr$par.fixed[theta_idx]
@@ -374,19 +373,6 @@ glmmTMB_summary <- function(cf, label, data_keys) {
       sd_se[[names(vc)[k]]] <- setNames(list(exp(theta[k]) * theta_se[k]), rownames(vc[[k]]))
     }
   }
-  re <- glmmTMB::ranef(fit, condVar = TRUE)$cond
-  ranef_out <- list()
-  for (g in names(re)) {
-    df <- re[[g]]
-    pv <- attr(df, "condVar")
-    terms <- colnames(df)
-    ranef_out[[g]] <- lapply(seq_along(terms), function(j) {
-      csd <- tryCatch(as.numeric(sqrt(pv[j, j, ])), error = function(e) NULL)
-      list(term = terms[j], levels = rownames(df), mode = as.numeric(df[[j]]),
-           conditional_sd = csd)
-    })
-    names(ranef_out[[g]]) <- terms
-  }
   list(
     fit = label,
     software = "glmmTMB::glmmTMB",
@@ -395,8 +381,8 @@ glmmTMB_summary <- function(cf, label, data_keys) {
     estimates = named_list(fe),
     se = named_list(sqrt(diag(V))),
     se_note = "sqrt(diag(vcov(fit)$cond)) from TMB::sdreport (observed information, joint with theta)",
-    random_sd = sd_out,
-    random_cor = if (length(cor_out)) cor_out else NULL,
+    random_sd = vcl$sd,
+    random_cor = vcl$cor,
     theta = list(values = as.numeric(theta), se = as.numeric(theta_se),
                  note = "glmmTMB theta: log-sd (and Cholesky-type correlation parameters)"),
     random_sd_se = sd_se,
@@ -416,12 +402,52 @@ glmmTMB_summary <- function(cf, label, data_keys) {
       messages = as.list(cf$messages)
     ),
     elapsed_seconds = cf$elapsed_seconds,
-    ranef = ranef_out,
+    ranef = ranef_lists(glmmTMB::ranef(fit, condVar = TRUE)$cond, "condVar"),
     ranef_note = "conditional modes (empirical Bayes posterior modes) at the fitted parameters",
     fitted = cbind(data_keys, fitted = as.numeric(fitted(fit))),
     fitted_note = "fitted(fit): conditional means g^-1(X beta + Z u_mode)",
     suggested_tolerance = tolerance_for("glmmTMB")
   )
+}
+
+# One model fitted by glmer (Laplace and n_agq-node AGQ) and by glmmTMB (Laplace), captured.
+glmm_fits <- function(formula, family, data, n_agq = 15) {
+  list(
+    glmer_nagq1 = capture_fit(lme4::glmer(formula, family = family, data = data, nAGQ = 1)),
+    glmer_nagq15 = capture_fit(lme4::glmer(formula, family = family, data = data,
+                                           nAGQ = n_agq)),
+    glmmtmb = capture_fit(glmmTMB::glmmTMB(formula, family = family, data = data))
+  )
+}
+
+# The summary of a captured glmer or glmmTMB fit: glmer_summary or glmmTMB_summary.
+fit_summary <- function(cf, label, data_keys) {
+  if (inherits(cf$value, "glmmTMB")) glmmTMB_summary(cf, label, data_keys) else
+    glmer_summary(cf, label, data_keys)
+}
+
+# A glmer or glmmTMB fit's fixed-effects predictor X beta (the offset eta0 of the
+# recomputed log-likelihoods).
+fixed_predictor <- function(fit) {
+  if (inherits(fit, "glmmTMB")) as.numeric(predict(fit, re.form = NA, type = "link")) else
+    as.numeric(lme4::getME(fit, "X") %*% lme4::fixef(fit))
+}
+
+# The summary of a captured glmer/glmmTMB fit of a model with one scalar random effect per
+# group (its SD at random_sd[[sd_at[1]]][[sd_at[2]]]), with the full-scale log-likelihood
+# recomputed at its estimates by the fit's own rule (nAGQ nodes) and, when that is not
+# already n_agq nodes, by n_agq-node AGQ.
+scalar_fit_summary <- function(cf, label, data_keys, y, z, group, sd_at, n_agq = 15,
+                               family = "poisson", size = NULL) {
+  s <- fit_summary(cf, label, data_keys)
+  eta0 <- fixed_predictor(cf$value)
+  sigma <- s$random_sd[[sd_at[1]]][[sd_at[2]]]
+  s <- add_recomputed_loglik(s, y, eta0, z, group, sigma, s$nAGQ, family, size)
+  if (s$nAGQ != n_agq) {
+    s$loglik_agq15_at_these_estimates <- agq_loglik_scalar(y, eta0, z, group, sigma, n_agq,
+                                                           family, size)
+  }
+  s
 }
 
 # Add the independently recomputed full-scale AGQ/Laplace log-likelihood at a fit's

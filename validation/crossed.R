@@ -15,10 +15,7 @@
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "common.R"))
-suppressPackageStartupMessages({
-  library(lme4)
-  library(glmmTMB)
-})
+load_packages("lme4", "glmmTMB")
 
 PKGS <- c("lme4", "glmmTMB", "TMB")
 set.seed(7)
@@ -56,8 +53,7 @@ for (mn in names(models)) {
                                     control = glmerControl(optimizer = "bobyqa")))
   )
   for (fn in names(fits)) {
-    s <- if (fn == "glmmtmb") glmmTMB_summary(fits[[fn]], fn, keys) else
-      glmer_summary(fits[[fn]], fn, keys)
+    s <- fit_summary(fits[[fn]], fn, keys)
     s$ranef <- NULL  # large and not tested
     s$fitted <- NULL
     write_fixture(paste0(mn, "_", fn),

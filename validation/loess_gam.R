@@ -11,7 +11,7 @@
 # Scores are standardised with scale() (a common factor on both axes leaves loess unchanged).
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE),
                                                      value = TRUE)[1])), "common.R"))
-suppressPackageStartupMessages(library(gam))
+load_packages("gam")
 
 PKGS <- c("gam")
 control <- gam.control(epsilon = 1e-12, bf.epsilon = 1e-12, maxit = 100, bf.maxit = 100)

@@ -9,10 +9,7 @@
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "common.R"))
-suppressPackageStartupMessages({
-  library(lme4)
-  library(glmmTMB)
-})
+load_packages("lme4", "glmmTMB")
 
 PKGS <- c("lme4", "glmmTMB", "TMB", "statmod")
 N_AGQ <- 15
@@ -50,29 +47,11 @@ for (nm in names(models)) {
 
   glm_fit <- glm(m$glm_formula, family = poisson, data = mba)
 
-  fits <- list(
-    glmer_nagq1 = capture_fit(glmer(m$formula, family = poisson, data = mba, nAGQ = 1)),
-    glmer_nagq15 = capture_fit(glmer(m$formula, family = poisson, data = mba, nAGQ = N_AGQ)),
-    glmmtmb = capture_fit(glmmTMB(m$formula, family = poisson, data = mba))
-  )
+  fits <- glmm_fits(m$formula, poisson, mba, N_AGQ)
   for (fn in names(fits)) {
-    cf <- fits[[fn]]
-    if (fn == "glmmtmb") {
-      s <- glmmTMB_summary(cf, fn, keys)
-      eta0 <- as.numeric(predict(cf$value, re.form = NA, type = "link"))
-      sigma <- s$random_sd$cell[["(Intercept)"]]
-    } else {
-      s <- glmer_summary(cf, fn, keys)
-      eta0 <- as.numeric(getME(cf$value, "X") %*% fixef(cf$value))
-      sigma <- s$random_sd$cell[["(Intercept)"]]
-    }
-    nodes <- if (fn == "glmer_nagq15") N_AGQ else 1
-    s <- add_recomputed_loglik(s, mba$count, eta0, rep(1, nrow(mba)), mba$cell, sigma, nodes)
-    if (fn != "glmer_nagq15") {
-      # also the 15-node AGQ log-likelihood at the Laplace estimates, for reference
-      s$loglik_agq15_at_these_estimates <- agq_loglik_scalar(
-        mba$count, eta0, rep(1, nrow(mba)), mba$cell, sigma, N_AGQ)
-    }
+    # (with the 15-node AGQ log-likelihood at the Laplace estimates too, for reference)
+    s <- scalar_fit_summary(fits[[fn]], fn, keys, mba$count, rep(1, nrow(mba)), mba$cell,
+                            c("cell", "(Intercept)"), N_AGQ)
     out <- c(list(source = source_info(PKGS), model = model_info), s)
     out$poisson_glm_sigma0 <- list(
       estimates = named_list(coef(glm_fit)),

@@ -12,11 +12,7 @@
 # coefficients) for clm/clmm/polr; for vglm both VGAM's value and the individual scale.
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "common.R"))
-suppressPackageStartupMessages({
-  library(ordinal)
-  library(MASS)
-  library(VGAM)
-})
+load_packages("ordinal", "MASS", "VGAM")
 
 info <- source_info(c("ordinal", "MASS", "VGAM"))
 

@@ -13,10 +13,7 @@
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "common.R"))
-suppressPackageStartupMessages({
-  library(lme4)
-  library(glmmTMB)
-})
+load_packages("lme4", "glmmTMB")
 
 PKGS <- c("lme4", "glmmTMB", "TMB")
 all_dat <- read.csv(file.path(FIXTURE_DIR, "random_association.csv"))
@@ -42,8 +39,7 @@ for (tab in unique(all_dat$table)) {
                                       control = glmerControl(optimizer = "bobyqa")))
     )
     for (fn in names(fits)) {
-      sm <- if (fn == "glmmtmb") glmmTMB_summary(fits[[fn]], fn, keys) else
-        glmer_summary(fits[[fn]], fn, keys)
+      sm <- fit_summary(fits[[fn]], fn, keys)
       sm$ranef <- NULL
       sm$fitted <- NULL
       sm$estimates <- sm$estimates[grep("^x$|^cond.x$", names(sm$estimates))]

@@ -24,11 +24,7 @@
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "common.R"))
-suppressPackageStartupMessages({
-  library(lme4)
-  library(glmmTMB)
-  library(MASS)
-})
+load_packages("lme4", "glmmTMB", "MASS")
 PKGS <- c("lme4", "glmmTMB", "TMB", "MASS")
 
 write_data <- function(df, name) {

@@ -19,10 +19,7 @@
 
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])),
                  "common.R"))
-suppressPackageStartupMessages({
-  library(lme4)
-  library(glmmTMB)
-})
+load_packages("lme4", "glmmTMB")
 
 PKGS <- c("lme4", "glmmTMB", "TMB", "statmod")
 K <- 30
@@ -79,20 +76,11 @@ glm_fit <- glm(nobars(form), family = poisson, data = tab)
 results <- list()
 for (fn in names(fits)) {
   cf <- fits[[fn]]
-  if (startsWith(fn, "glmmtmb")) {
-    s <- glmmTMB_summary(cf, fn, keys)
-    eta0 <- as.numeric(predict(cf$value, re.form = NA, type = "link"))
-  } else {
-    s <- glmer_summary(cf, fn, keys)
-    eta0 <- as.numeric(getME(cf$value, "X") %*% fixef(cf$value))
-  }
-  sigma <- s$random_sd$cell[["(Intercept)"]]
-  s <- add_recomputed_loglik(s, tab$count, eta0, rep(1, nrow(tab)), tab$cell, sigma, 1)
-  s$loglik_agq15_at_these_estimates <- agq_loglik_scalar(tab$count, eta0, rep(1, nrow(tab)),
-                                                         tab$cell, sigma, N_AGQ)
+  s <- scalar_fit_summary(cf, fn, keys, tab$count, rep(1, nrow(tab)), tab$cell,
+                          c("cell", "(Intercept)"), N_AGQ)
   bn <- BETA_NAME[[fn]]
   s$key_numbers <- list(beta = s$estimates[[bn]], beta_se = s$se[[bn]],
-                        sd_cell = sigma, loglik = s$loglik$value,
+                        sd_cell = s$random_sd$cell[["(Intercept)"]], loglik = s$loglik$value,
                         elapsed_seconds = cf$elapsed_seconds)
   s$poisson_glm_sigma0 <- list(beta = coef(glm_fit)[["I(row * col)"]],
                                beta_se = sqrt(vcov(glm_fit)["I(row * col)", "I(row * col)"]),
