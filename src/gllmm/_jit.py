@@ -44,6 +44,7 @@ KERNEL_SOURCES = (
     "integrate/_dense_kernel.py",
     "integrate/_sparse_laplace.py",
     "fitting/_loops.py",
+    "spec/_components.py",
     "smooth/_loess_kernels.py",
 )
 

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from ..errors import GllmmWarning, SpecError
 from ..links import Binomial, Multinomial, Poisson
 from ..tables import Table
 from ..tables._validate import check_codes, check_counts, check_no_missing
+from ._components import row_components
 from ._design import Design, block_structure
+from ._fast_matrix import csr_from_rows
 from ._formula import (
     evaluate,
     expand_dot,
@@ -339,29 +339,49 @@ def _slots(cluster: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return slot_of_key[inverse.ravel()]
 
 
+def _row_clusters(codes: list[np.ndarray], n: int) -> np.ndarray:
+    """Each row's cluster: the connected components of rows linked through shared groups,
+    numbered in order of first appearance (``_components``). ``codes`` are the groups of
+    each grouping, the first one numbered in order of first appearance (``group_codes``)."""
+    if len(codes) == 1:
+        return codes[0]  # one grouping: its groups are the clusters
+    nodes = np.empty((len(codes), n), dtype=np.int64)
+    offset = 0
+    for i, c in enumerate(codes):
+        np.add(c, offset, out=nodes[i], casting="unsafe")
+        offset += int(c.max()) + 1
+    return row_components(nodes, offset)[0]
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """The first row of each group, for codes numbered in order of first appearance: a row
+    starts a new group exactly where the running maximum of the codes grows."""
+    top = np.maximum.accumulate(codes)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    np.greater(top[1:], top[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
 def _random_layout(terms: list, n: int, covariance: str | None,
                    stratum: np.ndarray | None = None) -> tuple:
     """Clusters, row order, Z, covariance and names of the random terms; the last item is,
     per term, (group, expression, {group label: (cluster, first column of its effects)}),
     which ``predict`` uses to place new data's groups in a cluster's u. Rows of one
     ``stratum`` (a multinomial block) share a cluster and are contiguous in the order."""
-    # connected components of rows linked through shared groups (and strata)
-    codes = [t[3] for t in terms] + ([] if stratum is None else [stratum])
-    offsets = np.cumsum([0] + [int(c.max()) + 1 for c in codes])
-    rows = np.concatenate([np.arange(n)] * len(codes))
-    nodes = np.concatenate([n + offsets[i] + c for i, c in enumerate(codes)])
-    total = n + offsets[-1]
-    graph = coo_matrix((np.ones(len(rows)), (rows, nodes)), shape=(total, total))
-    _, comp = connected_components(graph, directed=False)
-    row_comp = comp[:n]
-    _, cluster_of_row = np.unique(row_comp, return_inverse=True)
-    order = (np.argsort(cluster_of_row, kind="stable") if stratum is None
-             else np.lexsort((stratum, cluster_of_row)))
+    cluster_of_row = _row_clusters([t[3] for t in terms]
+                                   + ([] if stratum is None else [stratum]), n)
+    n_clusters = int(cluster_of_row.max()) + 1
+    if stratum is not None:
+        order = np.lexsort((stratum, cluster_of_row))
+    elif n_clusters == 1:
+        order = np.arange(n)
+    else:
+        order = np.argsort(cluster_of_row, kind="stable")
     cluster = cluster_of_row[order]
-    n_clusters = int(cluster.max()) + 1
 
     specs = []
-    z_rows, z_cols, z_vals = [], [], []
+    z_cols, z_vals = [], []
     pos = 0
     rnames: list[str] = []
     first_term_labels = None
@@ -377,16 +397,16 @@ def _random_layout(terms: list, n: int, covariance: str | None,
         if qt == 1:
             kind = "identity"
         specs.append((term.group, znames, kind, reps))
-        # Z's entries in O(rows x components): row r has Zt[r] in its group's columns
-        z_rows.append(np.repeat(np.arange(n), qt))
-        z_cols.append((pos + slot[:, None] * qt + np.arange(qt)[None, :]).ravel())
-        z_vals.append(np.asarray(Zt, dtype=float).ravel())
+        # row r has Zt[r] in its group's columns: O(rows x components) entries
+        z_cols.append(pos + slot[:, None] * qt + np.arange(qt)[None, :])
+        z_vals.append(np.asarray(Zt, dtype=float))
         rnames.extend(f"{term.group}:{zn}" if n_slots == 1 else f"{term.group}[{s}]:{zn}"
                       for s in range(n_slots) for zn in znames)
         texts = [str(lab) for lab in labels]  # as group_labels spells new data's groups
-        first = np.unique(codes, return_index=True)[1]
-        places = {texts[c]: (int(cluster_of_row[r]), int(pos + slot[r] * qt))
-                  for c, r in zip(codes[first], first, strict=True)}
+        first = _first_rows(codes)
+        places = dict(zip(texts, zip(cluster_of_row[first].tolist(),
+                                     (pos + slot[first] * qt).tolist(), strict=True),
+                          strict=True))
         levels.append((term.group, term.expr, places))
         pos += n_slots * qt
         if first_term_labels is None and n_slots == 1:
@@ -396,13 +416,11 @@ def _random_layout(terms: list, n: int, covariance: str | None,
             first_term_labels = tuple(lab.tolist())
     q = pos
     # rows in cluster order; a (rows x q) CSR matrix, never dense (crossed designs have q in
-    # the thousands)
-    new_row = np.empty(n, dtype=np.int64)
-    new_row[order] = np.arange(n)
-    Z = sp.csr_matrix((np.concatenate(z_vals), (new_row[np.concatenate(z_rows)],
-                                                np.concatenate(z_cols))), shape=(n, q))
-    Z.sum_duplicates()
-    Z.eliminate_zeros()
+    # the thousands); within a row the terms' columns increase, as CSR wants them
+    cols, vals = np.hstack(z_cols), np.hstack(z_vals)
+    if n_clusters > 1 or stratum is not None:
+        cols, vals = cols[order], vals[order]
+    Z = csr_from_rows(cols, vals, q)
     cov = block_structure(specs, q)
     labels_out = first_term_labels or tuple(range(n_clusters))
     return cluster, order, Z, cov, labels_out, tuple(rnames), tuple(levels)

@@ -52,7 +52,10 @@ class LambdaPattern:
         rows = np.asarray(rows, dtype=np.int64)
         cols = np.asarray(cols, dtype=np.int64)
         values = np.asarray(values, dtype=float).reshape(len(rows), -1)
-        key, inv = np.unique(rows * q + cols, return_inverse=True)
+        key = rows * q + cols
+        if np.all(key[1:] > key[:-1]):  # sorted already, no repeats (e.g. identity blocks)
+            return cls(rows, cols, values, int(q))
+        key, inv = np.unique(key, return_inverse=True)
         merged = np.zeros((len(key), values.shape[1]))
         np.add.at(merged, inv.ravel(), values)
         return cls(key // q, key % q, merged, int(q))
@@ -259,6 +262,8 @@ def block_structure(
 
 def _as_matrix(a: Any, name: str) -> np.ndarray | sp.csr_matrix:
     """A 3-D (B, J, k) array as given, or a 2-D sparse matrix as CSR (float64)."""
+    if isinstance(a, sp.csr_matrix) and a.dtype == np.float64:
+        return a  # as built (a copy would share the arrays anyway)
     if sp.issparse(a):
         return sp.csr_matrix(a, dtype=float)
     a = np.asarray(a, dtype=float)

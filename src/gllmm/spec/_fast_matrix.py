@@ -12,29 +12,35 @@ from __future__ import annotations
 
 import itertools
 import re
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from ..tables._columns import column_values
 
 _NAME = r"[A-Za-z_][A-Za-z_0-9]*"
 # above this many entries (rows x columns: 32 MB of float64) X is returned sparse
 SPARSE_ABOVE = 4_000_000
 
 
-def _factor_levels(values: pd.Series) -> tuple[list, np.ndarray] | None:
-    """Levels and codes of a factor column, or None for dtypes whose level names formulaic
-    spells in ways not reproduced here (floats, mixed objects, missing values)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        codes = np.asarray(values.cat.codes)
+def _factor_levels(values: Any) -> tuple[list, np.ndarray] | None:
+    """Levels and codes of a factor column (its values: ``column_values``), or None for dtypes
+    whose level names formulaic spells in ways not reproduced here (floats, mixed objects,
+    missing values)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = np.asarray(values.codes)
         if (codes < 0).any():
             return None
-        return list(values.cat.categories), codes
-    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_float_dtype(values):
+        return list(values.categories), codes
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
         return None
-    if pd.api.types.is_integer_dtype(values) or pd.api.types.is_string_dtype(values):
-        arr = values.to_numpy()
-        if values.isna().any():
+    if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        arr = values if isinstance(values, np.ndarray) else values.to_numpy()
+        if pd.isna(values).any():
             return None
         if arr.dtype == object and pd.api.types.infer_dtype(arr, skipna=False) != "string":
             return None
@@ -44,7 +50,8 @@ def _factor_levels(values: pd.Series) -> tuple[list, np.ndarray] | None:
     return None
 
 
-def _parse_terms(expr: str) -> tuple[bool, list[tuple[str, ...]]] | None:
+@lru_cache(maxsize=256)  # depends on the text alone; the result is immutable
+def _parse_terms(expr: str) -> tuple[bool, tuple[tuple[str, ...], ...]] | None:
     """(intercept, terms as tuples of factor tokens) of ``expr``, expanded and deduplicated."""
     pieces = [p.strip() for p in expr.split("+")]
     if not pieces or any(not p for p in pieces):
@@ -73,7 +80,7 @@ def _parse_terms(expr: str) -> tuple[bool, list[tuple[str, ...]]] | None:
                 if not any(set(term) == set(t) for t in terms):
                     terms.append(term)
     terms.sort(key=len)  # stable: by degree, then first appearance
-    return intercept, terms
+    return intercept, tuple(terms)
 
 
 def fast_model_matrix(
@@ -99,17 +106,19 @@ def fast_model_matrix(
                 if name not in data.columns:
                     return None
                 if f not in factors:
-                    lev = _factor_levels(data[name])
+                    lev = _factor_levels(column_values(data, name))
                     if lev is None:
                         return None
                     factors[f] = lev
             else:
                 if f not in data.columns or len(term) > 1:
                     return None  # numeric interactions and bare factor names: formulaic
-                col = data[f]
-                if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                col = column_values(data, f)
+                if not pd.api.types.is_numeric_dtype(col.dtype) \
+                        or pd.api.types.is_bool_dtype(col.dtype):
                     return None
-                vals = col.to_numpy(dtype=float)
+                vals = (np.asarray(col, dtype=float) if isinstance(col, np.ndarray)
+                        else col.to_numpy(dtype=float))
                 if not np.all(np.isfinite(vals)):
                     return None
                 numeric[f] = vals
@@ -177,6 +186,20 @@ def _sparse(groups: list[tuple[str, np.ndarray, int]], n: int, p: int) -> sp.csr
             cols[:, g] = start + values
             vals[:, g] = values >= 0
         start += width
+    return csr_from_rows(cols, vals, p)
+
+
+def csr_from_rows(cols: np.ndarray, vals: np.ndarray, width: int) -> sp.csr_matrix:
+    """The (rows, width) CSR matrix whose row r holds ``vals[r, k]`` in column ``cols[r, k]``,
+    zeros left out; each row's ``cols`` must be increasing (no repeats). CSR's arrays are
+    then the row-major entries as they are: no sort, no sum of duplicates, O(entries)."""
+    n, k = cols.shape
+    index = np.int32 if max(width, n * k) < np.iinfo(np.int32).max else np.int64
     keep = vals != 0
-    indptr = np.r_[0, np.cumsum(keep.sum(axis=1))]
-    return sp.csr_matrix((vals[keep], cols[keep], indptr), shape=(n, p))
+    if keep.all():
+        data, indices = vals.ravel(), cols.astype(index, copy=False).ravel()
+        indptr = np.arange(0, n * k + 1, k, dtype=index)
+    else:
+        data, indices = vals[keep], cols[keep].astype(index, copy=False)
+        indptr = np.r_[0, np.cumsum(keep.sum(axis=1))].astype(index, copy=False)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, width))

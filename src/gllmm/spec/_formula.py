@@ -18,11 +18,13 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
+from ..tables._columns import column_values, factorize
 
 #: functions a formula or a response / offset / weights expression may call besides
 #: formulaic's own (log, exp, C, I, center, scale, poly, ...)
@@ -93,6 +95,7 @@ def _nested_groups(group: str) -> list[str]:
     return [":".join(parts[: k + 1]) for k in range(len(parts))]
 
 
+@lru_cache(maxsize=256)  # the result depends on the text alone and is immutable
 def parse_formula(formula: str) -> ParsedFormula:
     """Split ``lhs ~ rhs`` into response, fixed part, random terms and offset terms.
 
@@ -153,6 +156,8 @@ def expand_dot(fixed: str, columns, response: str | None) -> str:
 def translate(expr: str, columns) -> str:
     """R spellings to formulaic's: ``factor(x)``/``as.factor(x)`` -> ``C(x)``, a column name
     with dots (or other characters Python names lack) back-quoted, ``^`` in ``I()`` -> ``**``."""
+    if "." not in expr and "^" not in expr and "factor" not in expr:
+        return expr  # nothing to translate: every name without a dot is a Python name
     cols = {str(c) for c in columns}
     out: list[str] = []
     i, n = 0, len(expr)
@@ -215,7 +220,8 @@ def evaluate(expr: str, data: pd.DataFrame, what: str = "expression") -> np.ndar
     expr = expr.strip()
     bare = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
     if bare in data.columns:
-        return data[bare].to_numpy()
+        values = column_values(data, bare)
+        return values if isinstance(values, np.ndarray) else values.to_numpy()
     try:
         with np.errstate(all="ignore"):  # log(0) and the like: the caller checks the values
             out = data.eval(translate(expr, data.columns), engine="python",
@@ -286,9 +292,7 @@ def group_codes(data: pd.DataFrame, group: str) -> tuple[np.ndarray, list]:
     """Integer codes (in order of first appearance) and labels of a grouping ``a`` or ``a:b``."""
     cols = group_columns(data, group)
     if len(cols) == 1:
-        key = data[cols[0]]
-        codes, labels = pd.factorize(key, sort=False)
-        return codes, labels.tolist()  # list() iterates an Arrow-backed index element-wise
+        return factorize(column_values(data, cols[0]))
     tuples = list(zip(*(data[c].to_numpy() for c in cols), strict=True))
     codes, labels = pd.factorize(pd.Series(tuples, dtype=object), sort=False)
     return codes, [":".join(map(str, t)) for t in labels]

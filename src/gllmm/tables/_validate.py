@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GllmmError, SpecError
+from ._columns import column_values, factorize
 
 
 def _rows(mask: np.ndarray, shown: int = 10, base: int = 0) -> str:
@@ -49,15 +50,16 @@ def check_counts(values: Any, name: str = "the count array", error: type[GllmmEr
     flat = y.ravel()
     if flat.size == 0:
         raise error(f"{name} is empty: the data have no rows")
-    for problem, mask in (("missing (NaN) or non-numeric", np.isnan(flat)),
-                          ("infinite", np.isinf(flat))):
+    whole = arr.dtype.kind in "biu"  # integers: finite and whole, only the sign to check
+    for problem, mask in (() if whole else (("missing (NaN) or non-numeric", np.isnan(flat)),
+                                            ("infinite", np.isinf(flat)))):
         if mask.any():
             raise error(f"{name} has {problem} values at {rows} {_rows(mask, base=base)}; "
                         "remove those rows or fill in the counts")
     if (flat < 0).any():
         raise error(f"{name} has negative counts at {rows} {_rows(flat < 0, base=base)}; "
                     "counts are non-negative")
-    if not allow_noninteger and np.any(flat != np.round(flat)):
+    if not (allow_noninteger or whole) and np.any(flat != np.round(flat)):
         raise error(f"{name} has non-integer counts at {rows} "
                     f"{_rows(flat != np.round(flat), base=base)}; "
                     "counts are whole numbers")
@@ -84,13 +86,14 @@ def check_no_missing(data: pd.DataFrame, columns: Sequence[str], what: str = "gr
     """Refuse missing values (NaN, None, empty strings) in factor or grouping columns: they
     would silently form no group or be merged into another one."""
     for c in columns:
-        values = data[c].to_numpy()
-        if values.dtype.kind in "biu":
+        values = column_values(data, c, error)
+        kind = values.dtype.kind if isinstance(values, np.ndarray) else ""
+        if kind in ("b", "i", "u"):
             continue  # integers and booleans hold no missing value (factorizing cost more)
-        if values.dtype.kind == "f":
+        if kind == "f":
             check_codes(np.where(np.isnan(values), -1, 0), [], c, what, error)
         else:
-            check_codes(*pd.factorize(values), c, what, error)  # NaN/None -> -1
+            check_codes(*factorize(values), c, what, error)  # NaN/None -> -1
 
 
 def check_codes(codes: np.ndarray, levels: Sequence[Any], column: str,
@@ -109,7 +112,7 @@ def check_unique_cells(data: pd.DataFrame, factors: Sequence[str],
     """Refuse two rows for the same cell (a fit would silently treat them as two cells)."""
     key = np.zeros(len(data), dtype=np.int64)
     for f in factors:  # one integer per cell (mixed radix of the factor codes)
-        codes, levels = pd.factorize(data[f].to_numpy())
+        codes, levels = factorize(column_values(data, f, error))
         key = key * (len(levels) + 1) + (codes + 1)
     key.sort()
     if key.size and not np.any(key[1:] == key[:-1]):
