@@ -213,9 +213,10 @@ def test_compiled_evaluation_equals_python_path(family):
 
 
 def test_newton_start_same_optimum_fewer_evaluations():
-    # the sparse strategy starts BFGS from secant curvatures over one uphill probe of about an SE
-    # per parameter (n + 1 gradients), at the best of the start and the probes, instead of the
-    # GLM information with 0.05 I for the SDs; same maximum (1e-9 relative)
+    # the sparse strategy starts BFGS from the curvature measured by one uphill probe per
+    # parameter (n + 1 gradients: forward differences for the fixed effects, secants over about
+    # an SE for the SDs), at the best of the start and the probes, instead of the GLM
+    # information with 0.05 I for the SDs; same maximum (1e-9 relative)
     from gllmm.fitting import _fit as engine
 
     d = build_design(crossed_data(40, 30, 1500, seed=5, sd_a=0.5, sd_b=0.4), FORMULAS["poisson"])
@@ -227,7 +228,8 @@ def test_newton_start_same_optimum_fewer_evaluations():
     f0, g0 = obj.value_and_gradient(start)
     secant, values = np.empty((len(start), len(start))), []
     for i in range(len(start)):
-        h = np.sqrt(generic[i, i]) * (1.0 if g0[i] >= 0 else -1.0)
+        size = 1e-6 * max(1.0, abs(start[i])) if i < d.n_fixed else np.sqrt(generic[i, i])
+        h = size * (1.0 if g0[i] >= 0 else -1.0)
         assert start[i] + h > d.param_lower[i]  # no probe here needs the bound's flip
         probe = start.copy()
         probe[i] += h
