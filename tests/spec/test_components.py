@@ -1,5 +1,6 @@
-"""Clusters of formula designs: the union-find components equal a graph search's, and the Z
-built from the rows' entries equals the one summed from coordinates."""
+"""Clusters of formula designs: the union-find components equal a graph search's, the slots of
+nested groups and the groups of interactions equal Python references, and the Z built from the
+rows' entries equals the one summed from coordinates."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from gllmm.spec import build_design
-from gllmm.spec._build import _row_clusters
+from gllmm.spec._build import _row_clusters, _slots
 from gllmm.spec._components import row_components
+from gllmm.spec._formula import first_rows, group_codes
 
 
 def _reference(codes: list[np.ndarray]) -> np.ndarray:
@@ -62,3 +64,40 @@ def test_crossed_z_has_one_entry_per_term_and_row():
     ref[np.arange(n), a] = 1.0
     ref[np.arange(n), 4 + b] = d["x"].to_numpy()
     np.testing.assert_array_equal(z, ref[order])  # exact: the same floats placed
+
+
+def _slots_reference(cluster, codes):
+    """Rank of each row's group among its cluster's groups by first appearance, in Python."""
+    seen: dict = {}
+    out = []
+    for c, g in zip(cluster.tolist(), codes.tolist(), strict=True):
+        ranks = seen.setdefault(c, {})
+        out.append(ranks.setdefault(g, len(ranks)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_slots_rank_groups_within_clusters_by_first_appearance(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    outer = pd.factorize(rng.integers(0, 9, n))[0]
+    inner = pd.factorize(outer * 10 + rng.integers(0, 6, n))[0]  # nested in outer
+    slots = _slots(outer, inner, first_rows(inner), int(outer.max()) + 1)
+    np.testing.assert_array_equal(slots, _slots_reference(outer, inner))  # exact
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_interaction_groups_equal_the_tuples_of_their_columns(seed):
+    rng = np.random.default_rng(seed)
+    n = 120
+    d = pd.DataFrame({"s": rng.choice(["x", "y", "z"], n), "i": rng.integers(0, 4, n),
+                      "c": pd.Categorical(rng.choice(["p", "q"], n), categories=["q", "p"]),
+                      "f": rng.choice([0.5, 1.5], n)})
+    for group in ("s:i", "i:c", "c:s:f", "f:i"):
+        cols = group.split(":")
+        tuples = pd.Series(list(zip(*(d[c].to_numpy() for c in cols), strict=True)),
+                           dtype=object)
+        ref_codes, ref_levels = pd.factorize(tuples, sort=False)
+        codes, labels = group_codes(d, group)
+        np.testing.assert_array_equal(codes, ref_codes)  # exact
+        assert labels == [":".join(map(str, t)) for t in ref_levels]

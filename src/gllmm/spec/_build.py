@@ -20,13 +20,14 @@ import scipy.sparse as sp
 from ..errors import GllmmWarning, SpecError
 from ..links import Binomial, Multinomial, Poisson
 from ..tables import Table
-from ..tables._validate import check_codes, check_counts, check_no_missing
+from ..tables._validate import check_counts
 from ._components import row_components
 from ._design import Design, block_structure
 from ._fast_matrix import csr_from_rows
 from ._formula import (
     evaluate,
     expand_dot,
+    first_rows,
     group_codes,
     model_matrix,
     parse_formula,
@@ -247,12 +248,7 @@ def build_design(
     terms = []
     for term in parsed.random:
         Zt, znames = model_matrix(term.expr, data)
-        codes, labels = group_codes(data, term.group)
-        cols = [g.strip() for g in term.group.split(":")]
-        if len(cols) == 1:  # the codes are the column's factorization: no second pass
-            check_codes(codes, labels, cols[0])
-        else:
-            check_no_missing(data, cols)
+        codes, labels = group_codes(data, term.group)  # refuses missing groups
         terms.append((term, Zt, znames, codes, labels))
 
     if not terms:
@@ -325,18 +321,18 @@ def _family(name: str, y: np.ndarray, w: np.ndarray | None, order: np.ndarray) -
     return Binomial(yo, np.column_stack([2 * order, 2 * order + 1]), weights=wo)
 
 
-def _slots(cluster: np.ndarray, codes: np.ndarray) -> np.ndarray:
+def _slots(cluster: np.ndarray, codes: np.ndarray, first: np.ndarray,
+           n_clusters: int) -> np.ndarray:
     """Each row's slot: the rank of its group among its cluster's groups, in order of first
-    appearance (0 when every cluster is one group)."""
-    key = cluster.astype(np.int64) * (int(codes.max()) + 1) + codes
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    by_cluster = np.lexsort((first, cluster[first]))  # unique keys by cluster, then appearance
-    c_sorted = cluster[first][by_cluster]
-    starts = np.r_[0, np.flatnonzero(np.diff(c_sorted)) + 1]
-    rank = np.arange(len(c_sorted)) - np.repeat(starts, np.diff(np.r_[starts, len(c_sorted)]))
-    slot_of_key = np.empty(len(first), dtype=np.int64)
-    slot_of_key[by_cluster] = rank
-    return slot_of_key[inverse.ravel()]
+    appearance. ``codes`` are numbered in order of first appearance and ``first`` holds each
+    group's first row, so a stable sort of the groups by cluster keeps that order within
+    every cluster: O(rows + groups)."""
+    group_cluster = cluster[first]
+    by_cluster = np.argsort(group_cluster, kind="stable")
+    counts = np.bincount(group_cluster, minlength=n_clusters)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[by_cluster] = np.arange(len(first)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return rank[codes]
 
 
 def _row_clusters(codes: list[np.ndarray], n: int) -> np.ndarray:
@@ -351,16 +347,6 @@ def _row_clusters(codes: list[np.ndarray], n: int) -> np.ndarray:
         np.add(c, offset, out=nodes[i], casting="unsafe")
         offset += int(c.max()) + 1
     return row_components(nodes, offset)[0]
-
-
-def _first_rows(codes: np.ndarray) -> np.ndarray:
-    """The first row of each group, for codes numbered in order of first appearance: a row
-    starts a new group exactly where the running maximum of the codes grows."""
-    top = np.maximum.accumulate(codes)
-    new = np.empty(len(codes), dtype=bool)
-    new[0] = True
-    np.greater(top[1:], top[:-1], out=new[1:])
-    return np.flatnonzero(new)
 
 
 def _random_layout(terms: list, n: int, covariance: str | None,
@@ -390,7 +376,9 @@ def _random_layout(terms: list, n: int, covariance: str | None,
         qt = Zt.shape[1]
         # slot of each row's group within its cluster; with one cluster (crossed terms) that
         # is the group's code, already numbered in order of first appearance (group_codes)
-        slot = codes.astype(np.int64) if n_clusters == 1 else _slots(cluster_of_row, codes)
+        first = first_rows(codes)
+        slot = (codes.astype(np.int64) if n_clusters == 1
+                else _slots(cluster_of_row, codes, first, n_clusters))
         n_slots = int(slot.max()) + 1
         reps = pos + np.arange(n_slots)[:, None] * qt + np.arange(qt)[None, :]
         kind = covariance or ("diagonal" if term.diagonal else "unstructured")
@@ -403,7 +391,6 @@ def _random_layout(terms: list, n: int, covariance: str | None,
         rnames.extend(f"{term.group}:{zn}" if n_slots == 1 else f"{term.group}[{s}]:{zn}"
                       for s in range(n_slots) for zn in znames)
         texts = [str(lab) for lab in labels]  # as group_labels spells new data's groups
-        first = _first_rows(codes)
         places = dict(zip(texts, zip(cluster_of_row[first].tolist(),
                                      (pos + slot[first] * qt).tolist(), strict=True),
                           strict=True))

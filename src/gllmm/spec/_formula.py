@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..errors import SpecError
 from ..tables._columns import column_values, factorize
+from ..tables._validate import check_codes
 
 #: functions a formula or a response / offset / weights expression may call besides
 #: formulaic's own (log, exp, C, I, center, scale, poly, ...)
@@ -289,13 +290,33 @@ def new_model_matrix(expr: str, data: pd.DataFrame, newdata: pd.DataFrame) -> tu
 
 
 def group_codes(data: pd.DataFrame, group: str) -> tuple[np.ndarray, list]:
-    """Integer codes (in order of first appearance) and labels of a grouping ``a`` or ``a:b``."""
+    """Integer codes (in order of first appearance) and labels of a grouping ``a`` or ``a:b``;
+    SpecError naming a grouping column with missing or blank values (``check_codes``)."""
     cols = group_columns(data, group)
+    values = [column_values(data, c) for c in cols]
+    codes, labels = factorize(values[0])
+    check_codes(codes, labels, cols[0])
     if len(cols) == 1:
-        return factorize(column_values(data, cols[0]))
-    tuples = list(zip(*(data[c].to_numpy() for c in cols), strict=True))
-    codes, labels = pd.factorize(pd.Series(tuples, dtype=object), sort=False)
-    return codes, [":".join(map(str, t)) for t in labels]
+        return codes, labels
+    for col, v in zip(cols[1:], values[1:], strict=True):
+        # pairs (group so far, level) numbered in order of first appearance: the groups of
+        # the columns' combinations, in O(rows) integers (no tuples of values)
+        more, levels = factorize(v)
+        check_codes(more, levels, col)
+        codes = factorize(codes * len(levels) + more)[0]
+    first = first_rows(codes)
+    arrays = [v if isinstance(v, np.ndarray) else v.to_numpy() for v in values]
+    return codes, [":".join(map(str, t)) for t in zip(*(a[first] for a in arrays), strict=True)]
+
+
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """The first row of each group, for codes numbered in order of first appearance: a row
+    starts a new group exactly where the running maximum of the codes grows."""
+    top = np.maximum.accumulate(codes)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    np.greater(top[1:], top[:-1], out=new[1:])
+    return np.flatnonzero(new)
 
 
 def group_columns(data: pd.DataFrame, group: str) -> list[str]:
