@@ -222,7 +222,7 @@ def test_newton_start_same_optimum_fewer_evaluations():
     d = build_design(crossed_data(40, 30, 1500, seed=5, sd_a=0.5, sd_b=0.4), FORMULAS["poisson"])
     obj = MarginalLikelihood(d, 1)
     assert obj.strategy == "sparse"
-    start, generic = engine._start_and_curvature(d)
+    start, generic = engine._glm_start(d)[:2]
     x0, metric = engine._newton_start(obj, start, generic)
     # the metric inverts the symmetrised secant matrix, measured here again
     f0, g0 = obj.value_and_gradient(start)
@@ -262,7 +262,7 @@ def test_newton_finish_reuses_its_information():
     from gllmm.fitting import _optimize
 
     d = build_design(crossed_data(40, 30, 1500, seed=5, sd_a=0.5, sd_b=0.4), FORMULAS["poisson"])
-    start, generic = engine._start_and_curvature(d)
+    start, generic = engine._glm_start(d)[:2]
     start, hinv = engine._newton_start(MarginalLikelihood(d, 1), start, generic)
     runs = {}
     for finish in (True, False):

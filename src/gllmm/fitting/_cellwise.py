@@ -23,14 +23,14 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
+from ..errors import ConvergenceWarning, FitError, SpecError
 from ..integrate._cellwise_kernel import CellKernel
 from ..results import FitResult
 from ..spec._design import Design
@@ -55,7 +55,7 @@ from ._cellwise_parts import (
     row_partitions,
     sum_blocks,
 )
-from ._optimize import FTOL_ZERO, XTOL_ZERO, OptSummary, best_of_starts
+from ._optimize import BOUNDARY_RESTARTS, FTOL_ZERO, XTOL_ZERO, OptSummary, best_of_starts
 
 STRATEGY = "cellwise"
 AUTO_MIN_LEVELS = 30  # chosen automatically from this many indicator columns on
@@ -371,17 +371,16 @@ def two_stages(glm_obj: CellObjective, obj: CellObjective, p0: np.ndarray, tol: 
         return searches[-1]
 
     res = mixed_from(s0)
-    if abs(float(res.state.params[-1])) < XTOL_ZERO:
-        # the search stopped at sigma = 0, perhaps below an interior maximum: every strategy's
-        # rule (searches from BOUNDARY_RESTARTS, the best kept); an interior end pays nothing
-        res = best_of_starts(res, mixed_from, lambda r: r.state.value)
+    # every strategy's rule: a search stopped at sigma = 0, perhaps below an interior maximum,
+    # is followed by searches from BOUNDARY_RESTARTS (an interior end pays nothing), and the
+    # best is compared with the GLM, the boundary fit (kept when higher by FTOL_ZERO)
+    at_zero = abs(float(res.state.params[-1])) < XTOL_ZERO
+    glm_fit = (glm.state.value, lambda: replace(
+        glm, state=State(np.r_[glm.state.params, 0.0], glm.state.value, 0), n_evaluations=0))
+    res = best_of_starts(res, mixed_from, lambda r: r.state.value,
+                         BOUNDARY_RESTARTS if at_zero else (), glm_fit)
     sigma = abs(float(res.state.params[-1]))
     boundary = sigma < XTOL_ZERO and glm.state.value >= res.state.value - FTOL_ZERO
-    if not boundary and glm.state.value > res.state.value + FTOL_ZERO:
-        warnings.warn(
-            f"the mixed fit stopped at sigma = {sigma:.4g} with a log-likelihood below the "
-            "Poisson GLM's; reporting sigma = 0", BoundaryWarning, stacklevel=5)
-        boundary = True
     final_obj, final = (glm_obj, glm.state) if boundary else (obj, res.state)
     sign = 1.0 if boundary or res.state.params[-1] >= 0 else -1.0
     return Stages(glm, res, s0, 0.0 if boundary else sigma, boundary, sign, final_obj, final,

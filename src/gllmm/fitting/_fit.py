@@ -31,7 +31,7 @@ from ._optimize import (
     maximize,
     observed_information,
 )
-from ._start import _start_and_curvature
+from ._start import _glm_start
 
 
 def _laplace(design: Design, n_nodes: int | None) -> MarginalLikelihood:
@@ -193,13 +193,16 @@ def optimize(
     from the GLLM start with the SDs at each of ``sd_starts``; an interior fit wins only if it is
     higher by more than ``FTOL_ZERO``. Without ``sd_starts``, one search from ``start``;
     if it ends with an SD on the boundary, searches from its end with those SDs at each of
-    ``BOUNDARY_RESTARTS`` follow, under the same rule. ``hinv0`` in ``options``: an initial
+    ``BOUNDARY_RESTARTS`` follow, under the same rule; and if the best of these is below the
+    boundary fit (the GLLM's log-likelihood: no evaluation) by more than ``FTOL_ZERO``, a
+    search from the boundary fit (``best_of_starts``). ``hinv0`` in ``options``: an initial
     inverse Hessian for a given ``start``.
     """
     hinv = options.pop("hinv0", None)
     x0 = start
+    glm_loglik = None
     if start is None or sd_starts is not None:
-        start, hinv = _start_and_curvature(design)
+        start, hinv, glm_loglik = _glm_start(design)
         x0, hinv = _newton_start(objective, start, hinv)
     lower = design.param_lower
     sd_index = np.flatnonzero(np.r_[np.zeros(design.n_fixed), np.isfinite(lower[design.n_fixed:])])
@@ -215,15 +218,19 @@ def optimize(
         opt.strategy = getattr(objective, "strategy", "")
         return opt
 
+    boundary = None
     if sd_starts is None:
         best = search(x0)
         # a search that ends with an SD on the boundary may have stopped at a local maximum
         # there (the likelihood in sigma can be bimodal, paper Section 4): search the interior
-        # from BOUNDARY_RESTARTS too and keep the best; a fit that ends interior pays nothing
+        # from BOUNDARY_RESTARTS too; one that ends higher may still be below the boundary
+        # fit, whose log-likelihood the GLLM start has (no evaluation): search from it then
         base, sd_starts = best.final, BOUNDARY_RESTARTS
         moved = sd_index[best.final[sd_index] <= XTOL_ZERO]
         if moved.size == 0:
-            return best
+            sd_starts = ()
+        zero, glm_loglik = _boundary_point(design, start, glm_loglik)
+        boundary = (glm_loglik, lambda: search(zero))
     else:
         best = _boundary_fit(objective, design, start, sd_index)
         base, moved = start, sd_index
@@ -240,7 +247,7 @@ def optimize(
         opt.final[sd_index] = np.abs(opt.final[sd_index])
         return opt
 
-    return best_of_starts(best, search_from, lambda opt: opt.final_loglik, sd_starts)
+    return best_of_starts(best, search_from, lambda opt: opt.final_loglik, sd_starts, boundary)
 
 
 def _even_in_sds(design: Design) -> bool:
@@ -251,6 +258,18 @@ def _even_in_sds(design: Design) -> bool:
         return False
     pat = design.covariance.pattern
     return bool(np.all(pat.rows == pat.cols) and np.all((pat.values != 0).sum(axis=1) <= 1))
+
+
+def _boundary_point(design: Design, start: np.ndarray, glm_loglik: float | None
+                    ) -> tuple[np.ndarray, float]:
+    """The boundary fit (every covariance parameter 0, the fixed effects at the GLLM's ML)
+    and its log-likelihood, the GLLM's: from the GLLM start ``start`` when ``glm_loglik`` is
+    its log-likelihood, else from a GLLM fit (a given start)."""
+    if glm_loglik is None:
+        start, _, glm_loglik = _glm_start(design, 0.0)
+    zero = start.copy()
+    zero[design.n_fixed:] = 0.0
+    return zero, glm_loglik if np.isfinite(glm_loglik) else -np.inf
 
 
 def _boundary_fit(objective: Any, design: Design, start: np.ndarray,

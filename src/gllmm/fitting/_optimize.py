@@ -41,18 +41,30 @@ BOUNDARY_RESTARTS = (0.5, 1.5)
 
 
 def best_of_starts(best: Any, search: Callable[[float], Any], loglik: Callable[[Any], float],
-                   sd_starts: tuple[float, ...] = BOUNDARY_RESTARTS) -> Any:
-    """The best of ``best`` and of ``search(sd)`` for each ``sd`` of ``sd_starts``.
+                   sd_starts: tuple[float, ...] = BOUNDARY_RESTARTS,
+                   boundary: tuple[float, Callable[[], Any]] | None = None) -> Any:
+    """The best of ``best``, of ``search(sd)`` for each ``sd`` of ``sd_starts`` and of the
+    boundary fit.
 
     The likelihood in sigma can be bimodal (Coull & Agresti 2003, Section 4), so a search that
     ends with an SD at 0 may have stopped at a maximum on the boundary below an interior one:
     every strategy searches the interior again from these starts (``search(sd)``: the search
     with the boundary SDs at ``sd``). A later search wins only if its log-likelihood
     (``loglik(result)``) is higher by more than ``FTOL_ZERO``, the rule of the boundary step.
+
+    Conversely a search can end at an interior maximum below the boundary: ``boundary`` is the
+    boundary fit's log-likelihood (every SD 0, the fixed effects at the GLLM's ML: the GLLM's
+    log-likelihood, which every objective reproduces there to rounding, so comparing costs no
+    evaluation) and the search from that fit (run only when its log-likelihood is higher than
+    the best's by more than ``FTOL_ZERO``; it reports the boundary as any fit ending there).
     """
     for sd in sd_starts:
         opt = search(sd)
         if loglik(opt) > loglik(best) + FTOL_ZERO:
+            best = opt
+    if boundary is not None and boundary[0] > loglik(best) + FTOL_ZERO:
+        opt = boundary[1]()
+        if loglik(opt) > loglik(best):
             best = opt
     return best
 

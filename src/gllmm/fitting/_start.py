@@ -15,7 +15,16 @@ def default_start(design: Design, sd_start: float = 0.5) -> np.ndarray:
 
 
 def _start_and_curvature(design: Design, sd_start: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Start values and an initial inverse-Hessian guess for the quasi-Newton iterations.
+    """Start values and an initial inverse-Hessian guess for the quasi-Newton iterations
+    (``_glm_start`` without the log-likelihood)."""
+    return _glm_start(design, sd_start)[:2]
+
+
+def _glm_start(design: Design, sd_start: float = 0.5) -> tuple[np.ndarray, np.ndarray, float]:
+    """Start values, an initial inverse-Hessian guess for the quasi-Newton iterations and the
+    GLLM's log-likelihood (the boundary fit's: every objective reproduces it, to rounding, with
+    the covariance parameters at 0 and the fixed effects at the GLLM's; NaN where the GLLM has
+    infinite estimates or did not converge).
 
     The fixed-effects block is the inverse of the GLLM's exact information (random effects
     only inflate it), the covariance block 0.05 I (the inverse curvature of an SD estimated
@@ -36,4 +45,6 @@ def _start_and_curvature(design: Design, sd_start: float = 0.5) -> tuple[np.ndar
             hinv[: design.n_fixed, : design.n_fixed] = inv
     except np.linalg.LinAlgError:
         pass
-    return np.r_[glm.beta, theta], hinv
+    # infinite estimates: the boundary fit is a limit, not a point the search could start from
+    finite = glm.converged and glm.infinite_cells.size == 0
+    return np.r_[glm.beta, theta], hinv, float(glm.loglik) if finite else float("nan")
