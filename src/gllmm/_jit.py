@@ -42,6 +42,7 @@ KERNEL_SOURCES = (
     "integrate/_mode_newton.py",
     "integrate/_scalar_kernel.py",
     "integrate/_dense_kernel.py",
+    "integrate/_sparse_factor.py",
     "integrate/_sparse_laplace.py",
     "fitting/_loops.py",
     "spec/_components.py",

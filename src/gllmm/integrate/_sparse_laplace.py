@@ -49,6 +49,17 @@ from .._jit import njit as _njit
 from ..errors import FitError
 from ..links._jets import glm_jets
 from ._newton import halving_step
+from ._sparse_factor import (
+    _assemble_k,
+    _ldl_numeric,
+    _ldl_pattern,
+    _ldl_solve,
+    _ldl_symbolic,
+    _lsolve,
+    _ltsolve,
+    _selected_inverse,
+    _upper_to_full,
+)
 
 if TYPE_CHECKING:
     from ._agq import MarginalLikelihood
@@ -73,6 +84,15 @@ DENSE_FILL = 0.9
 #: this factor per iteration (linear convergence at least this fast), else refactorises
 CHORD_RATE = 0.25
 
+#: a Newton step (from a fresh factor) below SETTLED * inner_tol ends the compiled mode search
+#: untaken: v is then the mode to ~1e-14, and the factor just computed is the final one (an
+#: evaluation near the last one needs a single factorisation)
+SETTLED = 1e-4
+
+#: two full Newton steps s0 >= s1, s0 below QUADRATIC, with s1^3 / s0^2 (quadratic
+#: convergence's next step) below SETTLED * inner_tol: s1 is the last step
+QUADRATIC = 1e-2
+
 #: a first-order prediction of the modes that moves none by this much is used without
 #: comparing it with the last modes and 0
 TRUST_MOVE = 0.5
@@ -91,131 +111,10 @@ def use_sparse(obj: MarginalLikelihood) -> bool:
 
 # ---------------------------------------------------------------------- compiled kernels
 @_njit
-def _ldl_symbolic(n, Ap, Ai):  # pragma: no cover - compiled
-    """Elimination tree and column counts of L for the symmetric CSC pattern (Ap, Ai)."""
-    parent = np.full(n, -1, dtype=np.int64)
-    flag = np.empty(n, dtype=np.int64)
-    lnz = np.zeros(n, dtype=np.int64)
-    for k in range(n):
-        flag[k] = k
-        for p in range(Ap[k], Ap[k + 1]):
-            i = Ai[p]
-            if i < k:
-                while flag[i] != k:
-                    if parent[i] == -1:
-                        parent[i] = k
-                    lnz[i] += 1
-                    flag[i] = k
-                    i = parent[i]
-    Lp = np.zeros(n + 1, dtype=np.int64)
-    for k in range(n):
-        Lp[k + 1] = Lp[k] + lnz[k]
-    return parent, Lp
-
-
-@_njit
-def _ldl_numeric(n, t, Ap, Ai, Ax, Lp, parent, Li, Lx, D, S):  # pragma: no cover - compiled
-    """Up-looking LDL' of the symmetric CSC matrix K (both triangles stored) in its first t
-    columns, and the Schur complement of that block.
-
-    Fills Li, Lx (unit lower factor without its diagonal, rows sorted in each column; columns
-    below t only) and D[:t], and the upper triangle of ``S = K22 - L21 D1 L21'`` (n - t
-    square, Fortran order); returns the first column with a non-positive pivot, or n. Row
-    k >= t of L is the same sparse triangular solve as the rows above, restricted to the
-    first t columns; S is then K22 less one outer product ``d_i l_i l_i'`` per column i < t
-    (its rows >= t): the same flops as leaving the Schur updates in the solve, but down
-    contiguous columns of S instead of scattered through the work vector (0.215 -> 0.05 s
-    per factorisation at 10^4 x 10^3 crossed levels).
-    """
-    y = np.zeros(n)
-    flag = np.empty(n, dtype=np.int64)
-    lnz = np.zeros(n, dtype=np.int64)
-    pattern = np.empty(n, dtype=np.int64)
-    for k in range(n):
-        top = n
-        flag[k] = k
-        for p in range(Ap[k], Ap[k + 1]):
-            i = Ai[p]
-            if i <= k:
-                if i >= t:  # K22 (k >= t too): straight into S
-                    S[i - t, k - t] = Ax[p]
-                    continue
-                y[i] += Ax[p]
-                length = 0
-                while i < t and flag[i] != k:
-                    pattern[length] = i
-                    length += 1
-                    flag[i] = k
-                    i = parent[i]
-                while length > 0:
-                    top -= 1
-                    length -= 1
-                    pattern[top] = pattern[length]
-        dk = y[k] if k < t else 0.0
-        if k < t:
-            y[k] = 0.0
-        while top < n:
-            i = pattern[top]
-            yi = y[i]
-            y[i] = 0.0
-            p2 = Lp[i] + lnz[i]
-            for p in range(Lp[i], p2):
-                r = Li[p]
-                if r >= t:  # rows sorted: the rest are Schur-complement updates
-                    break
-                y[r] -= Lx[p] * yi
-            lki = yi / D[i]
-            dk -= lki * yi
-            Li[p2] = k
-            Lx[p2] = lki
-            lnz[i] += 1
-            top += 1
-        if k < t:
-            D[k] = dk
-            if not dk > 0.0:
-                return k
-    for i in range(t):
-        p1 = Lp[i + 1]
-        p0 = p1
-        while p0 > Lp[i] and Li[p0 - 1] >= t:
-            p0 -= 1
-        di = D[i]
-        for q in range(p0, p1):
-            c = Li[q] - t
-            lq = Lx[q] * di
-            for p in range(p0, q + 1):
-                S[Li[p] - t, c] -= Lx[p] * lq
-    return n
-
-
-@_njit
-def _lsolve(Lp, Li, Lx, t, X):  # pragma: no cover - compiled
-    """X <- L^{-1} X over the first t columns of the unit lower factor (rows >= t get the
-    L21 update)."""
-    P = X.shape[1]
-    for c in range(P):
-        for j in range(t):
-            xj = X[j, c]
-            for p in range(Lp[j], Lp[j + 1]):
-                X[Li[p], c] -= Lx[p] * xj
-
-
-@_njit
-def _ltsolve(Lp, Li, Lx, t, X):  # pragma: no cover - compiled
-    """X <- L^{-T} X over the first t columns (rows >= t already solved)."""
-    P = X.shape[1]
-    for c in range(P):
-        for j in range(t - 1, -1, -1):
-            s = X[j, c]
-            for p in range(Lp[j], Lp[j + 1]):
-                s -= Lx[p] * X[Li[p], c]
-            X[j, c] = s
-
-
-@_njit
-def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w,
+def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w, T,
            h):  # pragma: no cover - compiled
-    """eta = eta0 + M v; per block g = l', w = -l''; per cluster h = sum l - |v_c|^2 / 2."""
+    """eta = eta0 + M v; per block g = l', w = -l'', T = l'''; per cluster
+    h = sum l - |v_c|^2 / 2."""
     B = eta0.shape[0]
     for b in range(B):
         eta[b] = eta0[b]
@@ -223,7 +122,8 @@ def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta
         eta[m_row[e]] += m_data[e] * v[m_col[e]]
     h[:] = 0.0
     for b in range(B):
-        lb, g[b], hb, _ = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b], 2)
+        lb, g[b], hb, T[b] = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b],
+                                      3)
         w[b] = -hb
         h[row_cluster[b]] += lb
     for i in range(v.shape[0]):
@@ -231,86 +131,124 @@ def _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta
 
 
 @_njit
-def _factor_k(w, m_data, pair_k, pair_row, pair_e1, pair_e2, k_diag, k_indptr, k_indices,
-              l_indptr, parent, kx, Li, Lx, D):  # pragma: no cover - compiled
-    """K = I + M' diag(w) M assembled into ``kx`` (permuted CSC data) and factorised by the
-    sparse LDL' over all its columns into Li, Lx, D; False when K is not positive definite."""
-    n = D.shape[0]
-    kx[:] = 0.0
-    for p in range(pair_k.shape[0]):
-        kx[pair_k[p]] += w[pair_row[p]] * m_data[pair_e1[p]] * m_data[pair_e2[p]]
-    for i in range(n):
-        kx[k_diag[i]] += 1.0
-    if not np.all(np.isfinite(kx)):
-        return False
-    S0 = np.zeros((0, 0))
-    return _ldl_numeric(n, n, k_indptr, k_indices, kx, l_indptr, parent, Li, Lx, D, S0) == n
+def _h_gradient(m_row, m_col, m_data, g, v, grad):  # pragma: no cover - compiled
+    """grad = M' g - v, the gradient of h in v."""
+    for i in range(v.shape[0]):
+        grad[i] = -v[i]
+    for e in range(m_row.shape[0]):
+        grad[m_col[e]] += m_data[e] * g[m_row[e]]
 
 
 @_njit
-def _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pair_k, pair_row,
-               pair_e1, pair_e2, k_diag, k_indptr, k_indices, l_indptr, parent, perm, v, eta,
-               tol, max_iter, Lx_out, D_out):  # pragma: no cover - compiled
+def _newton_step(l_indptr, l_indices, Lx, D, perm, grad, x, step):  # pragma: no cover
+    """step = K^{-1} grad (original order) by the factor (Lx, D) of the permuted K; returns
+    its largest absolute entry."""
+    n = D.shape[0]
+    for i in range(n):
+        x[i, 0] = grad[perm[i]]
+    _ldl_solve(l_indptr, l_indices, Lx, D, x)
+    biggest = 0.0
+    for i in range(n):
+        step[perm[i]] = x[i, 0]
+        biggest = max(biggest, abs(x[i, 0]))
+    return biggest
+
+
+@_njit
+def _glm_factor(w, m_data, ia, fa, kx, Lx, D):  # pragma: no cover - compiled
+    """Factor (Lx, D) of K = I + M' diag(w) M by the sparse LDL' over all its columns; False
+    when K is not finite or not positive definite."""
+    m_row, _, m_pcol, _, _, pair_k, pair_row, pair_e1, pair_e2 = ia
+    k_diag, k_indptr, k_indices, l_indptr, l_indices, r_ptr, r_col, r_pos, _ = fa
+    n = D.shape[0]
+    if not _assemble_k(w, m_data, m_row, m_pcol, pair_k, pair_row, pair_e1, pair_e2, k_diag,
+                       0.0, kx):
+        return False
+    return _ldl_numeric(n, n, k_indptr, k_indices, kx, l_indptr, l_indices, r_ptr, r_col, r_pos,
+                        Lx, D, np.zeros((0, 0))) == n
+
+
+@_njit
+def _glm_modes(code, Y, eta0, m_data, ia, fa, v, eta, g, w, T, h, tol, max_iter, Lx, D, Lx_old,
+               D_old):  # pragma: no cover - compiled
     """``sparse_modes``' damped Newton for Poisson / binomial blocks, all in compiled code
-    (the whole factor by the sparse LDL'; no dense trailing block). ``v`` and ``eta`` are
-    updated in place, ``Lx_out``, ``D_out`` get the LDL' factor of K at the final v; returns
-    0 converged, 1 iteration limit, 2 K not positive definite (the caller's shifted Python
-    iteration takes over), 3 no finite start."""
+    (the whole factor by the sparse LDL'; no dense trailing block).
+
+    ``ia`` = (m_row, m_col, m_pcol, row_cluster, col_cluster, pair_k, pair_row, pair_e1,
+    pair_e2), ``fa`` = (k_diag, k_indptr, k_indices, l_indptr, l_indices, r_ptr, r_col, r_pos,
+    perm) (``_Structure.entry_arrays``, ``factor_arrays``). ``v`` is updated in place; eta,
+    g, w, T, h (per cluster) get their values at the final v and ``Lx``, ``D`` the factor
+    of K there. A factor (Lx_old, D_old) of K at the last evaluation's modes (empty arrays:
+    none) gives a first step (a chord step, kept per cluster where h does not drop): from the
+    first-order prediction of the modes near that point it leaves ~1e-18, so the first
+    factor's Newton step is below ``SETTLED * tol`` and that factor is the final one.
+    Returns 0 converged, 1 iteration limit, 2 K not positive definite (the caller's shifted
+    Python iteration takes over), 3 no finite start."""
+    m_row, m_col, _, row_cluster, col_cluster, _, _, _, _ = ia
+    l_indptr, l_indices, perm = fa[3], fa[4], fa[8]
     B = eta0.shape[0]
     n = v.shape[0]
-    n_cl = 0
-    for i in range(n):
-        n_cl = max(n_cl, col_cluster[i] + 1)
-    for b in range(B):
-        n_cl = max(n_cl, row_cluster[b] + 1)
-    g = np.empty(B)
-    w = np.empty(B)
-    h = np.empty(n_cl)
-    _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w, h)
+    n_cl = h.shape[0]
+    _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w, T, h)
     if not np.all(np.isfinite(h)):
         v[:] = 0.0
-        _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w, h)
+        _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w, T,
+               h)
         if not np.all(np.isfinite(h)):
             return 3
-    nl = l_indptr[n]
-    Li = np.empty(nl, dtype=np.int64)
-    Lx = np.empty(nl)
-    D = np.empty(n)
-    kx = np.empty(k_indices.shape[0])
+    kx = np.empty(fa[2].shape[0])
     x = np.empty((n, 1))
     step = np.empty(n)
     vn = np.empty(n)
     etan = np.empty(B)
     gn = np.empty(B)
     wn = np.empty(B)
+    Tn = np.empty(B)
     hn = np.empty(n_cl)
     t = np.empty(n_cl)
-    status = 1
     grad = np.empty(n)
+    settled = SETTLED * tol
+    if D_old.shape[0] == n and Lx_old.shape[0] == Lx.shape[0]:
+        _h_gradient(m_row, m_col, m_data, g, v, grad)
+        size = _newton_step(l_indptr, l_indices, Lx_old, D_old, perm, grad, x, step)
+        t[:] = 1.0 if size > settled and np.isfinite(size) else 0.0
+        while np.any(t > 0.0):  # clusters where h drops keep their modes
+            for i in range(n):
+                vn[i] = v[i] + t[col_cluster[i]] * step[i]
+            _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, vn, etan, gn,
+                   wn, Tn, hn)
+            worse = False
+            for c in range(n_cl):
+                if t[c] > 0.0 and not hn[c] >= h[c] - 1e-12 * (1.0 + abs(h[c])):
+                    t[c] = 0.0
+                    worse = True
+            if not worse:
+                v[:] = vn
+                eta[:] = etan
+                g[:] = gn
+                w[:] = wn
+                T[:] = Tn
+                h[:] = hn
+                break
+    status = 1
+    final = False  # (Lx, D) is the factor at v
+    prev = np.inf  # the last full Newton step
     for _it in range(max_iter):
-        for i in range(n):
-            grad[i] = -v[i]
-        for e in range(m_row.shape[0]):
-            grad[m_col[e]] += m_data[e] * g[m_row[e]]
-        if not _factor_k(w, m_data, pair_k, pair_row, pair_e1, pair_e2, k_diag, k_indptr,
-                         k_indices, l_indptr, parent, kx, Li, Lx, D):
+        _h_gradient(m_row, m_col, m_data, g, v, grad)
+        if not _glm_factor(w, m_data, ia, fa, kx, Lx, D):
             return 2
-        for i in range(n):
-            x[i, 0] = grad[perm[i]]
-        _lsolve(l_indptr, Li, Lx, n, x)
-        for i in range(n):
-            x[i, 0] /= D[i]
-        _ltsolve(l_indptr, Li, Lx, n, x)
-        biggest = 0.0
-        for i in range(n):
-            step[perm[i]] = x[i, 0]
-            biggest = max(biggest, abs(x[i, 0]))
-        if biggest < tol:
-            # a last full step: Newton's quadratic convergence puts v within ~tol^2 of the mode
+        size = _newton_step(l_indptr, l_indices, Lx, D, perm, grad, x, step)
+        if size <= settled:  # v is the mode to this step: this factor is the final one
+            status = 0
+            final = True
+            break
+        if size < tol or (prev <= QUADRATIC and size ** 3 <= settled * prev ** 2):
+            # a last full step: Newton's quadratic convergence leaves v within about
+            # size^3 / prev^2 (or tol^2) of the mode
             for i in range(n):
                 v[i] += step[i]
-            _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g, w,
-                   h)
+            _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta, g,
+                   w, T, h)
             status = 0
             break
         t[:] = 1.0
@@ -318,7 +256,7 @@ def _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pa
             for i in range(n):
                 vn[i] = v[i] + t[col_cluster[i]] * step[i]
             _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, vn, etan, gn,
-                   wn, hn)
+                   wn, Tn, hn)
             worse = False
             for c in range(n_cl):
                 if not hn[c] >= h[c] - 1e-12 * (1.0 + abs(h[c])):
@@ -330,12 +268,137 @@ def _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pa
         eta[:] = etan
         g[:] = gn
         w[:] = wn
+        T[:] = Tn
         h[:] = hn
-    # the factor at the final v (for log det K, the solves and the selected inverse)
-    if not _factor_k(w, m_data, pair_k, pair_row, pair_e1, pair_e2, k_diag, k_indptr,
-                     k_indices, l_indptr, parent, kx, Li, Lx_out, D_out):
+        prev = size if np.all(t == 1.0) else np.inf
+    if not final and not _glm_factor(w, m_data, ia, fa, kx, Lx, D):
         return 2
     return status
+
+
+@_njit
+def _glm_derivatives(code, Y, eta, g, w, T):  # pragma: no cover - compiled
+    """sum l over the blocks at eta, with g = l', w = -l'', T = l''' per block."""
+    total = 0.0
+    for b in range(eta.shape[0]):
+        lb, g[b], hb, T[b] = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b],
+                                      3)
+        w[b] = -hb
+        total += lb
+    return total
+
+
+@_njit
+def _glm_rhs(X, v, m_row, m_col, cols, md, mv, g, w, out):  # pragma: no cover - compiled
+    """``dM v`` (B, m), returned, and into ``out`` (n, P) the right-hand sides of dv/dparams,
+    ``dF = M' H dzf + [0, dM' g]`` (H = -w), with ``dzf = [X, dM v]`` the derivative of eta
+    at fixed v; non-zero e of M adds to row ``cols[e]`` (``m_col``: original order,
+    ``m_pcol``: permuted)."""
+    B, p = X.shape
+    m = mv.shape[1]
+    dmv = np.zeros((B, m))
+    for e in range(m_row.shape[0]):
+        b = m_row[e]
+        vj = v[m_col[e]]
+        for k in range(m):
+            dmv[b, k] += mv[e, k] * vj
+    out[:] = 0.0
+    for e in range(m_row.shape[0]):
+        b = m_row[e]
+        j = cols[e]
+        hm = -md[e] * w[b]
+        gb = g[b]
+        for a in range(p):
+            out[j, a] += hm * X[b, a]
+        for k in range(m):
+            out[j, p + k] += hm * dmv[b, k] + mv[e, k] * gb
+    return dmv
+
+
+@_njit
+def _glm_gradient(X, dmv, g, w, T, dv, v, ia, md, mv, pair_sigma, sigma,
+                  grad):  # pragma: no cover - compiled
+    """The Laplace gradient into ``grad`` from the mode-dependent parts (``_glm_rhs``),
+    ``dv = K^{-1} dF`` (n, P; original order) and the selected inverse ``sigma``:
+
+        grad = dzf' c + dv' (M' c - v) - [0, w' r],   c = g + T s / 2,
+
+    with ``s_b = m_b' K^{-1} m_b``, ``r_bk = m_b' K^{-1} dm_bk`` (``sparse_value_and_gradient``'s
+    ``g' dzf + T s dzeta / 2 + [0, H' r] + (M'g - v)' dv`` with dzeta = dzf + M dv regrouped,
+    so that no (B, P) array is formed). Each non-zero gives the diagonal term of its column,
+    each pair of non-zeros in a row the two off-diagonal ones."""
+    m_row, m_col, m_pcol, _, _, _, pair_row, pair_e1, pair_e2 = ia
+    B, p = X.shape
+    m = mv.shape[1]
+    P = p + m
+    s_b = np.zeros(B)
+    r_b = np.zeros((B, m))
+    for e in range(m_row.shape[0]):
+        b = m_row[e]
+        ms = md[e] * sigma[m_pcol[e]]
+        s_b[b] += ms * md[e]
+        for k in range(m):
+            r_b[b, k] += ms * mv[e, k]
+    for q in range(pair_row.shape[0]):
+        b = pair_row[q]
+        e1 = pair_e1[q]
+        e2 = pair_e2[q]
+        sg = sigma[pair_sigma[q]]
+        a1 = md[e1] * sg
+        a2 = md[e2] * sg
+        s_b[b] += 2.0 * a1 * md[e2]
+        for k in range(m):
+            r_b[b, k] += a1 * mv[e2, k] + a2 * mv[e1, k]
+    grad[:] = 0.0
+    c = np.empty(B)
+    for b in range(B):
+        cb = g[b] + 0.5 * T[b] * s_b[b]
+        c[b] = cb
+        for a in range(p):
+            grad[a] += cb * X[b, a]
+        for k in range(m):
+            grad[p + k] += cb * dmv[b, k] - w[b] * r_b[b, k]
+    z = -v
+    for e in range(m_row.shape[0]):
+        z[m_col[e]] += md[e] * c[m_row[e]]
+    for j in range(v.shape[0]):
+        for a in range(P):
+            grad[a] += z[j] * dv[j, a]
+
+
+@_njit
+def _glm_laplace(code, Y, X, eta0, m_data, mv, ia, fa, pair_sigma, v, tol, max_iter, grad, dv,
+                 Lx, D, Lx_old, D_old, n_cl):  # pragma: no cover - compiled
+    """One evaluation of the sparse Laplace objective for Poisson / binomial blocks without a
+    dense trailing block, all compiled: the modes (``_glm_modes``), then ``log det K`` and the
+    gradient as in ``sparse_value_and_gradient``. ``v`` (modes), ``grad``, ``dv =
+    dv/dparams`` (n, P) and the factor (Lx, D) are written in place; returns (status of the
+    mode search, sum l - |v|^2 / 2, log det K)."""
+    n = v.shape[0]
+    B = eta0.shape[0]
+    eta = np.empty(B)
+    g = np.empty(B)
+    w = np.empty(B)
+    T = np.empty(B)
+    h = np.empty(n_cl)
+    status = _glm_modes(code, Y, eta0, m_data, ia, fa, v, eta, g, w, T, h, tol, max_iter, Lx, D,
+                        Lx_old, D_old)
+    if status >= 2:
+        return status, 0.0, 0.0
+    l_indptr, l_indices, perm = fa[3], fa[4], fa[8]
+    P = dv.shape[1]
+    x = np.empty((n, P))
+    dmv = _glm_rhs(X, v, ia[0], ia[1], ia[2], m_data, mv, g, w, x)
+    _ldl_solve(l_indptr, l_indices, Lx, D, x)
+    for i in range(n):
+        for a in range(P):
+            dv[perm[i], a] = x[i, a]
+    sigma = _selected_inverse(l_indptr, l_indices, Lx, D, n, np.zeros((0, 0)))
+    _glm_gradient(X, dmv, g, w, T, dv, v, ia, m_data, mv, pair_sigma, sigma, grad)
+    log_det = 0.0
+    for i in range(n):
+        log_det += math.log(D[i])
+    return status, h.sum(), log_det
 
 
 @_njit
@@ -356,186 +419,6 @@ def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
         return np.bincount(index, weights=values, minlength=n)
     return _sum_rows_by(index, np.ascontiguousarray(values), n)
 
-
-@_njit
-def _glm_score_parts(code, Y, X, eta, v, m_row, m_col, md, mv, n):  # pragma: no cover
-    """The mode-dependent parts of the Laplace gradient for Poisson / binomial blocks:
-    returns (sum l, g, H, T, dzf, dF) with ``dzf = [X, dM v]`` (B, P) and
-    ``dF = M' H dzf + [0, dM' g]`` (n, P), as in ``sparse_value_and_gradient``."""
-    B, p = X.shape
-    m = mv.shape[1]
-    g = np.empty(B)
-    H = np.empty(B)
-    T = np.empty(B)
-    dzf = np.zeros((B, p + m))
-    dF = np.zeros((n, p + m))
-    total = 0.0
-    for b in range(B):
-        lb, g[b], H[b], T[b] = glm_jets(code, Y[b, 0], Y[b, 0] + Y[b, 1] if code else 0.0, eta[b],
-                                         3)
-        total += lb
-        for a in range(p):
-            dzf[b, a] = X[b, a]
-    for e in range(m_row.shape[0]):
-        b = m_row[e]
-        for k in range(m):
-            dzf[b, p + k] += mv[e, k] * v[m_col[e]]
-    for e in range(m_row.shape[0]):
-        b, j = m_row[e], m_col[e]
-        hm = md[e] * H[b]
-        for a in range(p + m):
-            dF[j, a] += hm * dzf[b, a]
-        for k in range(m):
-            dF[j, p + k] += mv[e, k] * g[b]
-    return total, g, H, T, dzf, dF
-
-
-@_njit
-def _glm_gradient(g, H, T, dzf, dv, v, m_row, m_col, md, mv, pair_row, pair_e1, pair_e2,
-                  sigma, p):  # pragma: no cover - compiled
-    """The Laplace gradient from the parts above and ``dv = K^{-1} dF``:
-    ``g' dzf + (1/2) sum_b T_b s_b dzeta_b + [0, H' r] + (M'g - v)' dv``."""
-    B, P = dzf.shape
-    m = P - p
-    n = v.shape[0]
-    dzeta = dzf.copy()
-    for e in range(m_row.shape[0]):
-        b, j = m_row[e], m_col[e]
-        for a in range(P):
-            dzeta[b, a] += md[e] * dv[j, a]
-    s_b = np.zeros(B)
-    r_b = np.zeros((B, m))
-    for q in range(pair_row.shape[0]):
-        b = pair_row[q]
-        ms = md[pair_e1[q]] * sigma[q]
-        s_b[b] += ms * md[pair_e2[q]]
-        for k in range(m):
-            r_b[b, k] += ms * mv[pair_e2[q], k]
-    grad_v = -v.copy()
-    for e in range(m_row.shape[0]):
-        grad_v[m_col[e]] += md[e] * g[m_row[e]]
-    grad = np.zeros(P)
-    for b in range(B):
-        ts = 0.5 * T[b] * s_b[b]
-        for a in range(P):
-            grad[a] += g[b] * dzf[b, a] + ts * dzeta[b, a]
-        for k in range(m):
-            grad[p + k] += H[b] * r_b[b, k]
-    for j in range(n):
-        for a in range(P):
-            grad[a] += grad_v[j] * dv[j, a]
-    return grad
-
-
-@_njit
-def _upper_to_full(A):  # pragma: no cover - compiled
-    """A symmetric matrix from its upper triangle, in place (np.triu and a transpose took 15
-    ms of a 1000 x 1000 block's 50 ms inverse)."""
-    m = A.shape[0]
-    for j in range(m):
-        for i in range(j):
-            A[j, i] = A[i, j]
-    return A
-
-
-@_njit
-def _selected_inverse(Lp, Li, Lx, D, t, S22):  # pragma: no cover - compiled
-    """K^{-1} on the pattern of L (Takahashi recursion): diagonal (n,) and the strictly lower
-    entries in L's storage order; ``S22`` is the dense inverse of the trailing block's Schur
-    complement (= K^{-1} there).
-
-    ``Sigma_ij = -sum_{k > i} L_ki Sigma_kj`` (j > i in the pattern of column i) and
-    ``Sigma_ii = 1/d_i - sum_{k > i} L_ki Sigma_ki``; every Sigma_kj needed lies in the pattern
-    of column min(k, j) (the rows of a column of L form a clique of the filled graph).
-    """
-    n = D.shape[0]
-    S = np.zeros(Lx.shape[0])
-    Sd = np.zeros(n)
-    for j in range(t, n):
-        Sd[j] = S22[j - t, j - t]
-        for p in range(Lp[j], Lp[j + 1]):
-            S[p] = S22[Li[p] - t, j - t]  # S22 in Fortran order: down a column
-    acc = np.zeros(n)
-    for i in range(t - 1, -1, -1):
-        p0 = Lp[i]
-        p1 = Lp[i + 1]
-        for a in range(p0, p1):
-            acc[a - p0] = Lx[a] * Sd[Li[a]]
-        for a in range(p0, p1):
-            j = Li[a]
-            if j >= t:
-                for b in range(a + 1, p1):
-                    v = S22[Li[b] - t, j - t]
-                    acc[a - p0] += Lx[b] * v
-                    acc[b - p0] += Lx[a] * v
-                continue
-            q = Lp[j]
-            qend = Lp[j + 1]
-            for b in range(a + 1, p1):
-                k = Li[b]
-                while q < qend and Li[q] != k:
-                    q += 1
-                if q == qend:
-                    raise RuntimeError("selected inverse: pattern of L is not closed")
-                v = S[q]
-                acc[a - p0] += Lx[b] * v
-                acc[b - p0] += Lx[a] * v
-        s = 1.0 / D[i]
-        for a in range(p0, p1):
-            S[a] = -acc[a - p0]
-            s -= Lx[a] * S[a]
-        Sd[i] = s
-    return Sd, S
-
-
-@_njit
-def _glm_laplace(code, Y, X, eta0, m_row, m_col, m_data, mv, row_cluster, col_cluster, pair_k,
-                 pair_row, pair_e1, pair_e2, pair_sigma, k_diag, k_indptr, k_indices, l_indptr,
-                 l_indices, parent, perm, v, tol, max_iter, grad, dv):  # pragma: no cover
-    """One evaluation of the sparse Laplace objective for Poisson / binomial blocks without a
-    dense trailing block, all compiled: the modes (``_glm_modes``), then ``sum l``,
-    ``log det K`` and the gradient as in ``sparse_value_and_gradient``. ``v`` (modes), ``grad``
-    and ``dv = dv/dparams`` (n, P) are written in place; returns (status of the mode
-    search, sum l - |v|^2 / 2, log det K)."""
-    n = v.shape[0]
-    eta = np.empty(eta0.shape[0])
-    Lx = np.empty(l_indptr[n])
-    D = np.empty(n)
-    status = _glm_modes(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, pair_k,
-                        pair_row, pair_e1, pair_e2, k_diag, k_indptr, k_indices, l_indptr,
-                        parent, perm, v, eta, tol, max_iter, Lx, D)
-    if status >= 2:
-        return status, 0.0, 0.0
-    total, g, H, T, dzf, dF = _glm_score_parts(code, Y, X, eta, v, m_row, m_col, m_data, mv, n)
-    P = dzf.shape[1]
-    x = np.empty((n, P))
-    for i in range(n):
-        for a in range(P):
-            x[i, a] = dF[perm[i], a]
-    _lsolve(l_indptr, l_indices, Lx, n, x)
-    for i in range(n):
-        for a in range(P):
-            x[i, a] /= D[i]
-    _ltsolve(l_indptr, l_indices, Lx, n, x)
-    for i in range(n):
-        for a in range(P):
-            dv[perm[i], a] = x[i, a]
-    sd, sl = _selected_inverse(l_indptr, l_indices, Lx, D, n, np.zeros((0, 0)))
-    sigma = np.empty(pair_sigma.shape[0])
-    for q in range(pair_sigma.shape[0]):
-        ps = pair_sigma[q]
-        sigma[q] = sd[ps] if ps < n else sl[ps - n]
-    out = _glm_gradient(g, H, T, dzf, dv, v, m_row, m_col, m_data, mv, pair_row, pair_e1,
-                        pair_e2, sigma, X.shape[1])
-    grad[:] = out
-    log_det = 0.0
-    vv = 0.0
-    for i in range(n):
-        log_det += math.log(D[i])
-        vv += v[i] * v[i]
-    return status, total - 0.5 * vv, log_det
-
-
 # ---------------------------------------------------------------------- structure
 @dataclass
 class _Structure:
@@ -548,18 +431,23 @@ class _Structure:
     col_cluster: np.ndarray  # (n,) cluster of each active effect
     m_row: np.ndarray  # (nnz,) block of each non-zero of M
     m_col: np.ndarray  # (nnz,) active effect of each non-zero of M
+    m_pcol: np.ndarray  # (nnz,) its column in the permuted K (= the diagonal's place in sigma)
     m_values: np.ndarray  # (nnz, m): M.data = m_values @ theta, dM_k.data = m_values[:, k]
-    pair_row: np.ndarray  # (npairs,) block of each pair of non-zeros in one row of M
+    # each unordered pair of two non-zeros in one row of M (K's off-diagonal terms)
+    pair_row: np.ndarray  # (npairs,) block of the pair
     pair_e1: np.ndarray  # (npairs,) first non-zero of the pair
     pair_e2: np.ndarray  # (npairs,) second non-zero of the pair
-    pair_k: np.ndarray  # (npairs,) position of the pair in the permuted K data
+    pair_k: np.ndarray  # (npairs,) position of the pair in the permuted K data (upper)
     pair_sigma: np.ndarray  # (npairs,) position of the pair in the selected inverse
-    k_indptr: np.ndarray  # permuted K: CSC pattern, both triangles
+    k_indptr: np.ndarray  # permuted K: CSC pattern of its upper triangle with the diagonal
     k_indices: np.ndarray
     k_diag: np.ndarray  # positions of the diagonal in the K data
     parent: np.ndarray  # elimination tree
     l_indptr: np.ndarray
     l_indices: np.ndarray  # fixed pattern of L (rows sorted per column)
+    r_ptr: np.ndarray  # rows of L (CSR): columns r_col ascending, positions r_pos in l_indices
+    r_col: np.ndarray
+    r_pos: np.ndarray
     perm: np.ndarray  # perm[new] = old: K_perm = K[perm][:, perm]
     dense_start: int  # permuted columns >= dense_start form the dense block
     lam_rows: np.ndarray  # (npl,) pairs of entries in one row of Lambda, for the mode SDs:
@@ -569,6 +457,18 @@ class _Structure:
     lam_pattern: tuple  # (rows, cols, values (nnzLam, m)) of the q x q factor
     row_cluster: np.ndarray  # (B,) cluster of each block (int64, for the compiled kernels)
     X: np.ndarray  # (B, p) fixed-effects design of the one linear predictor, contiguous
+
+    @property
+    def entry_arrays(self) -> tuple:
+        """The compiled kernels' arrays of M's non-zeros and their pairs (``_glm_modes``)."""
+        return (self.m_row, self.m_col, self.m_pcol, self.row_cluster, self.col_cluster,
+                self.pair_k, self.pair_row, self.pair_e1, self.pair_e2)
+
+    @property
+    def factor_arrays(self) -> tuple:
+        """The compiled kernels' arrays of the patterns of K and L (``_glm_modes``)."""
+        return (self.k_diag, self.k_indptr, self.k_indices, self.l_indptr, self.l_indices,
+                self.r_ptr, self.r_col, self.r_pos, self.perm)
 
 
 def _sorted_unique(keys: np.ndarray) -> np.ndarray:
@@ -602,17 +502,17 @@ def _lookup(keys: np.ndarray, query: np.ndarray, n: int = 0) -> np.ndarray:
     return pos
 
 
-def _permuted(keys: np.ndarray, n: int, iperm: np.ndarray,
-              data: np.ndarray | None = None) -> tuple:
-    """CSC arrays (indptr, indices[, data]) of the symmetric pattern ``keys`` (col * n + row,
-    sorted) after the symmetric permutation ``iperm`` (old -> new), rows sorted."""
+def _permuted(keys: np.ndarray, n: int, iperm: np.ndarray, upper: bool = False) -> tuple:
+    """CSC arrays (indptr, indices) of the symmetric pattern ``keys`` (col * n + row, sorted)
+    after the symmetric permutation ``iperm`` (old -> new), rows sorted; only its upper
+    triangle with the diagonal when ``upper``."""
     new = iperm[keys // n] * n + iperm[keys % n]
-    order = np.argsort(new, kind="stable")
-    new = new[order]
+    if upper:
+        new = new[new % n <= new // n]
+    new = np.sort(new)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(new // n, minlength=n), out=indptr[1:])
-    out = (indptr, (new % n).astype(np.int64))
-    return out if data is None else (*out, data[order])
+    return indptr, (new % n).astype(np.int64)
 
 
 def _symbolic(keys: np.ndarray, n: int, perm: np.ndarray) -> tuple[float, bool]:
@@ -700,14 +600,13 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     m_col = m_col.ravel().astype(np.int64)
     n = len(active)
     nnz = len(ukey)
-    # all ordered pairs of non-zeros within one row of M (entries are sorted by row)
+    # every unordered pair of two non-zeros within one row of M (entries are sorted by row):
+    # e1 with each later entry of its row
     r_len = np.bincount(m_row, minlength=B)
-    r_start = np.cumsum(r_len) - r_len
-    per = r_len[m_row]
+    r_end = np.cumsum(r_len)
+    per = r_end[m_row] - np.arange(nnz) - 1
     pair_e1 = np.repeat(np.arange(nnz), per)
-    pair_e2 = r_start[m_row[pair_e1]] + (
-        np.arange(len(pair_e1)) - np.repeat(np.cumsum(per) - per, per)
-    )
+    pair_e2 = pair_e1 + 1 + (np.arange(len(pair_e1)) - np.repeat(np.cumsum(per) - per, per))
     pair_row = m_row[pair_e1]
     # Lambda-row pairs over the active effects (mode SDs of u = Lambda v need K^{-1} there)
     col_of_glob = np.full(C * q, -1, dtype=np.int64)
@@ -732,29 +631,27 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     ki, kj = np.concatenate([ki, kj]), np.concatenate([kj, ki])
     keys = _sorted_unique(kj.astype(np.int64) * n + ki)  # CSC order: col * n + row
     identity = np.arange(n, dtype=np.int64)
-    # a diagonally dominant matrix with K's pattern (positive definite): 1 off the diagonal,
-    # column count + 1 on it
     p_indptr, p_indices = _permuted(keys, n, identity)
-    probe_data = np.ones(len(keys))
-    probe_data[np.searchsorted(keys, identity * (n + 1))] = np.diff(p_indptr) + 1.0
-    perm = _fill_reducing_order(  # perm[new] = old
-        lambda: sp.csc_matrix((probe_data, p_indices, p_indptr), shape=(n, n)), n, p_indptr, keys)
+
+    def probe() -> sp.csc_matrix:
+        # a diagonally dominant matrix with K's pattern (positive definite): 1 off the
+        # diagonal, column count + 1 on it
+        data = np.ones(len(keys))
+        data[np.searchsorted(keys, identity * (n + 1))] = np.diff(p_indptr) + 1.0
+        return sp.csc_matrix((data, p_indices, p_indptr), shape=(n, n))
+
+    perm = _fill_reducing_order(probe, n, p_indptr, keys)  # perm[new] = old
     iperm = np.empty(n, dtype=np.int64)
     iperm[perm] = identity
-    k_indptr, k_indices, probe_p = _permuted(keys, n, iperm, probe_data)
+    k_indptr, k_indices = _permuted(keys, n, iperm, upper=True)
     k_cols = np.repeat(np.arange(n), np.diff(k_indptr))
     k_keys = k_cols * n + k_indices  # sorted (CSC, sorted rows)
     k_diag = _lookup(k_keys, np.arange(n) * (n + 1), n)
-    pa, pb = iperm[m_col[pair_e1]], iperm[m_col[pair_e2]]
-    pair_k = _lookup(k_keys, pb * n + pa, n)
-    # the pattern of L (a numeric pass on a matrix with K's pattern fixes it)
+    m_pcol = iperm[m_col]
+    pa, pb = m_pcol[pair_e1], m_pcol[pair_e2]  # never equal: duplicates were merged
+    pair_k = _lookup(k_keys, np.maximum(pa, pb) * n + np.minimum(pa, pb), n)
     parent, l_indptr = _ldl_symbolic(n, k_indptr, k_indices)
-    l_indices = np.zeros(l_indptr[-1], dtype=np.int64)
-    lx = np.zeros(l_indptr[-1])
-    dd = np.zeros(n)
-    if _ldl_numeric(n, n, k_indptr, k_indices, probe_p, l_indptr, parent, l_indices, lx, dd,
-                    np.zeros((0, 0))) != n:
-        raise AssertionError("sparse Laplace: probe matrix is not positive definite")
+    l_indices, r_ptr, r_col, r_pos = _ldl_pattern(n, k_indptr, k_indices, parent, l_indptr)
     l_cols = np.repeat(np.arange(n), np.diff(l_indptr))
     # the dense trailing block: the largest whose part of L is at least half full
     size = n - np.arange(n)
@@ -777,9 +674,10 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     lam_sigma[(ca < 0) & (ga == gb)] = -2  # an untouched effect: K^{-1} entry is 1
     col_cluster = (active // q).astype(np.int64)
     return _Structure(
-        n, q, C, active, col_cluster, m_row, m_col, m_values,
+        n, q, C, active, col_cluster, m_row, m_col, m_pcol, m_values,
         pair_row, pair_e1, pair_e2, pair_k, pair_sigma,
-        k_indptr, k_indices, k_diag, parent, l_indptr, l_indices, perm, dense_start,
+        k_indptr, k_indices, k_diag, parent, l_indptr, l_indices, r_ptr, r_col, r_pos, perm,
+        dense_start,
         lam_rows_glob, np.tile(la, C), np.tile(lb, C), lam_sigma, (lr, lc, lam_vals),
         np.ascontiguousarray(d.cluster, dtype=np.int64), _dense_x(d),
     )
@@ -839,24 +737,23 @@ class _Factor:
             s22 = _upper_to_full(inv)  # Fortran order, read down columns
         else:
             s22 = np.zeros((0, 0))
-        sd, sl = _selected_inverse(s.l_indptr, s.l_indices, self.Lx, self.D, t, s22)
-        return np.concatenate([sd, sl])
+        return _selected_inverse(s.l_indptr, s.l_indices, self.Lx, self.D, t, s22)
 
 
 def _factorize(s: _Structure, m_data: np.ndarray, w: np.ndarray,
                shift: float = 0.0) -> _Factor | None:
     """Factor of K = (1 + shift) I + M' diag(w) M, or None when K is not positive definite."""
-    kx = np.bincount(s.pair_k, weights=w[s.pair_row] * m_data[s.pair_e1] * m_data[s.pair_e2],
-                     minlength=len(s.k_indices))
-    kx[s.k_diag] += 1.0 + shift
-    if not np.all(np.isfinite(kx)):
+    kx = np.empty(len(s.k_indices))
+    if not _assemble_k(np.ascontiguousarray(w, dtype=float), np.ascontiguousarray(m_data),
+                       s.m_row, s.m_pcol, s.pair_k, s.pair_row, s.pair_e1, s.pair_e2, s.k_diag,
+                       shift, kx):
         raise FitError("non-finite curvature while searching for the posterior modes")
     Lx = np.zeros(len(s.l_indices))
     D = np.zeros(s.n)
-    li = np.empty_like(s.l_indices)
     t = s.dense_start
     S = np.zeros((s.n - t, s.n - t), order="F")  # filled by columns; LAPACK's order (no copy)
-    ok = _ldl_numeric(s.n, t, s.k_indptr, s.k_indices, kx, s.l_indptr, s.parent, li, Lx, D, S)
+    ok = _ldl_numeric(s.n, t, s.k_indptr, s.k_indices, kx, s.l_indptr, s.l_indices, s.r_ptr,
+                      s.r_col, s.r_pos, Lx, D, S)
     if ok != s.n:
         return None
     if t < s.n:
@@ -962,17 +859,30 @@ def _compiled_modes(obj: MarginalLikelihood, s: _Structure, eta0: np.ndarray,
     if s.dense_start < s.n or code is None:
         return None
     v = np.array(v, dtype=float)
-    eta = np.empty(len(eta0))
+    B = len(eta0)
+    eta, g, w, T = np.empty(B), np.empty(B), np.empty(B), np.empty(B)
     Lx = np.empty(s.l_indptr[-1])
     D = np.empty(s.n)
-    status = _glm_modes(code, obj._glm_y, np.ascontiguousarray(eta0, dtype=float), s.m_row,
-                        s.m_col, np.ascontiguousarray(m_data), s.row_cluster, s.col_cluster,
-                        s.pair_k, s.pair_row, s.pair_e1, s.pair_e2, s.k_diag, s.k_indptr,
-                        s.k_indices, s.l_indptr, s.parent, s.perm, v, eta, obj.inner_tol,
-                        max_iter, Lx, D)
+    status = _glm_modes(code, obj._glm_y, np.ascontiguousarray(eta0, dtype=float),
+                        np.ascontiguousarray(m_data), s.entry_arrays, s.factor_arrays, v, eta,
+                        g, w, T, np.empty(s.n_clusters), obj.inner_tol, max_iter, Lx, D,
+                        *_chord(obj, s))
     if status >= 2:
         return None
-    return v, eta, status == 0, _Factor(Lx, D, np.zeros((0, 0)), s.n)
+    factor = obj._sparse_chord = _Factor(Lx, D, _NO_BLOCK, s.n)
+    return v, eta, status == 0, factor
+
+
+#: the empty dense block of a factor without one, and no chord factor for ``_glm_modes``
+_NO_BLOCK = np.zeros((0, 0))
+_NO_CHORD = (np.zeros(0), np.zeros(0))
+
+
+def _chord(obj: MarginalLikelihood, s: _Structure) -> tuple[np.ndarray, np.ndarray]:
+    """(Lx, D) of the factor at the last evaluation's modes for ``_glm_modes``' first step
+    (wholly sparse factors only), else empty arrays."""
+    f = getattr(obj, "_sparse_chord", None)
+    return (f.Lx, f.D) if f is not None and f.t == s.n else _NO_CHORD
 
 
 def _evaluator(obj: MarginalLikelihood, s: _Structure, eta0: np.ndarray,
@@ -987,10 +897,11 @@ def _evaluator(obj: MarginalLikelihood, s: _Structure, eta0: np.ndarray,
         m_data = np.ascontiguousarray(m_data, dtype=float)
 
         def compiled(v_: np.ndarray) -> tuple:
-            eta_, g_, w_, h_ = (np.empty(len(eta0)), np.empty(len(eta0)), np.empty(len(eta0)),
-                                np.empty(C))
+            B = len(eta0)
+            eta_, g_, w_, h_ = np.empty(B), np.empty(B), np.empty(B), np.empty(C)
             _glm_h(code, obj._glm_y, eta0, s.m_row, s.m_col, m_data, s.row_cluster,
-                   s.col_cluster, np.ascontiguousarray(v_, dtype=float), eta_, g_, w_, h_)
+                   s.col_cluster, np.ascontiguousarray(v_, dtype=float), eta_, g_, w_,
+                   np.empty(B), h_)
             return h_, eta_, g_, -w_
 
         return compiled
@@ -1089,13 +1000,14 @@ def _fused_value_and_gradient(obj: MarginalLikelihood, s: _Structure,
     v = _start_modes(obj, s, params, eta0, m_data)
     grad = np.empty(len(params))
     dv = np.empty((s.n, len(params)))
+    Lx = np.empty(s.l_indptr[-1])
+    D = np.empty(s.n)
     status, part, log_det = _glm_laplace(
-        code, obj._glm_y, s.X, eta0, s.m_row, s.m_col, m_data,
-        s.m_values, s.row_cluster, s.col_cluster, s.pair_k, s.pair_row, s.pair_e1, s.pair_e2,
-        s.pair_sigma, s.k_diag, s.k_indptr, s.k_indices, s.l_indptr, s.l_indices, s.parent,
-        s.perm, v, obj.inner_tol, 100, grad, dv)
+        code, obj._glm_y, s.X, eta0, m_data, s.m_values, s.entry_arrays, s.factor_arrays,
+        s.pair_sigma, v, obj.inner_tol, 100, grad, dv, Lx, D, *_chord(obj, s), s.n_clusters)
     if status >= 2:
         return None
+    obj._sparse_chord = _Factor(Lx, D, _NO_BLOCK, s.n)
     _keep_modes(obj, s, v)
     obj._sparse_tangent = (params.copy(), v.copy(), dv)
     return _laplace_value(obj, s, part, log_det), grad
@@ -1136,14 +1048,18 @@ def sparse_value_and_gradient(
     v, f = info.v, info.factor
     code = _glm_code(obj)
     if code is not None and gradient:
-        total, g, H, T, dzf, dF = _glm_score_parts(
-            code, obj._glm_y, s.X, info.eta, v, s.m_row, s.m_col, info.m_data, s.m_values, s.n)
+        B, P = len(info.eta), len(params)
+        md = np.ascontiguousarray(info.m_data)
+        g, w, T = np.empty(B), np.empty(B), np.empty(B)
+        total = _glm_derivatives(code, obj._glm_y, info.eta, g, w, T)
         value = _laplace_value(obj, s, total - 0.5 * float(v @ v), f.log_det())
+        dF = np.empty((s.n, P))
+        dmv = _glm_rhs(s.X, v, s.m_row, s.m_col, s.m_col, md, s.m_values, g, w, dF)
         dv = np.ascontiguousarray(f.solve(s, dF))
         obj._sparse_tangent = (params.copy(), v.copy(), dv)
-        sigma = f.selected_inverse(s)[s.pair_sigma]
-        grad = _glm_gradient(g, H, T, dzf, dv, v, s.m_row, s.m_col, info.m_data, s.m_values,
-                             s.pair_row, s.pair_e1, s.pair_e2, sigma, s.X.shape[1])
+        grad = np.empty(P)
+        _glm_gradient(s.X, dmv, g, w, T, dv, v, s.entry_arrays, md, s.m_values, s.pair_sigma,
+                      f.selected_inverse(s), grad)
         _remember(seen, key, value, grad)
         return value, grad
     fam = d.family
@@ -1162,10 +1078,15 @@ def sparse_value_and_gradient(
     dF[:, p:] += _sum_by(s.m_col, mv * g[s.m_row][:, None], s.n)  # dM' g
     dv = f.solve(s, dF)  # (n, P)
     dzeta = dzf + _sum_by(s.m_row, md[:, None] * dv[s.m_col], B)
-    sigma = f.selected_inverse(s)[s.pair_sigma]
+    sigma = f.selected_inverse(s)
+    sig_e, sig_p = sigma[s.m_pcol], sigma[s.pair_sigma]
     e1, e2 = s.pair_e1, s.pair_e2
-    s_b = _sum_by(s.pair_row, md[e1] * md[e2] * sigma, B)  # m_b' K^{-1} m_b
-    r_b = _sum_by(s.pair_row, (md[e1] * sigma)[:, None] * mv[e2], B)  # m_b' K^{-1} dm_bk
+    # m_b' K^{-1} m_b and m_b' K^{-1} dm_bk: a diagonal term per non-zero, two per pair
+    s_b = (_sum_by(s.m_row, md * md * sig_e, B)
+           + 2.0 * _sum_by(s.pair_row, md[e1] * md[e2] * sig_p, B))
+    r_b = (_sum_by(s.m_row, (md * sig_e)[:, None] * mv, B)
+           + _sum_by(s.pair_row, sig_p[:, None] * (md[e1][:, None] * mv[e2]
+                                                    + md[e2][:, None] * mv[e1]), B))
     grad = g @ dzf + 0.5 * ((T * s_b) @ dzeta)
     grad[p:] += H @ r_b
     # the mode term (zero up to the inner tolerance squared, kept as in _agq.py)
