@@ -16,6 +16,128 @@ from .._jit import njit as _njit
 
 
 @_njit
+def _symmetric_pattern(n, ki, kj):  # pragma: no cover - compiled
+    """CSC (indptr, indices; rows sorted, no repeats) of the n x n symmetric pattern with the
+    diagonal and the entries (ki, kj) and (kj, ki)."""
+    # the entries column by column, unsorted and with repeats
+    start = np.ones(n + 1, dtype=np.int64)
+    start[0] = 0
+    for e in range(ki.shape[0]):
+        start[kj[e] + 1] += 1
+        start[ki[e] + 1] += 1
+    for j in range(n):
+        start[j + 1] += start[j]
+    fill = start[:-1].copy()
+    rows = np.empty(start[n], dtype=np.int64)
+    for j in range(n):
+        rows[fill[j]] = j
+        fill[j] += 1
+    for e in range(ki.shape[0]):
+        rows[fill[kj[e]]] = ki[e]
+        fill[kj[e]] += 1
+        rows[fill[ki[e]]] = kj[e]
+        fill[ki[e]] += 1
+    # transposing (the same pattern: it is symmetric) visits the columns in order, so each
+    # column of the transpose comes sorted; repeats are then adjacent
+    sorted_rows = np.empty(start[n], dtype=np.int64)
+    fill[:] = start[:-1]
+    for j in range(n):
+        for p in range(start[j], start[j + 1]):
+            i = rows[p]
+            sorted_rows[fill[i]] = j
+            fill[i] += 1
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    c = 0
+    for j in range(n):
+        for p in range(start[j], start[j + 1]):
+            if p == start[j] or sorted_rows[p] != sorted_rows[p - 1]:
+                rows[c] = sorted_rows[p]
+                c += 1
+        indptr[j + 1] = c
+    return indptr, rows[:c].copy()
+
+
+@_njit
+def _permuted_upper(n, Ap, Ai, perm):  # pragma: no cover - compiled
+    """CSC (indptr, indices; rows sorted) of the upper triangle with the diagonal of the
+    symmetric pattern (Ap, Ai) (both triangles stored) permuted by perm (new -> old).
+
+    Row a of the result is column perm[a] of the pattern (symmetry); visiting the rows in
+    order fills every column sorted."""
+    iperm = np.empty(n, dtype=np.int64)
+    iperm[perm] = np.arange(n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for a in range(n):
+        j = perm[a]
+        for p in range(Ap[j], Ap[j + 1]):
+            b = iperm[Ai[p]]
+            if a <= b:
+                indptr[b + 1] += 1
+    for j in range(n):
+        indptr[j + 1] += indptr[j]
+    fill = indptr[:-1].copy()
+    indices = np.empty(indptr[n], dtype=np.int64)
+    for a in range(n):
+        j = perm[a]
+        for p in range(Ap[j], Ap[j + 1]):
+            b = iperm[Ai[p]]
+            if a <= b:
+                indices[fill[b]] = a
+                fill[b] += 1
+    return indptr, indices
+
+
+@_njit
+def _positions(indptr, indices, rows, cols):  # pragma: no cover - compiled
+    """Positions of the entries (rows[e], cols[e]) in the CSC pattern (indptr, indices; rows
+    sorted in each column), by bisection; every entry must be stored."""
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    for e in range(rows.shape[0]):
+        r = rows[e]
+        lo = indptr[cols[e]]
+        hi = indptr[cols[e] + 1]
+        end = hi
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if indices[mid] < r:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == end or indices[lo] != r:
+            raise AssertionError("sparse Laplace: entry outside the stored pattern")
+        out[e] = lo
+    return out
+
+
+@_njit
+def _order_cost(n, Ap, Ai, perm, dense_min, dense_fill):  # pragma: no cover - compiled
+    """Flops of the LDL' of the symmetric pattern (Ap, Ai) in the order ``perm`` (sum of
+    squared column counts of L), and whether all its fill lies in a trailing block dense
+    enough for the dense path (at least ``dense_min`` columns, its part of L at least
+    ``dense_fill`` full): no order can then do much better."""
+    indptr, indices = _permuted_upper(n, Ap, Ai, perm)
+    _, Lp = _ldl_symbolic(n, indptr, indices)
+    below = np.zeros(n, dtype=np.int64)  # K's strictly lower pattern per column
+    for j in range(n):
+        for p in range(indptr[j], indptr[j + 1] - 1):  # rows sorted: the diagonal is last
+            below[indices[p]] += 1
+    flops = 0.0
+    first = -1
+    in_block = 0
+    for j in range(n):
+        c = Lp[j + 1] - Lp[j]
+        flops += float(c) * float(c)
+        if first < 0 and c > below[j]:
+            first = j
+        if first >= 0:
+            in_block += c
+    if first < 0:
+        return flops, True
+    size = n - first
+    return flops, size >= dense_min and in_block >= dense_fill * 0.5 * size * (size - 1)
+
+
+@_njit
 def _ldl_symbolic(n, Ap, Ai):  # pragma: no cover - compiled
     """Elimination tree and column pointers of L for the symmetric CSC pattern (Ap, Ai) (its
     upper triangle is read)."""
@@ -46,35 +168,35 @@ def _ldl_pattern(n, Ap, Ai, parent, Lp):  # pragma: no cover - compiled
 
     Row k of L is the set of nodes met walking the elimination tree up from each i < k of
     column k of K; the numeric factorisation visits it in ascending order (a topological
-    order of the tree: parents have larger indices)."""
+    order of the tree: parents have larger indices), which the transpose of the columns
+    gives."""
     nl = Lp[n]
     Li = np.empty(nl, dtype=np.int64)
-    r_ptr = np.zeros(n + 1, dtype=np.int64)
-    r_col = np.empty(nl, dtype=np.int64)
-    r_pos = np.empty(nl, dtype=np.int64)
     flag = np.empty(n, dtype=np.int64)
     lnz = np.zeros(n, dtype=np.int64)
-    pattern = np.empty(n, dtype=np.int64)
-    c = 0
+    r_ptr = np.zeros(n + 1, dtype=np.int64)
     for k in range(n):
         flag[k] = k
-        length = 0
         for p in range(Ap[k], Ap[k + 1]):
             i = Ai[p]
             if i < k:
                 while flag[i] != k:
-                    pattern[length] = i
-                    length += 1
+                    Li[Lp[i] + lnz[i]] = k
+                    lnz[i] += 1
+                    r_ptr[k + 1] += 1
                     flag[i] = k
                     i = parent[i]
-        for i in np.sort(pattern[:length]):
-            p2 = Lp[i] + lnz[i]
-            Li[p2] = k
-            lnz[i] += 1
-            r_col[c] = i
-            r_pos[c] = p2
-            c += 1
-        r_ptr[k + 1] = c
+    for k in range(n):
+        r_ptr[k + 1] += r_ptr[k]
+    fill = r_ptr[:-1].copy()
+    r_col = np.empty(nl, dtype=np.int64)
+    r_pos = np.empty(nl, dtype=np.int64)
+    for i in range(n):
+        for p in range(Lp[i], Lp[i + 1]):
+            k = Li[p]
+            r_col[fill[k]] = i
+            r_pos[fill[k]] = p
+            fill[k] += 1
     return Li, r_ptr, r_col, r_pos
 
 

@@ -57,7 +57,11 @@ from ._sparse_factor import (
     _ldl_symbolic,
     _lsolve,
     _ltsolve,
+    _order_cost,
+    _permuted_upper,
+    _positions,
     _selected_inverse,
+    _symmetric_pattern,
     _upper_to_full,
 )
 
@@ -420,6 +424,97 @@ def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return _sum_rows_by(index, np.ascontiguousarray(values), n)
 
 # ---------------------------------------------------------------------- structure
+@_njit
+def _m_entries(z_indptr, z_indices, z_data, lam_indptr, lam_cols, lam_vals, cluster,
+               q):  # pragma: no cover - compiled
+    """The non-zeros of M = Z Lambda (structurally: Z_bi != 0 times each entry Lambda_ij of
+    the pattern) at column ``cluster[b] q + j`` of the stacked effects, repeats summed:
+    (rows, columns, values (nnz, m) of the templates) sorted by row, then column."""
+    B = z_indptr.shape[0] - 1
+    m = lam_vals.shape[1]
+    total = 0
+    for p in range(z_indptr[B]):
+        i = z_indices[p]
+        total += lam_indptr[i + 1] - lam_indptr[i]
+    rows = np.empty(total, dtype=np.int64)
+    cols = np.empty(total, dtype=np.int64)
+    vals = np.empty((total, m))
+    c = 0
+    for b in range(B):
+        start = c
+        off = cluster[b] * q
+        for p in range(z_indptr[b], z_indptr[b + 1]):
+            zv = z_data[p]
+            if zv == 0.0:
+                continue
+            i = z_indices[p]
+            for k in range(lam_indptr[i], lam_indptr[i + 1]):
+                col = off + lam_cols[k]
+                pos = c  # insertion into the row's sorted entries (a row has a few)
+                while pos > start and cols[pos - 1] > col:
+                    pos -= 1
+                if pos > start and cols[pos - 1] == col:
+                    for a in range(m):
+                        vals[pos - 1, a] += zv * lam_vals[k, a]
+                    continue
+                for r in range(c, pos, -1):
+                    cols[r] = cols[r - 1]
+                    for a in range(m):
+                        vals[r, a] = vals[r - 1, a]
+                rows[c] = b
+                cols[pos] = col
+                for a in range(m):
+                    vals[pos, a] = zv * lam_vals[k, a]
+                c += 1
+    return rows[:c].copy(), cols[:c].copy(), vals[:c].copy()
+
+
+@_njit
+def _row_pairs(m_row):  # pragma: no cover - compiled
+    """Every unordered pair of two non-zeros in one row of M (entries sorted by row): (row,
+    first, second), the first with each later entry of its row."""
+    nnz = m_row.shape[0]
+    total = 0
+    end = 0
+    for e in range(nnz):
+        if e >= end:
+            end = e
+            while end < nnz and m_row[end] == m_row[e]:
+                end += 1
+        total += end - e - 1
+    row = np.empty(total, dtype=np.int64)
+    e1 = np.empty(total, dtype=np.int64)
+    e2 = np.empty(total, dtype=np.int64)
+    c = 0
+    end = 0
+    for e in range(nnz):
+        if e >= end:
+            end = e
+            while end < nnz and m_row[end] == m_row[e]:
+                end += 1
+        for f in range(e + 1, end):
+            row[c] = m_row[e]
+            e1[c] = e
+            e2[c] = f
+            c += 1
+    return row, e1, e2
+
+
+@_njit
+def _dense_start(l_indptr, dense_min, dense_fill):  # pragma: no cover - compiled
+    """The first column of the largest trailing block of at least ``dense_min`` columns whose
+    part of L is at least ``dense_fill`` full (n: none)."""
+    n = l_indptr.shape[0] - 1
+    best = n
+    in_block = 0
+    for j in range(n - 1, -1, -1):
+        in_block += l_indptr[j + 1] - l_indptr[j]
+        size = n - j
+        if size >= dense_min and in_block >= dense_fill * 0.5 * size * (size - 1):
+            best = j
+    return best
+
+
 @dataclass
 class _Structure:
     """Everything about the sparsity of M and K that does not depend on the parameters."""
@@ -471,70 +566,6 @@ class _Structure:
                 self.r_ptr, self.r_col, self.r_pos, self.perm)
 
 
-def _sorted_unique(keys: np.ndarray) -> np.ndarray:
-    """``np.unique`` of integer keys by a sort (numpy's hash-based unique took a third of the
-    structure's time on a 600-row crossed design)."""
-    keys = np.sort(keys)
-    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
-
-
-#: ``_lookup`` finds positions through a table over all n^2 keys when it has at most this
-#: many entries per stored key or 2^16 in all (memory in proportion to the pattern), else by
-#: binary search
-DENSE_LOOKUP = 8
-
-
-def _lookup(keys: np.ndarray, query: np.ndarray, n: int = 0) -> np.ndarray:
-    """Positions of ``query`` in the sorted ``keys`` (``col * n + row`` of an n x n pattern);
-    every query must be stored."""
-    if 0 < n * n <= max(DENSE_LOOKUP * len(keys), 1 << 16):
-        # a table over all keys: binary searches of the pair positions took a fifth of the
-        # structure's time on a 600-row crossed design
-        table = np.full(n * n, -1, dtype=np.int64)
-        table[keys] = np.arange(len(keys))
-        pos = table[query]
-        if np.any(pos < 0):
-            raise AssertionError("sparse Laplace: entry outside the stored pattern")
-        return pos
-    pos = np.searchsorted(keys, query)
-    if np.any(pos >= len(keys)) or np.any(keys[np.minimum(pos, len(keys) - 1)] != query):
-        raise AssertionError("sparse Laplace: entry outside the stored pattern")
-    return pos
-
-
-def _permuted(keys: np.ndarray, n: int, iperm: np.ndarray, upper: bool = False) -> tuple:
-    """CSC arrays (indptr, indices) of the symmetric pattern ``keys`` (col * n + row, sorted)
-    after the symmetric permutation ``iperm`` (old -> new), rows sorted; only its upper
-    triangle with the diagonal when ``upper``."""
-    new = iperm[keys // n] * n + iperm[keys % n]
-    if upper:
-        new = new[new % n <= new // n]
-    new = np.sort(new)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(new // n, minlength=n), out=indptr[1:])
-    return indptr, (new % n).astype(np.int64)
-
-
-def _symbolic(keys: np.ndarray, n: int, perm: np.ndarray) -> tuple[float, bool]:
-    """Flops of the LDL' of the pattern in the order ``perm`` (sum of squared column counts),
-    and whether all its fill lies in a trailing block dense enough for the dense path (as
-    ``_build_structure`` finds it): no order can then do much better."""
-    iperm = np.empty(n, dtype=np.int64)
-    iperm[perm] = np.arange(n)
-    indptr, indices = _permuted(keys, n, iperm)
-    _, lp = _ldl_symbolic(n, indptr, indices)
-    counts = np.diff(lp)
-    cols = np.repeat(np.arange(n), np.diff(indptr))
-    below = np.bincount(cols[indices > cols], minlength=n)  # K's strictly lower pattern
-    fill = np.flatnonzero(counts > below)
-    dense_fill = True
-    if len(fill):
-        size = n - int(fill[0])
-        dense_fill = size >= DENSE_MIN and counts[fill[0]:].sum() >= (
-            DENSE_FILL * 0.5 * size * (size - 1))
-    return float((counts.astype(float) ** 2).sum()), dense_fill
-
-
 #: below this many effects the multiple-minimum-degree order is not tried: the natural and
 #: the static degree orders are as good for the designs seen (crossed factors, nested terms,
 #: vector effects per cluster) and SuperLU's call cost more than the rest of the structure
@@ -542,7 +573,7 @@ MMD_MIN_N = 300
 
 
 def _fill_reducing_order(probe: Callable[[], sp.csc_matrix], n: int, indptr: np.ndarray,
-                         keys: np.ndarray) -> np.ndarray:
+                         indices: np.ndarray) -> np.ndarray:
     """Symmetric fill-reducing order (perm[new] = old), the cheapest (by the symbolic
     factorisation) of: the natural order (terms, then levels), the static degree order
     (fewest neighbours first: for two crossed factors, the one with more levels is eliminated
@@ -550,7 +581,8 @@ def _fill_reducing_order(probe: Callable[[], sp.csc_matrix], n: int, indptr: np.
     those fills only a dense trailing block, SuperLU's multiple minimum degree on ``K + K'``
     (in symmetric mode; its factorisation discarded)."""
     candidates = [np.arange(n), np.argsort(np.diff(indptr), kind="stable")]
-    best = min((*_symbolic(keys, n, p), i) for i, p in enumerate(candidates))
+    best = min((*_order_cost(n, indptr, indices, p, DENSE_MIN, DENSE_FILL), i)
+               for i, p in enumerate(candidates))
     # SuperLU's MMD took 7 of the 19 s of the structure at 10^6 rows with 10^4 x 10^3 crossed
     # levels, where the degree order is already best: skip it when the best order fills only
     # a dense trailing block
@@ -558,59 +590,34 @@ def _fill_reducing_order(probe: Callable[[], sp.csc_matrix], n: int, indptr: np.
         perm_c = splu(probe(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                       options={"SymmetricMode": True}).perm_c
         candidates.append(np.argsort(perm_c))  # SuperLU moves column i to position perm_c[i]
-        best = min(best, (*_symbolic(keys, n, candidates[-1]), len(candidates) - 1))
+        best = min(best, (*_order_cost(n, indptr, indices, candidates[-1], DENSE_MIN,
+                                       DENSE_FILL), len(candidates) - 1))
     return candidates[best[2]]
 
 
 def _build_structure(obj: MarginalLikelihood) -> _Structure:
     d = obj.design
-    B, q, C = d.n_blocks, d.n_random, d.n_clusters
+    q, C = d.n_random, d.n_clusters
     pat = d.covariance.pattern  # Lambda's pattern, sorted by row then column
     lr, lc, lam_vals = pat.rows, pat.cols, pat.values  # lam_vals (nnzLam, m)
-    m = lam_vals.shape[1]
-    # M = Z Lambda, structurally: entry (b, j) for every Z_bi != 0 and Lambda_ij in the pattern
-    Zs = d.z_sparse.tocsr()  # coordinates without scipy's tocoo (a tenth of the structure)
-    zr = np.repeat(np.arange(Zs.shape[0], dtype=np.int64), np.diff(Zs.indptr))
-    zc, zv = Zs.indices.astype(np.int64), Zs.data
-    keep = zv != 0
-    zr, zc, zv = zr[keep], zc[keep], zv[keep]
     # Lambda's pattern as CSR: entry k of (lr, lc) is entry k of the CSR data
     lam_indptr = np.zeros(q + 1, dtype=np.int64)
     np.cumsum(np.bincount(lr, minlength=q), out=lam_indptr[1:])
     lam_number = np.arange(1, len(lr) + 1)
-    counts = np.diff(lam_indptr)[zc]
-    starts = lam_indptr[zc]
-    rep = np.repeat(np.arange(len(zr)), counts)
-    within = np.arange(len(rep)) - np.repeat(np.cumsum(counts) - counts, counts)
-    lam_pos = lam_number[starts[rep] + within] - 1  # index into (lr, lc)
-    e_row = zr[rep]
-    e_col = lc[lam_pos]
-    e_val = zv[rep][:, None] * lam_vals[lam_pos]  # (nnz_raw, m)
-    # merge duplicates (b, j) and stack clusters
-    glob = d.cluster[e_row].astype(np.int64) * q + e_col
-    key = e_row.astype(np.int64) * (C * q) + glob
-    ukey, inv = np.unique(key, return_inverse=True)
-    inv = inv.ravel()
-    m_values = np.zeros((len(ukey), m))
-    for k in range(m):  # np.add.at is several times slower than bincount
-        m_values[:, k] = np.bincount(inv, weights=e_val[:, k], minlength=len(ukey))
-    m_row = (ukey // (C * q)).astype(np.int64)
-    m_glob = ukey % (C * q)
-    active, m_col = np.unique(m_glob, return_inverse=True)
-    m_col = m_col.ravel().astype(np.int64)
+    # M = Z Lambda, structurally: entry (b, j) for every Z_bi != 0 and Lambda_ij in the pattern
+    Zs = d.z_sparse.tocsr()
+    m_row, m_glob, m_values = _m_entries(
+        Zs.indptr.astype(np.int64), Zs.indices.astype(np.int64), Zs.data.astype(float),
+        lam_indptr, lc.astype(np.int64), np.ascontiguousarray(lam_vals, dtype=float),
+        np.ascontiguousarray(d.cluster, dtype=np.int64), q)
+    present = np.zeros(C * q, dtype=bool)
+    present[m_glob] = True
+    active = np.flatnonzero(present)
     n = len(active)
-    nnz = len(ukey)
-    # every unordered pair of two non-zeros within one row of M (entries are sorted by row):
-    # e1 with each later entry of its row
-    r_len = np.bincount(m_row, minlength=B)
-    r_end = np.cumsum(r_len)
-    per = r_end[m_row] - np.arange(nnz) - 1
-    pair_e1 = np.repeat(np.arange(nnz), per)
-    pair_e2 = pair_e1 + 1 + (np.arange(len(pair_e1)) - np.repeat(np.cumsum(per) - per, per))
-    pair_row = m_row[pair_e1]
+    col_of_glob = np.where(present, np.cumsum(present) - 1, -1)  # active effect, or -1
+    m_col = col_of_glob[m_glob]
+    pair_row, pair_e1, pair_e2 = _row_pairs(m_row)
     # Lambda-row pairs over the active effects (mode SDs of u = Lambda v need K^{-1} there)
-    col_of_glob = np.full(C * q, -1, dtype=np.int64)
-    col_of_glob[active] = np.arange(n)
     rl = np.diff(lam_indptr)
     ent_row = np.repeat(np.arange(q), rl)
     ent_idx = lam_number - 1
@@ -626,49 +633,39 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     ca, cb = col_of_glob[ga], col_of_glob[gb]
     both = (ca >= 0) & (cb >= 0)
     # pattern of K: diagonal, pairs within rows of M, pairs within rows of Lambda
-    ki = np.concatenate([np.arange(n), m_col[pair_e1], ca[both]])
-    kj = np.concatenate([np.arange(n), m_col[pair_e2], cb[both]])
-    ki, kj = np.concatenate([ki, kj]), np.concatenate([kj, ki])
-    keys = _sorted_unique(kj.astype(np.int64) * n + ki)  # CSC order: col * n + row
+    p_indptr, p_indices = _symmetric_pattern(
+        n, np.concatenate([m_col[pair_e1], ca[both]]), np.concatenate([m_col[pair_e2], cb[both]]))
     identity = np.arange(n, dtype=np.int64)
-    p_indptr, p_indices = _permuted(keys, n, identity)
 
     def probe() -> sp.csc_matrix:
         # a diagonally dominant matrix with K's pattern (positive definite): 1 off the
         # diagonal, column count + 1 on it
-        data = np.ones(len(keys))
-        data[np.searchsorted(keys, identity * (n + 1))] = np.diff(p_indptr) + 1.0
+        data = np.ones(len(p_indices))
+        data[_positions(p_indptr, p_indices, identity, identity)] = np.diff(p_indptr) + 1.0
         return sp.csc_matrix((data, p_indices, p_indptr), shape=(n, n))
 
-    perm = _fill_reducing_order(probe, n, p_indptr, keys)  # perm[new] = old
+    perm = _fill_reducing_order(probe, n, p_indptr, p_indices)  # perm[new] = old
     iperm = np.empty(n, dtype=np.int64)
     iperm[perm] = identity
-    k_indptr, k_indices = _permuted(keys, n, iperm, upper=True)
-    k_cols = np.repeat(np.arange(n), np.diff(k_indptr))
-    k_keys = k_cols * n + k_indices  # sorted (CSC, sorted rows)
-    k_diag = _lookup(k_keys, np.arange(n) * (n + 1), n)
+    k_indptr, k_indices = _permuted_upper(n, p_indptr, p_indices, perm)
+    k_diag = k_indptr[1:] - 1  # rows sorted: the diagonal ends each column
     m_pcol = iperm[m_col]
     pa, pb = m_pcol[pair_e1], m_pcol[pair_e2]  # never equal: duplicates were merged
-    pair_k = _lookup(k_keys, np.maximum(pa, pb) * n + np.minimum(pa, pb), n)
+    lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
+    pair_k = _positions(k_indptr, k_indices, lo, hi)
     parent, l_indptr = _ldl_symbolic(n, k_indptr, k_indices)
     l_indices, r_ptr, r_col, r_pos = _ldl_pattern(n, k_indptr, k_indices, parent, l_indptr)
-    l_cols = np.repeat(np.arange(n), np.diff(l_indptr))
-    # the dense trailing block: the largest whose part of L is at least half full
-    size = n - np.arange(n)
-    in_block = np.cumsum(np.diff(l_indptr)[::-1])[::-1]
-    dense = (size >= DENSE_MIN) & (in_block >= DENSE_FILL * 0.5 * size * (size - 1))
-    dense_start = int(np.flatnonzero(dense)[0]) if dense.any() else n
-    l_keys = l_cols * n + l_indices
+    dense_start = _dense_start(l_indptr, DENSE_MIN, DENSE_FILL)
 
     def sigma_pos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         out = np.empty(len(a), dtype=np.int64)
         diag = lo == hi
         out[diag] = lo[diag]
-        out[~diag] = n + _lookup(l_keys, lo[~diag] * n + hi[~diag], n)
+        out[~diag] = n + _positions(l_indptr, l_indices, hi[~diag], lo[~diag])
         return out
 
-    pair_sigma = sigma_pos(pa, pb)
+    pair_sigma = n + _positions(l_indptr, l_indices, hi, lo)
     lam_sigma = np.full(len(ga), -1, dtype=np.int64)  # -1: K^{-1} entry is exactly 0
     lam_sigma[both] = sigma_pos(iperm[ca[both]], iperm[cb[both]])
     lam_sigma[(ca < 0) & (ga == gb)] = -2  # an untouched effect: K^{-1} entry is 1
