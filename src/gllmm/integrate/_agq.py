@@ -379,6 +379,12 @@ class MarginalLikelihood:
             from ._agq_scalar import kernel_hessian
 
             return kernel_hessian(self, params, free, rel_step, inputs)
+        from ._sparse_laplace import sparse_gradient_jacobian, use_sparse
+
+        if use_sparse(self):
+            jac = sparse_gradient_jacobian(self, params, free, rel_step)
+            if jac is not None:
+                return jac
         jac = np.zeros((len(free), len(free)))
         g0 = self.value_and_gradient(params)[1]
         for a, i in enumerate(free):

@@ -406,6 +406,42 @@ def _glm_laplace(code, Y, X, eta0, m_data, mv, ia, fa, pair_sigma, v, tol, max_i
 
 
 @_njit
+def _glm_points(code, Y, X, offset, mv, ia, fa, pair_sigma, points, starts, tol, max_iter,
+                Lx_old, D_old, n_cl, parts, log_dets, grads, v, dv, Lx,
+                D):  # pragma: no cover - compiled
+    """``_glm_laplace`` at each row of ``points`` (parameter vectors), the modes starting
+    from the columns of ``starts`` (n, K) and the first step by the factor (Lx_old, D_old)
+    for all: sum l - |v|^2 / 2, log det K and the gradient per point into parts, log_dets,
+    grads (K, P); the last point's modes, dv/dparams and factor into v, dv, Lx, D. Returns
+    the number of points done (fewer than K: K was not positive definite at the next)."""
+    B, p = X.shape
+    eta0 = np.empty(B)
+    md = np.empty(mv.shape[0])
+    grad = np.empty(points.shape[1])
+    for a in range(points.shape[0]):
+        x = points[a]
+        for b in range(B):
+            acc = offset[b]
+            for c in range(p):
+                acc += X[b, c] * x[c]
+            eta0[b] = acc
+        for e in range(mv.shape[0]):
+            acc = 0.0
+            for k in range(mv.shape[1]):
+                acc += mv[e, k] * x[p + k]
+            md[e] = acc
+        v[:] = starts[:, a]
+        status, part, log_det = _glm_laplace(code, Y, X, eta0, md, mv, ia, fa, pair_sigma, v, tol,
+                                             max_iter, grad, dv, Lx, D, Lx_old, D_old, n_cl)
+        if status >= 2:
+            return a
+        parts[a] = part
+        log_dets[a] = log_det
+        grads[a] = grad
+    return points.shape[0]
+
+
+@_njit
 def _sum_rows_by(index, values, n):  # pragma: no cover - compiled
     """out[i] = sum of values[e] (rows of a 2-D array) over e with index[e] == i."""
     out = np.zeros((n, values.shape[1]))
@@ -1091,6 +1127,52 @@ def sparse_value_and_gradient(
     grad += grad_v @ dv
     _remember(seen, key, value, grad)
     return value, grad
+
+
+def sparse_gradient_jacobian(obj: MarginalLikelihood, params: np.ndarray, free: np.ndarray,
+                             rel_step: float) -> np.ndarray | None:
+    """``MarginalLikelihood.gradient_jacobian`` (forward differences of the gradient,
+    ``h_i = rel_step max(1, |x_i|)``) with the ``len(free)`` shifted evaluations in one
+    compiled call (``_glm_points``), each starting from the first-order prediction of its
+    modes and the factor at the last evaluation; None where that does not apply (not
+    Poisson / binomial, or a dense trailing block). Each evaluation counts and is kept as
+    ``value_and_gradient``'s are."""
+    s = _structure(obj)
+    code = _glm_code(obj)
+    if code is None or s.dense_start < s.n:
+        return None
+    g0 = obj.value_and_gradient(params)[1]
+    k = len(free)
+    steps = rel_step * np.maximum(1.0, np.abs(params[free]))
+    points = np.repeat(params[None, :], k, axis=0)
+    points[np.arange(k), free] += steps
+    tangent = getattr(obj, "_sparse_tangent", None)
+    done = 0
+    grads = np.empty((k, len(params)))
+    if tangent is not None and tangent[0].shape == params.shape:
+        x0, v0, dv0 = tangent
+        move = dv0 @ (points - x0).T  # (n, k)
+        if s.n == 0 or abs(move).max() < TRUST_MOVE:
+            parts, log_dets = np.empty(k), np.empty(k)
+            v, dv = np.empty(s.n), np.empty((s.n, len(params)))
+            Lx, D = np.empty(s.l_indptr[-1]), np.empty(s.n)
+            done = _glm_points(
+                code, obj._glm_y, s.X, np.ascontiguousarray(obj.design.offset[:, 0]),
+                s.m_values, s.entry_arrays, s.factor_arrays, s.pair_sigma, points,
+                v0[:, None] + move, obj.inner_tol, 100, *_chord(obj, s), s.n_clusters, parts,
+                log_dets, grads, v, dv, Lx, D)
+    if done:
+        obj.n_evaluations += done
+        seen = obj.__dict__.setdefault("_sparse_seen", {})
+        for a in range(done):
+            _remember(seen, points[a].tobytes(), _laplace_value(obj, s, parts[a], log_dets[a]),
+                      grads[a])
+        obj._sparse_tangent = (points[done - 1].copy(), v, dv)
+        obj._sparse_chord = _Factor(Lx, D, _NO_BLOCK, s.n)
+        _keep_modes(obj, s, v)
+    for a in range(done, k):  # the Python iteration takes over
+        grads[a] = obj.value_and_gradient(points[a])[1]
+    return (grads[:, free] - g0[free]) / steps[:, None]
 
 
 def sparse_posterior(obj: MarginalLikelihood, params: np.ndarray) -> dict[str, np.ndarray]:
