@@ -588,6 +588,7 @@ class _Structure:
     lam_pattern: tuple  # (rows, cols, values (nnzLam, m)) of the q x q factor
     row_cluster: np.ndarray  # (B,) cluster of each block (int64, for the compiled kernels)
     X: np.ndarray  # (B, p) fixed-effects design of the one linear predictor, contiguous
+    offset: np.ndarray  # (B,) its offset, contiguous
 
     @property
     def entry_arrays(self) -> tuple:
@@ -713,6 +714,7 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
         dense_start,
         lam_rows_glob, np.tile(la, C), np.tile(lb, C), lam_sigma, (lr, lc, lam_vals),
         np.ascontiguousarray(d.cluster, dtype=np.int64), _dense_x(d),
+        np.ascontiguousarray(d.offset[:, 0], dtype=float),
     )
 
 
@@ -835,8 +837,7 @@ def _predictors(obj: MarginalLikelihood, s: _Structure,
     return s.X @ beta + obj.design.offset[:, 0], s.m_values @ theta
 
 
-def _start_modes(obj: MarginalLikelihood, s: _Structure, params: np.ndarray, eta0: np.ndarray,
-                 m_data: np.ndarray) -> np.ndarray:
+def _start_modes(obj: MarginalLikelihood, s: _Structure, params: np.ndarray) -> np.ndarray:
     """Where the mode search starts, per cluster the best (largest h) of: the first-order
     prediction ``v + dv/dparams (x - x0)`` from the last gradient (about one Newton iteration
     fewer per evaluation along the optimiser's path), the last modes, and 0.
@@ -862,7 +863,7 @@ def _start_modes(obj: MarginalLikelihood, s: _Structure, params: np.ndarray, eta
         candidates.append(np.zeros(s.n))
     if len(candidates) == 1:
         return candidates[0]
-    evaluate = _evaluator(obj, s, eta0, m_data)
+    evaluate = _evaluator(obj, s, *_predictors(obj, s, params))
     best, best_h = candidates[0], None
     with np.errstate(over="ignore", invalid="ignore"):
         for cand in candidates:
@@ -957,7 +958,7 @@ def sparse_modes(obj: MarginalLikelihood, params: np.ndarray, max_iter: int = 10
     params = np.asarray(params, dtype=float)
     eta0, m_data = _predictors(obj, s, params)
     evaluate = _evaluator(obj, s, eta0, m_data)
-    v = _start_modes(obj, s, params, eta0, m_data)
+    v = _start_modes(obj, s, params)
     fast = _compiled_modes(obj, s, eta0, m_data, v, max_iter)
     if fast is not None:
         v, eta, converged, factor = fast
@@ -1021,29 +1022,35 @@ def _laplace_value(obj: MarginalLikelihood, s: _Structure, h_hat: float,
     return h_hat - 0.5 * log_det + s.n_clusters * float(obj.log_weights[0]) + obj._constant
 
 
-def _fused_value_and_gradient(obj: MarginalLikelihood, s: _Structure,
-                              params: np.ndarray) -> tuple[float, np.ndarray] | None:
-    """``sparse_value_and_gradient`` by the single compiled call ``_glm_laplace`` where it
-    applies (Poisson / binomial, no dense trailing block); None otherwise or when the mode
-    search hands over to the shifted Python iteration."""
-    code = _glm_code(obj)
-    if code is None or s.dense_start < s.n:
-        return None
-    eta0, m_data = _predictors(obj, s, params)
-    v = _start_modes(obj, s, params, eta0, m_data)
-    grad = np.empty(len(params))
-    dv = np.empty((s.n, len(params)))
-    Lx = np.empty(s.l_indptr[-1])
-    D = np.empty(s.n)
-    status, part, log_det = _glm_laplace(
-        code, obj._glm_y, s.X, eta0, m_data, s.m_values, s.entry_arrays, s.factor_arrays,
-        s.pair_sigma, v, obj.inner_tol, 100, grad, dv, Lx, D, *_chord(obj, s), s.n_clusters)
-    if status >= 2:
-        return None
-    obj._sparse_chord = _Factor(Lx, D, _NO_BLOCK, s.n)
-    _keep_modes(obj, s, v)
-    obj._sparse_tangent = (params.copy(), v.copy(), dv)
-    return _laplace_value(obj, s, part, log_det), grad
+def _compiled_points(obj: MarginalLikelihood, s: _Structure, points: np.ndarray,
+                     starts: np.ndarray) -> tuple[int, np.ndarray]:
+    """Values and gradients at the rows of ``points`` by the compiled ``_glm_points`` (modes
+    from the columns of ``starts``), each kept as an evaluation (``_remember``); the last
+    point's modes, dv/dparams and factor start the next evaluation. Returns (points done,
+    gradients); fewer than all where K is not positive definite at the next point."""
+    k, P = points.shape
+    parts, log_dets, grads = np.empty(k), np.empty(k), np.empty((k, P))
+    v, dv = np.empty(s.n), np.empty((s.n, P))
+    Lx, D = np.empty(s.l_indptr[-1]), np.empty(s.n)
+    done = _glm_points(
+        obj._glm_code, obj._glm_y, s.X, s.offset, s.m_values, s.entry_arrays, s.factor_arrays,
+        s.pair_sigma, points, starts, obj.inner_tol, 100, *_chord(obj, s), s.n_clusters, parts,
+        log_dets, grads, v, dv, Lx, D)
+    if done:
+        seen = obj.__dict__.setdefault("_sparse_seen", {})
+        for a in range(done):
+            _remember(seen, points[a].tobytes(), _laplace_value(obj, s, parts[a], log_dets[a]),
+                      grads[a])
+        obj._sparse_tangent = (points[done - 1].copy(), v, dv)
+        obj._sparse_chord = _Factor(Lx, D, _NO_BLOCK, s.n)
+        _keep_modes(obj, s, v)
+    return done, grads
+
+
+def _fused(obj: MarginalLikelihood, s: _Structure) -> bool:
+    """Whether evaluations go through the compiled ``_glm_points`` (Poisson / binomial, no
+    dense trailing block)."""
+    return _glm_code(obj) is not None and s.dense_start == s.n
 
 
 #: evaluations kept per objective (``sparse_value_and_gradient``): the start's gradient is asked
@@ -1073,10 +1080,11 @@ def sparse_value_and_gradient(
     if key in seen:
         value, grad = seen[key]
         return value, (grad.copy() if gradient else None)
-    fused = _fused_value_and_gradient(obj, s, params) if gradient else None
-    if fused is not None:
-        _remember(seen, key, *fused)
-        return fused[0], fused[1].copy()
+    if gradient and _fused(obj, s):
+        done, grads = _compiled_points(obj, s, params[None, :],
+                                       _start_modes(obj, s, params)[:, None])
+        if done:
+            return seen[key][0], grads[0]
     info = sparse_modes(obj, params)
     v, f = info.v, info.factor
     code = _glm_code(obj)
@@ -1138,8 +1146,7 @@ def sparse_gradient_jacobian(obj: MarginalLikelihood, params: np.ndarray, free: 
     Poisson / binomial, or a dense trailing block). Each evaluation counts and is kept as
     ``value_and_gradient``'s are."""
     s = _structure(obj)
-    code = _glm_code(obj)
-    if code is None or s.dense_start < s.n:
+    if not _fused(obj, s):
         return None
     g0 = obj.value_and_gradient(params)[1]
     k = len(free)
@@ -1153,23 +1160,8 @@ def sparse_gradient_jacobian(obj: MarginalLikelihood, params: np.ndarray, free: 
         x0, v0, dv0 = tangent
         move = dv0 @ (points - x0).T  # (n, k)
         if s.n == 0 or abs(move).max() < TRUST_MOVE:
-            parts, log_dets = np.empty(k), np.empty(k)
-            v, dv = np.empty(s.n), np.empty((s.n, len(params)))
-            Lx, D = np.empty(s.l_indptr[-1]), np.empty(s.n)
-            done = _glm_points(
-                code, obj._glm_y, s.X, np.ascontiguousarray(obj.design.offset[:, 0]),
-                s.m_values, s.entry_arrays, s.factor_arrays, s.pair_sigma, points,
-                v0[:, None] + move, obj.inner_tol, 100, *_chord(obj, s), s.n_clusters, parts,
-                log_dets, grads, v, dv, Lx, D)
-    if done:
-        obj.n_evaluations += done
-        seen = obj.__dict__.setdefault("_sparse_seen", {})
-        for a in range(done):
-            _remember(seen, points[a].tobytes(), _laplace_value(obj, s, parts[a], log_dets[a]),
-                      grads[a])
-        obj._sparse_tangent = (points[done - 1].copy(), v, dv)
-        obj._sparse_chord = _Factor(Lx, D, _NO_BLOCK, s.n)
-        _keep_modes(obj, s, v)
+            done, grads[:] = _compiled_points(obj, s, points, v0[:, None] + move)
+            obj.n_evaluations += done
     for a in range(done, k):  # the Python iteration takes over
         grads[a] = obj.value_and_gradient(points[a])[1]
     return (grads[:, free] - g0[free]) / steps[:, None]
