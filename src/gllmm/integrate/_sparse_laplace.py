@@ -173,6 +173,36 @@ def _glm_factor(w, m_data, ia, fa, kx, Lx, D):  # pragma: no cover - compiled
 
 
 @_njit
+def _trial(code, Y, eta0, m_data, ia, v, step, t, factor, h, vn, etan, gn, wn, Tn,
+           hn):  # pragma: no cover - compiled
+    """The point ``vn = v + t_c step`` (t per cluster) and its eta, g, w, T, h into the
+    ``n`` arrays; clusters whose h drops below ``h`` have t multiplied by ``factor`` (0.5:
+    halve the step, 0: keep the modes). Returns whether none dropped."""
+    m_row, m_col, _, row_cluster, col_cluster, _, _, _, _ = ia
+    for i in range(v.shape[0]):
+        vn[i] = v[i] + t[col_cluster[i]] * step[i]
+    _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, vn, etan, gn, wn, Tn,
+           hn)
+    none = True
+    for c in range(h.shape[0]):
+        if t[c] > 0.0 and not hn[c] >= h[c] - 1e-12 * (1.0 + abs(h[c])):
+            t[c] *= factor
+            none = False
+    return none
+
+
+@_njit
+def _swap(v, eta, g, w, T, h, vn, etan, gn, wn, Tn, hn):  # pragma: no cover - compiled
+    """Take the trial point: copy the ``n`` arrays over the current ones."""
+    v[:] = vn
+    eta[:] = etan
+    g[:] = gn
+    w[:] = wn
+    T[:] = Tn
+    h[:] = hn
+
+
+@_njit
 def _glm_modes(code, Y, eta0, m_data, ia, fa, v, eta, g, w, T, h, tol, max_iter, Lx, D, Lx_old,
                D_old):  # pragma: no cover - compiled
     """``sparse_modes``' damped Newton for Poisson / binomial blocks, all in compiled code
@@ -217,22 +247,8 @@ def _glm_modes(code, Y, eta0, m_data, ia, fa, v, eta, g, w, T, h, tol, max_iter,
         size = _newton_step(l_indptr, l_indices, Lx_old, D_old, perm, grad, x, step)
         t[:] = 1.0 if size > settled and np.isfinite(size) else 0.0
         while np.any(t > 0.0):  # clusters where h drops keep their modes
-            for i in range(n):
-                vn[i] = v[i] + t[col_cluster[i]] * step[i]
-            _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, vn, etan, gn,
-                   wn, Tn, hn)
-            worse = False
-            for c in range(n_cl):
-                if t[c] > 0.0 and not hn[c] >= h[c] - 1e-12 * (1.0 + abs(h[c])):
-                    t[c] = 0.0
-                    worse = True
-            if not worse:
-                v[:] = vn
-                eta[:] = etan
-                g[:] = gn
-                w[:] = wn
-                T[:] = Tn
-                h[:] = hn
+            if _trial(code, Y, eta0, m_data, ia, v, step, t, 0.0, h, vn, etan, gn, wn, Tn, hn):
+                _swap(v, eta, g, w, T, h, vn, etan, gn, wn, Tn, hn)
                 break
     status = 1
     final = False  # (Lx, D) is the factor at v
@@ -257,23 +273,9 @@ def _glm_modes(code, Y, eta0, m_data, ia, fa, v, eta, g, w, T, h, tol, max_iter,
             break
         t[:] = 1.0
         for _half in range(40):
-            for i in range(n):
-                vn[i] = v[i] + t[col_cluster[i]] * step[i]
-            _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, vn, etan, gn,
-                   wn, Tn, hn)
-            worse = False
-            for c in range(n_cl):
-                if not hn[c] >= h[c] - 1e-12 * (1.0 + abs(h[c])):
-                    t[c] *= 0.5
-                    worse = True
-            if not worse:
+            if _trial(code, Y, eta0, m_data, ia, v, step, t, 0.5, h, vn, etan, gn, wn, Tn, hn):
                 break
-        v[:] = vn
-        eta[:] = etan
-        g[:] = gn
-        w[:] = wn
-        T[:] = Tn
-        h[:] = hn
+        _swap(v, eta, g, w, T, h, vn, etan, gn, wn, Tn, hn)
         prev = size if np.all(t == 1.0) else np.inf
     if not final and not _glm_factor(w, m_data, ia, fa, kx, Lx, D):
         return 2
@@ -510,25 +512,17 @@ def _row_pairs(m_row):  # pragma: no cover - compiled
     """Every unordered pair of two non-zeros in one row of M (entries sorted by row): (row,
     first, second), the first with each later entry of its row."""
     nnz = m_row.shape[0]
+    end = np.empty(nnz, dtype=np.int64)  # one past the last entry of the entry's row
     total = 0
-    end = 0
-    for e in range(nnz):
-        if e >= end:
-            end = e
-            while end < nnz and m_row[end] == m_row[e]:
-                end += 1
-        total += end - e - 1
+    for e in range(nnz - 1, -1, -1):
+        end[e] = e + 1 if e == nnz - 1 or m_row[e] != m_row[e + 1] else end[e + 1]
+        total += end[e] - e - 1
     row = np.empty(total, dtype=np.int64)
     e1 = np.empty(total, dtype=np.int64)
     e2 = np.empty(total, dtype=np.int64)
     c = 0
-    end = 0
     for e in range(nnz):
-        if e >= end:
-            end = e
-            while end < nnz and m_row[end] == m_row[e]:
-                end += 1
-        for f in range(e + 1, end):
+        for f in range(e + 1, end[e]):
             row[c] = m_row[e]
             e1[c] = e
             e2[c] = f
