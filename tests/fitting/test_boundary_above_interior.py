@@ -144,3 +144,18 @@ def test_rule_searches_from_the_boundary_only_when_it_is_higher():
     # a NaN boundary log-likelihood (a GLLM with infinite estimates) never replaces a fit
     out = best_of_starts(_Fit(-10.5), interior, ll, (), (float("nan"), from_boundary))
     assert out.loglik == -10.5 and searched == [1]
+
+
+def test_global_fit_takes_the_boundary_log_likelihood_from_the_glm():
+    # global ML (optimize with sd_starts, the simulation studies' fits): the boundary fit's
+    # log-likelihood is the GLLM's, no evaluation, equal to the objective there to 1e-9; on
+    # this table it beats the interior search from sigma = 0.5 (the maximum at 0.3186)
+    design = _design()
+    objective = make_objective(design, "agq", 15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opt = _fit.optimize(objective, design, sd_starts=(0.5,))
+    assert opt.boundary == (design.param_names[-1],) and opt.n_evaluations == 0
+    value = objective.value_and_gradient(opt.final, gradient=False)[0]
+    assert opt.final[-1] == 0.0 and abs(opt.final_loglik - value) < 1e-9
+    assert abs(opt.final_loglik - fit_glm(design, warn=False).loglik) < 1e-12

@@ -232,7 +232,7 @@ def optimize(
         zero, glm_loglik = _boundary_point(design, start, glm_loglik)
         boundary = (glm_loglik, lambda: search(zero))
     else:
-        best = _boundary_fit(objective, design, start, sd_index)
+        best = _boundary_fit(objective, design, start, sd_index, glm_loglik)
         base, moved = start, sd_index
     even = _even_in_sds(design)
 
@@ -273,15 +273,18 @@ def _boundary_point(design: Design, start: np.ndarray, glm_loglik: float | None
 
 
 def _boundary_fit(objective: Any, design: Design, start: np.ndarray,
-                  sd_index: np.ndarray) -> OptSummary:
-    """The fit with every SD at 0 and the fixed effects at ``start`` (the GLLM's ML)."""
+                  sd_index: np.ndarray, glm_loglik: float | None = None) -> OptSummary:
+    """The fit with every SD at 0 and the fixed effects at ``start`` (the GLLM's ML), whose
+    log-likelihood is the GLLM's ``glm_loglik`` (the objective reproduces it there to about
+    1e-12; evaluated where it is not known)."""
     x = start.copy()
     x[sd_index] = 0.0
-    ll = objective.value_and_gradient(x, gradient=False)[0]
+    known = glm_loglik is not None and bool(np.isfinite(glm_loglik))
+    ll = glm_loglik if known else objective.value_and_gradient(x, gradient=False)[0]
     names = tuple(design.param_names[k] for k in sd_index)
     opt = OptSummary(method=getattr(objective, "method_name", "agq"), optimizer="newton",
                       n_nodes=getattr(objective, "n_nodes", 0), initial=x, final=x,
-                      initial_loglik=ll, final_loglik=ll, n_evaluations=1,
+                      initial_loglik=ll, final_loglik=ll, n_evaluations=0 if known else 1,
                       return_code="boundary fit", converged=bool(np.isfinite(ll)),
                       tolerances={"ftol_zero": FTOL_ZERO, "max_abs_gradient": 0.0},
                       boundary=names)
