@@ -10,6 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from gllmm import plot
+from gllmm.errors import SpecError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -151,5 +152,5 @@ def test_mse_curves_from_table1_columns():
     fig = plot.mse_curves(long, scenario=["scores", "beta"], labels={"glm_independence": "GLM"})
     assert fig.axes[0].get_title() == "scores uniform, beta 0.4"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["GLM"]
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(SpecError, match="unknown column.*'scenario'"):
         plot.mse_curves(long)  # no 'scenario' column

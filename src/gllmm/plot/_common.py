@@ -15,6 +15,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..errors import SpecError
+from ..results import FitResult
+
 
 def new_figure(width: float, height: float, **kwargs: Any) -> Figure:
     """A Figure of ``width`` x ``height`` inches on an Agg canvas, constrained layout."""
@@ -37,11 +40,36 @@ def figure_to_base64(fig: Figure, dpi: int = 110) -> str:
 
 
 def as_table(values: Any, name: str = "table") -> pd.DataFrame:
-    """A 2-D table (DataFrame kept, array wrapped with 1-based labels); rejects other shapes."""
+    """A 2-D table (DataFrame kept, array wrapped with 1-based labels); rejects other shapes,
+    empty tables and non-numeric entries."""
     if isinstance(values, pd.DataFrame):
-        return values
-    arr = np.asarray(values, dtype=float)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D table (rows x columns); got shape {arr.shape}")
-    return pd.DataFrame(arr, index=np.arange(1, arr.shape[0] + 1),
-                        columns=np.arange(1, arr.shape[1] + 1))
+        numbers(values.to_numpy(), name)
+        table = values
+    else:
+        arr = numbers(values, name)
+        if arr.ndim != 2:
+            raise SpecError(f"{name} must be a 2-D table (rows x columns); got shape "
+                            f"{arr.shape}")
+        table = pd.DataFrame(arr, index=np.arange(1, arr.shape[0] + 1),
+                             columns=np.arange(1, arr.shape[1] + 1))
+    if table.size == 0:
+        raise SpecError(f"{name} is empty (shape {table.shape}); give at least one cell")
+    return table
+
+
+def numbers(values: Any, name: str) -> np.ndarray:
+    """``values`` as a float array, or SpecError naming ``name`` (text, None, objects)."""
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name} must hold numbers (NaN for a blank cell), got "
+                        f"{type(values).__name__} with non-numeric entries") from None
+    return arr
+
+
+def check_result(result: Any, what: str) -> FitResult:
+    """``result`` as a FitResult, else SpecError naming the function that needs one."""
+    if not isinstance(result, FitResult):
+        raise SpecError(f"{what} needs a FitResult (the value of gllmm.fit), got "
+                        f"{type(result).__name__}")
+    return result

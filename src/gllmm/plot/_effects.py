@@ -11,7 +11,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
-from ._common import new_figure
+from ..errors import SpecError
+from ..tables._validate import check_choice, check_level
+from ._common import check_result, new_figure, numbers
 
 LABEL_MAX_CLUSTERS = 60
 
@@ -51,14 +53,15 @@ def shrinkage_plot(
     """
     fx, rd = _frame(fixed, "fixed"), _frame(random, "random")
     if fx.shape != rd.shape:
-        raise ValueError(f"fixed {fx.shape} and random {rd.shape} estimates differ in shape")
+        raise SpecError(f"fixed {fx.shape} and random {rd.shape} estimates differ in shape; "
+                        "give one of each per cluster (and per panel)")
     rd.columns = fx.columns
     if labels is None:
         labels = list(fixed.index) if isinstance(fixed, (pd.Series, pd.DataFrame)) else \
             list(range(1, len(fx) + 1))
-    if len(labels) != len(fx):
-        raise ValueError(f"{len(labels)} labels for {len(fx)} clusters")
+    _check_count(labels, len(fx), "labels", "clusters")
     names = list(titles) if titles is not None else [str(c) for c in fx.columns]
+    _check_count(names, fx.shape[1], "titles", "panels")
     pools = _per_panel(pooled, list(fx.columns))
     fig = new_figure(panel_size * fx.shape[1] + 0.3, panel_size + 0.6)
     axes = fig.subplots(1, fx.shape[1], squeeze=False, sharey=True)[0]
@@ -117,21 +120,30 @@ def caterpillar_plot(
     -------
     matplotlib.figure.Figure
     """
+    level = check_level(level)
     if result is not None:
+        check_result(result, "caterpillar_plot")
         modes = result.random_effects("mode")
-        sds = result.random_effects(sd_kind)
+        sds = result.random_effects(check_choice(sd_kind, "sd_kind", ("sd", "mode_sd")))
     if modes is None or sds is None:
-        raise ValueError("give a fit result, or both modes and sds")
+        raise SpecError("give a fit result, or both modes and sds")
     m, s = _frame(modes, "modes"), _frame(sds, "sds")
     if m.shape != s.shape:
-        raise ValueError(f"modes {m.shape} and sds {s.shape} differ in shape")
+        raise SpecError(f"modes {m.shape} and sds {s.shape} differ in shape; give one SD "
+                        "per mode")
+    if np.any(s.to_numpy(float) < 0):
+        raise SpecError("sds must be non-negative (posterior standard deviations)")
     s.columns = m.columns
     if labels is not None:
+        _check_count(labels, len(m), "labels", "clusters")
         m.index = s.index = list(labels)
     shift = 0.0
     if fixed is not None:
         if result is None:
-            raise ValueError("'fixed' needs a fit result (it adds beta_hat[fixed])")
+            raise SpecError("'fixed' needs a fit result (it adds beta_hat[fixed])")
+        if fixed not in result.beta.index:
+            raise SpecError(f"unknown fixed effect {fixed!r}; fixed effects: "
+                            f"{', '.join(map(str, result.beta.index))}")
         shift = float(result.beta[fixed])
     z = float(stats.norm.ppf(0.5 + level / 2))
     n, q = m.shape
@@ -161,27 +173,37 @@ def caterpillar_plot(
 
 
 def _frame(values: Any, name: str) -> pd.DataFrame:
+    numbers(values, name)
     if isinstance(values, pd.DataFrame):
-        return values.copy()
-    if isinstance(values, pd.Series):
-        return values.to_frame(name=values.name if values.name is not None else name)
-    arr = np.asarray(values, dtype=float)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 1-D or 2-D; got shape {arr.shape}")
-    cols = [name] if arr.shape[1] == 1 else [f"{name}{i}" for i in range(arr.shape[1])]
-    return pd.DataFrame(arr, columns=cols)
+        frame = values.copy()
+    elif isinstance(values, pd.Series):
+        frame = values.to_frame(name=values.name if values.name is not None else name)
+    else:
+        arr = np.asarray(values, dtype=float)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise SpecError(f"{name} must be 1-D or 2-D; got shape {arr.shape}")
+        cols = [name] if arr.shape[1] == 1 else [f"{name}{i}" for i in range(arr.shape[1])]
+        frame = pd.DataFrame(arr, columns=cols)
+    if frame.size == 0:
+        raise SpecError(f"{name} is empty; give one value per cluster")
+    return frame
+
+
+def _check_count(values: Sequence[Any], n: int, what: str, of: str) -> None:
+    if len(values) != n:
+        raise SpecError(f"{len(values)} {what} for {n} {of}; give one per {of[:-1]}")
 
 
 def _per_panel(pooled: Any, columns: list[Any]) -> list[float | None]:
     if pooled is None:
         return [None] * len(columns)
     if isinstance(pooled, Mapping):
-        return [None if pooled.get(c) is None else float(pooled[c]) for c in columns]
-    if np.ndim(pooled) == 0:
-        return [float(pooled)] * len(columns)
-    values = list(pooled)
-    if len(values) != len(columns):
-        raise ValueError(f"{len(values)} pooled values for {len(columns)} panels")
-    return [float(v) for v in values]
+        values = [pooled.get(c) for c in columns]
+    elif np.ndim(pooled) == 0:
+        values = [pooled] * len(columns)
+    else:
+        values = list(pooled)
+        _check_count(values, len(columns), "pooled values", "panels")
+    return [None if v is None else float(numbers(v, "pooled")) for v in values]

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._common import new_figure
+from ..errors import SpecError
+from ..tables._validate import check_columns, check_integer
+from ._common import new_figure, numbers
 
 
 def mse_curves(
@@ -47,10 +49,12 @@ def mse_curves(
     matplotlib.figure.Figure
     """
     keys = [scenario] if isinstance(scenario, str) else list(scenario)
-    missing = [c for c in [*keys, x, estimator, y] if c not in data.columns]
-    if missing:
-        raise ValueError(f"columns {missing} are missing; the data have "
-                         f"{', '.join(map(str, data.columns))}")
+    check_columns(data, [*keys, x, estimator, y] + ([se] if se is not None else []))
+    if data.empty:
+        raise SpecError("the data have no rows; give one row per (scenario, n, estimator)")
+    for c in [x, y] + ([se] if se is not None else []):
+        numbers(data[c], f"column {c!r}")
+    ncols = check_integer(ncols, "ncols", minimum=1)
     if se is None:
         se = next((c for c in ("se", "mse_se") if c in data.columns), None)
     df = data.copy()

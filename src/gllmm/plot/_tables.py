@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._common import as_table, new_figure
+from ..errors import SpecError
+from ..tables._validate import check_columns
+from ._common import as_table, check_result, new_figure, numbers
 
 ANNOTATE_MAX_CELLS = 400
 
@@ -55,17 +57,23 @@ def table_heatmaps(
     elif isinstance(smoothed, (list, tuple)):
         tables = list(smoothed)
         names = ["smoothed"] + [f"smoothed {i + 2}" for i in range(len(tables) - 1)]
+    elif smoothed is None:
+        raise SpecError("smoothed is None; give the smoothed table(s) to draw beside observed")
     else:
         tables, names = [smoothed], ["smoothed"]
+    if not tables:
+        raise SpecError("no smoothed tables given; give at least one")
     panels = [obs] + [as_table(t, "smoothed").reindex(index=obs.index, columns=obs.columns)
                       if isinstance(t, pd.DataFrame) else _like(obs, t) for t in tables]
     labels = list(titles) if titles is not None else ["observed"] + names
     if len(labels) != len(panels):
-        raise ValueError(f"{len(labels)} titles for {len(panels)} panels")
+        raise SpecError(f"{len(labels)} titles for {len(panels)} panels (observed and "
+                        f"{len(tables)} smoothed); give one title per panel")
     n_i, n_j = obs.shape
     if annotate is None:
         annotate = n_i * n_j <= ANNOTATE_MAX_CELLS
-    vmax = max(float(np.nanmax(p.to_numpy(float))) for p in panels) or 1.0
+    finite = [v for p in panels for v in p.to_numpy(float).ravel() if np.isfinite(v)]
+    vmax = max(finite, default=0.0) or 1.0
     aspect = n_i / max(n_j, 1)
     fig = new_figure(panel_size * len(panels) + 0.8, panel_size * min(max(aspect, 0.5), 2) + 0.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -97,11 +105,8 @@ def fitted_heatmaps(result: Any, row: str, col: str, *, kind: str = "mode",
     ``result`` is a :class:`gllmm.FitResult` (fitted counts with the random effects at their
     posterior modes by default, as the paper's Table 2) whose data hold the two columns.
     """
-    df = result.fitted(kind)
-    for c in (row, col):
-        if c not in df.columns:
-            raise ValueError(f"column {c!r} is not in the fit's data; available: "
-                             f"{', '.join(map(str, df.columns))}")
+    df = check_result(result, "fitted_heatmaps").fitted(kind)
+    check_columns(df, [row, col])
     obs = df.pivot_table(index=row, columns=col, values="observed", aggfunc="sum",
                          observed=False)
     fitted = df.pivot_table(index=row, columns=col, values="fitted", aggfunc="sum",
@@ -111,9 +116,10 @@ def fitted_heatmaps(result: Any, row: str, col: str, *, kind: str = "mode",
 
 
 def _like(obs: pd.DataFrame, values: Any) -> pd.DataFrame:
-    arr = np.asarray(values, dtype=float)
+    arr = numbers(values, "smoothed")
     if arr.shape != obs.shape:
-        raise ValueError(f"smoothed table has shape {arr.shape}, observed {obs.shape}")
+        raise SpecError(f"smoothed table has shape {arr.shape}, observed {obs.shape}; give "
+                        "tables of the same rows and columns")
     return pd.DataFrame(arr, index=obs.index, columns=obs.columns)
 
 

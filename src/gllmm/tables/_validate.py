@@ -198,5 +198,23 @@ def check_integer(value: Any, name: str, minimum: int | None = None,
     return value
 
 
-__all__ = ["check_array", "check_codes", "check_columns", "check_counts", "check_integer",
-           "check_no_missing", "check_scores", "check_unique_cells"]
+def check_level(level: Any, name: str = "level", error: type[GllmmError] = SpecError) -> float:
+    """A confidence level strictly between 0 and 1 (0.95, not 95): out of range, the normal or
+    chi-square quantile is NaN and every interval silently NaN."""
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise error(f"{name} must be a number between 0 and 1 (0.95 for a 95% interval), "
+                    f"got {level!r}")
+    return float(level)
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str],
+                 error: type[GllmmError] = SpecError) -> str:
+    """One of the strings ``choices``, else ``error`` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise error(f"unknown {name} {value!r}; use one of {', '.join(map(repr, choices))}")
+    return value
+
+
+__all__ = ["check_array", "check_choice", "check_codes", "check_columns", "check_counts",
+           "check_integer", "check_level", "check_no_missing", "check_scores",
+           "check_unique_cells"]
