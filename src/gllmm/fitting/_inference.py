@@ -11,6 +11,7 @@ from scipy import optimize, stats
 
 from ..errors import SpecError
 from ..results import FitResult
+from ..tables._validate import check_level
 from ._auto_nodes import choose_nodes, node_changes, refit_with_nodes
 from ._bfgs import minimize_bfgs
 from ._fit import OBJECTIVES, fit, make_objective
@@ -50,6 +51,10 @@ def profile_interval(result: FitResult, parameter: str, level: float = 0.95) -> 
     """
     from ..spec._design import VARIANCE_ROLES
 
+    level = check_level(level)
+    if not isinstance(result, FitResult):
+        raise SpecError(f"profile_interval needs a FitResult (the value of gllmm.fit), got "
+                        f"{type(result).__name__}")
     d = result.design
     names = list(d.param_names)
     if parameter not in names:
@@ -96,6 +101,9 @@ def check_nodes(result: FitResult, n_nodes: int | None = None) -> dict[str, Any]
     (default: twice the nodes used, at least 5) per dimension; small changes mean the rule was
     enough.
     """
+    if not isinstance(result, FitResult):
+        raise SpecError(f"check_nodes needs a FitResult (the value of gllmm.fit), got "
+                        f"{type(result).__name__}")
     q_used = result.n_nodes or 1
     q_new = n_nodes or max(2 * q_used, 5)
     with warnings.catch_warnings():

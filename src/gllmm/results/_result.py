@@ -17,6 +17,7 @@ from scipy import stats
 
 from ..errors import FitError, SpecError
 from ..spec._design import VARIANCE_ROLES, Design
+from ..tables._validate import check_choice, check_level
 from ._tests import HypothesisTest, lr_test, wald_test
 
 
@@ -151,6 +152,7 @@ class FitResult:
 
     def coefficients(self, level: float = 0.95) -> pd.DataFrame:
         """Fixed effects: estimate, SE, z, two-sided p-value and Wald interval."""
+        level = check_level(level)
         est = self.beta
         se = self.se
         z = est / se
@@ -169,13 +171,15 @@ class FitResult:
         maximised over the other parameters (refits; as lme4's ``confint(method="profile")``).
         Variance parameters are on the scale of ``names`` (SDs, or factor entries).
         """
+        level = check_level(level)
+        if isinstance(parameters, str):
+            parameters = [parameters]
         names = list(self.names) if parameters is None else list(parameters)
         unknown = [n for n in names if n not in self.names]
         if unknown:
             raise SpecError(f"unknown parameter(s) {unknown}; parameters: {', '.join(self.names)}")
-        kind = method.lower()
-        if kind not in ("wald", "profile"):
-            raise SpecError(f"unknown interval method {method!r}; use 'wald' or 'profile'")
+        kind = check_choice(method.lower() if isinstance(method, str) else method,
+                            "interval method", ("wald", "profile"))
         rows = []
         if kind == "profile":
             from ..fitting import profile_interval  # refits: the fitting layer does it
@@ -268,7 +272,7 @@ class FitResult:
         if self.posterior is None:
             raise FitError("the model has no random effects, so there is nothing to predict; "
                            "add a term such as (1 | group) to the formula")
-        key = {"mode": "mode", "mean": "mean", "sd": "sd", "mode_sd": "mode_sd"}[kind]
+        key = check_choice(kind, "kind", ("mode", "mean", "sd", "mode_sd"))
         labels = list(self.design.cluster_labels) or list(range(self.design.n_clusters))
         cols = list(self.design.random_names) or [
             f"u{i}" for i in range(self.design.n_random)]
@@ -301,7 +305,15 @@ class FitResult:
                              kind: str = "mode") -> pd.Series:
         """Cluster-specific parameters ``beta + u_k`` (e.g. center-specific log odds ratios)."""
         re = self.random_effects(kind)
-        col = re.columns[component] if isinstance(component, int) else component
+        if fixed not in self.beta.index:
+            raise SpecError(f"unknown fixed effect {fixed!r}; fixed effects: "
+                            f"{', '.join(map(str, self.beta.index))}")
+        if isinstance(component, int) and -len(re.columns) <= component < len(re.columns):
+            component = re.columns[component]
+        if component not in re.columns:
+            raise SpecError(f"unknown random-effect component {component!r}; components: "
+                            f"{', '.join(map(str, re.columns))} (or their positions)")
+        col = component
         return pd.Series(self.beta[fixed] + re[col].to_numpy(), index=re.index, name=fixed)
 
     def linear_predictor(self, kind: str = "mode") -> np.ndarray:

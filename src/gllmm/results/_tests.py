@@ -99,6 +99,7 @@ def lr_test(first: Any, second: Any) -> HypothesisTest:
     counts as fixed), the P-value is ``chibar_sf(stat, df, k)``, df the difference in the
     number of parameters.
     """
+    check_fits(first, second)
     full, null = (first, second) if first.n_params >= second.n_params else (second, first)
     if not nested(full, null):
         raise FitError("a normal random-effects fit and an NPML (discrete mixing) fit are not "
@@ -132,6 +133,7 @@ def anova(*fits: Any) -> pd.DataFrame:
     """
     if len(fits) < 2:
         raise SpecError("anova compares two or more fits: anova(m0, m1, ...)")
+    check_fits(*fits)
     order = sorted(range(len(fits)), key=lambda i: (fits[i].n_params, i))
     rows = []
     for pos, i in enumerate(order):
@@ -149,6 +151,14 @@ def anova(*fits: Any) -> pd.DataFrame:
     if "note" in table:
         table["note"] = table["note"].fillna("")
     return table
+
+
+def check_fits(*fits: Any) -> None:
+    """Refuse arguments that are not fits (a list of fits, a number, None) by name."""
+    for i, f in enumerate(fits):
+        if not all(hasattr(f, a) for a in ("n_params", "loglik", "names", "param_roles")):
+            raise SpecError(f"argument {i + 1} is a {type(f).__name__}, not a fit; pass the "
+                            "values of gllmm.fit (anova(m0, m1), not anova([m0, m1]))")
 
 
 #: anova's note on a row that is not nested in the row above it
@@ -179,6 +189,8 @@ def wald_test(params: np.ndarray, cov: np.ndarray, names: tuple[str, ...], L: An
     n = len(params)
     if isinstance(L, str | list | tuple) and all(isinstance(v, str) for v in np.atleast_1d(L)):
         wanted = [L] if isinstance(L, str) else list(L)
+        if not wanted:
+            raise SpecError("L is empty; name the parameters to test, or give a (k, p) matrix")
         unknown = [w for w in wanted if w not in names]
         if unknown:
             raise SpecError(f"unknown parameter(s) {unknown}; parameters: {', '.join(names)}")
@@ -186,18 +198,20 @@ def wald_test(params: np.ndarray, cov: np.ndarray, names: tuple[str, ...], L: An
         for r, w in enumerate(wanted):
             L_mat[r, list(names).index(w)] = 1.0
     else:
-        L_mat = np.array(L, dtype=np.float64)
+        L_mat = _numbers(L, "L")
         if L_mat.ndim == 1:
             L_mat = L_mat.reshape(1, -1)
         if L_mat.ndim != 2 or L_mat.shape[0] == 0 or not 0 < L_mat.shape[1] <= n:
             raise SpecError(f"L must have shape (k, p) with k >= 1 and p <= {n}, got "
                             f"{L_mat.shape}")
         L_mat = np.pad(L_mat, ((0, 0), (0, n - L_mat.shape[1])))
+    if not np.all(np.isfinite(L_mat)):
+        raise SpecError("L has NaN or infinite entries; give finite weights")
     if np.linalg.matrix_rank(L_mat) < L_mat.shape[0]:
         raise SpecError("the rows of L must be linearly independent")
-    c = np.zeros(L_mat.shape[0]) if rhs is None else np.array(rhs, float).reshape(-1)
-    if c.shape[0] != L_mat.shape[0]:
-        raise SpecError(f"rhs must have {L_mat.shape[0]} entries")
+    c = np.zeros(L_mat.shape[0]) if rhs is None else _numbers(rhs, "rhs").reshape(-1)
+    if c.shape[0] != L_mat.shape[0] or not np.all(np.isfinite(c)):
+        raise SpecError(f"rhs must have {L_mat.shape[0]} finite entries, one per row of L")
     used = np.any(L_mat != 0, axis=0)
     v = L_mat[:, used] @ cov[np.ix_(used, used)] @ L_mat[:, used].T
     if not np.all(np.isfinite(v)):
@@ -210,3 +224,11 @@ def wald_test(params: np.ndarray, cov: np.ndarray, names: tuple[str, ...], L: An
                       f" = {val:g}" for row, val in zip(L_mat, c, strict=True))
     label = terms if k <= 3 else f"L x = c ({k} rows)"
     return HypothesisTest("Wald", stat, k, float(stats.chi2.sf(stat, k)), label)
+
+
+def _numbers(value: Any, name: str) -> np.ndarray:
+    try:
+        return np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name} must hold numbers (or, for L, be a list of parameter "
+                        "names)") from None
