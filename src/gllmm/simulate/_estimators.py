@@ -421,6 +421,9 @@ def get_estimator(name: str) -> Estimator:
 def register_estimator(estimator: Estimator, replace: bool = False) -> None:
     """Add an estimator to the registry (in this process; workers see it only if the module
     that registers it is imported there too)."""
+    if not isinstance(estimator, Estimator):
+        raise SpecError(f"register an Estimator(name, label, function, ...), got "
+                        f"{type(estimator).__name__}")
     if estimator.name in ESTIMATORS and not replace:
         raise SpecError(f"estimator {estimator.name!r} is already registered")
     ESTIMATORS[estimator.name] = estimator

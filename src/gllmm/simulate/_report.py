@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import SpecError
+from ..tables._validate import check_choice, check_columns
 from ._estimators import ESTIMATORS
 from ._spec import StudySpec
 
@@ -61,6 +63,10 @@ def _scenario_frame(spec: StudySpec) -> pd.DataFrame:
 def summarise(results: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     """Long form: one row per (scenario, estimator) with ``mse``, ``se``, ``replicates``
     (successful), ``failures`` and ``seconds`` (mean time per fit)."""
+    check_columns(results, ["scenario", "replicate", "estimator", "status", "mse", "seconds"],
+                  "results column")
+    if not isinstance(spec, StudySpec):
+        raise SpecError(f"summarise needs the study's StudySpec, got {type(spec).__name__}")
     df = results[results["estimator"].isin(spec.estimators)
                  & (results["replicate"] < spec.replicates)]
     ok = df["status"].eq("ok") & df["mse"].notna()
@@ -103,6 +109,7 @@ FAILED = "_failed"
 
 def estimator_columns(table: pd.DataFrame) -> list[str]:
     """The estimator columns of a wide Table 1 (not the keys, SEs or failure counts)."""
+    check_columns(table, _KEYS, "Table 1 column")
     return [c for c in table.columns
             if c not in _KEYS and not c.endswith("_se") and not c.endswith(FAILED)]
 
@@ -110,6 +117,7 @@ def estimator_columns(table: pd.DataFrame) -> list[str]:
 def render_table(table: pd.DataFrame, fmt: str = "markdown", digits: int = 3) -> str:
     """Table 1 as text: ``markdown`` (GitHub pipes) or ``text`` (aligned columns); each cell
     ``mse (se)``, followed by ``[k failed]`` when k fits of that scenario failed."""
+    check_choice(fmt, "fmt", ("markdown", "text"))
     estimators = estimator_columns(table)
     labels = [ESTIMATORS[e].label if e in ESTIMATORS else e for e in estimators]
     body = []
@@ -128,12 +136,10 @@ def render_table(table: pd.DataFrame, fmt: str = "markdown", digits: int = 3) ->
                  "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in body]
         return "\n".join(lines) + "\n"
-    if fmt == "text":
-        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
-        lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
-        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
-        return "\n".join(lines) + "\n"
-    raise ValueError("fmt must be 'markdown' or 'text'")
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines) + "\n"
 
 
 def compare_with_published(table: pd.DataFrame,
@@ -143,7 +149,9 @@ def compare_with_published(table: pd.DataFrame,
     Returns a long frame: ``scores, beta, n, estimator, mse, se, published, difference,
     z = difference / se, within_3se``. Only estimators and scenarios present in both.
     """
+    check_columns(table, _KEYS, "Table 1 column")
     published = published_table1() if published is None else published
+    check_columns(published, _KEYS, "published column")
     rows = []
     pub = published.set_index(_KEYS)
     for _, row in table.iterrows():
@@ -218,6 +226,7 @@ def write_outputs(table: pd.DataFrame, out_dir: str | Path, spec: StudySpec,
                   stem: str = "table1") -> dict[str, Path]:
     """Write ``<stem>.csv``, ``<stem>.md``, ``<stem>.txt``, ``<stem>_mse_by_n.png`` and, for
     3 x 3 studies of the paper's design, ``<stem>_vs_published.csv``. Returns the paths."""
+    check_columns(table, _KEYS, "Table 1 column")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / f"{stem}.csv", "markdown": out / f"{stem}.md",

@@ -42,7 +42,11 @@ TaskResult = tuple[int, int, list[Row]]
 
 def normalised_mse(p_hat: np.ndarray, p: np.ndarray, n: int) -> float:
     """``n * mean_ij (p_hat_ij - p_ij)^2`` (the paper's n-normalised MSE of one table)."""
-    return float(n * np.mean((np.asarray(p_hat) - p) ** 2))
+    p_hat, p = np.asarray(p_hat, dtype=float), np.asarray(p, dtype=float)
+    if p_hat.shape != p.shape:
+        raise SpecError(f"estimated probabilities {p_hat.shape} and true ones {p.shape} "
+                        "differ in shape; give one estimate per cell")
+    return float(n * np.mean((p_hat - p) ** 2))
 
 
 def run_replicate(spec: StudySpec, scenario: int, replicate: int,
@@ -55,6 +59,11 @@ def run_replicate(spec: StudySpec, scenario: int, replicate: int,
         ``status`` is ``ok`` or ``error: <type>: <message>`` (then ``mse`` is NaN). An
         unavailable estimator raises :class:`EstimatorUnavailable` instead.
     """
+    if not isinstance(spec, StudySpec):
+        raise SpecError(f"run_replicate needs a StudySpec, got {type(spec).__name__}")
+    if not 0 <= scenario < len(spec.scenarios):
+        raise SpecError(f"scenario {scenario} does not exist; the study has scenarios 0 to "
+                        f"{len(spec.scenarios) - 1}")
     sc = spec.scenarios[scenario]
     counts = simulate_table(sc, spec.seed, replicate)
     p = sc.probabilities()
@@ -316,6 +325,9 @@ def run_study(
     -------
     StudyRun
     """
+    if not isinstance(spec, StudySpec):
+        raise SpecError(f"run_study needs a StudySpec (e.g. paper_table1_study()), got "
+                        f"{type(spec).__name__}")
     if n_workers < 1:
         raise SpecError("n_workers must be at least 1")
     if check_available:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpecError
+from ..tables._validate import check_array, check_integer
 
 #: Version of the data-generation and seeding scheme; part of the fingerprint.
 SCHEME_VERSION = 1
@@ -56,7 +57,11 @@ class ScoreSet:
     values: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "values", tuple(float(v) for v in self.values))
+        if isinstance(self.values, (str, bytes)):
+            raise SpecError(f"score set {self.name!r}: give the scores as numbers, e.g. "
+                            f"(1, 2, 3), not the text {self.values!r}")
+        values = check_array(self.values, f"score set {self.name!r}", (1,), (None,))
+        object.__setattr__(self, "values", tuple(float(v) for v in values))
         if len(self.values) < 2:
             raise SpecError(f"score set {self.name!r} needs at least 2 scores")
         if not np.all(np.isfinite(self.values)):
@@ -90,7 +95,10 @@ class Scenario:
 
 def true_probabilities(scores: Any, beta: float) -> np.ndarray:
     """``p_ij = exp(beta c_i c_j) / sum exp(beta c_k c_l)``, ``c = s - mean(s)`` (I, I)."""
-    c = np.asarray(scores, dtype=float)
+    c = check_array(scores, "scores", (1,), (None,))
+    beta = float(check_array(beta, "beta", (0,), ()))
+    if c.size < 2:
+        raise SpecError(f"true_probabilities needs two or more scores, got {c.size}")
     c = c - c.mean()
     log_p = beta * np.outer(c, c)
     p = np.exp(log_p - log_p.max())
@@ -159,9 +167,14 @@ class StudySpec:
     def __post_init__(self) -> None:
         sets = tuple(s if isinstance(s, ScoreSet) else ScoreSet(*s) for s in self.score_sets)
         object.__setattr__(self, "score_sets", sets)
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        object.__setattr__(self, "sample_sizes", tuple(int(n) for n in self.sample_sizes))
-        object.__setattr__(self, "estimators", tuple(str(e) for e in self.estimators))
+        betas = check_array(self.betas, "betas", (1,), (None,))
+        object.__setattr__(self, "betas", tuple(float(b) for b in betas))
+        object.__setattr__(self, "sample_sizes", tuple(
+            check_integer(n, "a sample size", minimum=1) for n in _items(self.sample_sizes)))
+        object.__setattr__(self, "estimators", tuple(str(e) for e in _items(self.estimators)))
+        object.__setattr__(self, "replicates", check_integer(self.replicates, "replicates",
+                                                             minimum=1))
+        object.__setattr__(self, "seed", check_integer(self.seed, "seed", minimum=0))
         if not sets or not self.betas or not self.sample_sizes:
             raise SpecError("a study needs at least one score set, beta and sample size")
         if len({len(s.values) for s in sets}) != 1:
@@ -232,23 +245,42 @@ class StudySpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudySpec:
+        if not isinstance(d, dict):
+            raise SpecError(f"a study is a dict of its fields (StudySpec.to_dict), got "
+                            f"{type(d).__name__}")
         known = {"name", "model", "score_sets", "betas", "sample_sizes", "estimators",
                  "replicates", "seed", "fit_scores"}
         unknown = set(d) - known
         if unknown:
             raise SpecError(f"unknown study fields: {', '.join(sorted(unknown))}")
         args = dict(d)
-        args["score_sets"] = tuple(
-            ScoreSet(s["name"], tuple(s["values"])) for s in d["score_sets"]
-        )
-        return cls(**args)
+        try:
+            args["score_sets"] = tuple(
+                ScoreSet(s["name"], tuple(s["values"])) for s in d["score_sets"])
+            return cls(**args)
+        except (KeyError, TypeError) as exc:
+            raise SpecError(f"incomplete study fields ({type(exc).__name__}: {exc}); give "
+                            "score_sets (each with name and values), betas, sample_sizes "
+                            "and estimators, as StudySpec.to_dict writes them") from None
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_json(cls, text: str) -> StudySpec:
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"the study is not valid JSON ({exc}); give the text of "
+                            "StudySpec.to_json") from None
+        return cls.from_dict(d)
+
+
+def _items(values: Any) -> tuple[Any, ...]:
+    """A tuple of the entries of a list-like field (one string is one entry, not its
+    characters)."""
+    return (values,) if isinstance(values, (str, bytes)) or np.ndim(values) == 0 \
+        else tuple(values)
 
 
 def paper_table1_study(

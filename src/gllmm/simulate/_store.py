@@ -255,11 +255,20 @@ class CheckpointStore:
 
 def read_store(path: str | Path) -> tuple[StudySpec, pd.DataFrame]:
     """The study recorded in a store file and all its rows (read-only use)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    if not Path(path).is_file():
+        raise StoreError(f"checkpoint store {path} does not exist (or is not a file); give "
+                         "the --db file of a study run")
     try:
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        df = pd.read_sql_query("SELECT * FROM results ORDER BY scenario, replicate, estimator",
-                               conn)
-    finally:
-        conn.close()
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            df = pd.read_sql_query(
+                "SELECT * FROM results ORDER BY scenario, replicate, estimator", conn)
+        finally:
+            conn.close()
+    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+        raise StoreError(f"{path} is not a gllmm checkpoint store or is damaged ({exc}); "
+                         "give the --db file of a study run") from None
+    if "spec" not in meta:
+        raise StoreError(f"{path} records no study; it is not a complete checkpoint store")
     return StudySpec.from_dict(json.loads(meta["spec"])), df
