@@ -6,6 +6,8 @@ from importlib import resources
 
 import pandas as pd
 
+from .errors import SpecError
+
 _FILES = {
     "mba": "mba_statistics_economics.csv",
     "clinical_trial": "clinical_trial.csv",
@@ -21,7 +23,7 @@ def load(name: str) -> pd.DataFrame:
     unchanged_or_worse); treatment has levels drug, placebo.
     """
     if name not in _FILES:
-        raise KeyError(f"unknown data set {name!r}; available: {', '.join(sorted(_FILES))}")
+        raise SpecError(f"unknown data set {name!r}; available: {', '.join(sorted(_FILES))}")
     with resources.files("gllmm.data").joinpath(_FILES[name]).open() as fh:
         df = pd.read_csv(fh)
     if name == "clinical_trial":

@@ -41,7 +41,7 @@ CASES = [
     ("anova number", lambda f: gllmm.anova(f, 3), "not a fit"),
     ("anova list", lambda f: gllmm.anova([f, f], f), "argument 1 is a list"),
     ("wald_test empty", lambda f: f.wald_test([]), "L is empty"),
-    ("wald_test text", lambda f: f.wald_test([["a", 1.0]]), "L must hold numbers"),
+    ("wald_test text", lambda f: f.wald_test([["a", 1.0]]), "L .*must hold numbers"),
     ("wald_test NaN", lambda f: f.wald_test([np.nan]), "NaN"),
     ("wald_test rhs text", lambda f: f.wald_test([1.0], rhs="a"), "rhs must hold numbers"),
     ("wald_test rhs NaN", lambda f: f.wald_test([1.0], rhs=np.nan), "finite"),

@@ -51,7 +51,7 @@ from ..links import Multinomial, Poisson, dale_plugin_family
 from ..links._dale_full import dale_full_family
 from ..spec import Design, block_structure, local_odds_ratios
 from ..spec._build import count_column
-from ..tables._validate import check_columns, check_counts, check_no_missing
+from ..tables._validate import check_columns, check_counts, check_integer, check_no_missing
 from ._association import _levels
 
 _TOL = 1e-9
@@ -60,6 +60,8 @@ _TOL = 1e-9
 # ---------------------------------------------------------------------- odds-ratio algebra
 def local_coding(n_rows: int, n_cols: int, coding: str = "cumulative") -> np.ndarray:
     """A right inverse ``S`` of the local contrasts, shape (I J, (I-1)(J-1)); see module doc."""
+    n_rows = check_integer(n_rows, "n_rows", minimum=2)
+    n_cols = check_integer(n_cols, "n_cols", minimum=2)
     if coding == "cumulative":
         a = (np.arange(n_rows)[:, None] > np.arange(n_rows - 1)[None, :]).astype(float)
         b = (np.arange(n_cols)[:, None] > np.arange(n_cols - 1)[None, :]).astype(float)

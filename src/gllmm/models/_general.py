@@ -17,7 +17,7 @@ import scipy.linalg
 from ..errors import SpecError
 from ..links._implicit import ImplicitMultinomial
 from ..spec import Design, block_structure, global_odds_ratios, marginal_logits
-from ..tables._validate import check_array, check_counts
+from ..tables._validate import check_array, check_counts, check_integer
 
 
 def general_design(
@@ -94,7 +94,9 @@ def dale_matrices(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray, lis
     P(X>i,Y<=j))]`` (Dale 1986; paper model 6.1-6.3): ``spec.marginal_logits`` and
     ``spec.global_odds_ratios`` stacked.
     """
-    shape = (n_rows, n_cols)
+    shape = (check_integer(n_rows, "n_rows", minimum=2),
+             check_integer(n_cols, "n_cols", minimum=2))
+    n_rows, n_cols = shape
     margins = marginal_logits(shape, (0, 1), "cumulative", sparse=False)
     odds = global_odds_ratios(shape, (0, 1), sparse=False)
     labels = ([f"row logit {i + 1}" for i in range(n_rows - 1)]

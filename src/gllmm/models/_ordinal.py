@@ -19,6 +19,7 @@ from ..errors import SpecError
 from ..links import ContinuationRatio, Multinomial, cumulative_logit_family
 from ..spec import Design, block_structure
 from ..spec._formula import formula_columns, model_matrix, parse_formula, split_top_level
+from ..tables._validate import check_choice, check_columns
 from ._ordinal_data import category_blocks, response_columns
 
 #: how each link writes the covariates, by sign convention
@@ -68,6 +69,9 @@ def ordinal_mixed(
         ``clmm`` and ``polr`` report it; False adds the coefficients (grouped multinomial
         data, as ``VGAM`` reports it).
     """
+    check_columns(data, [])
+    if covariance is not None:
+        check_choice(covariance, "covariance", ("identity", "diagonal", "unstructured"))
     if count is not None and weights is not None and count != weights:
         raise SpecError(f"give the frequency column once: count={count!r} and "
                         f"weights={weights!r} name two columns")

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from ..errors import SpecError
 from ..results import FitResult
+from ..tables._validate import check_numeric as numbers
 
 
 def new_figure(width: float, height: float, **kwargs: Any) -> Figure:
@@ -55,16 +56,6 @@ def as_table(values: Any, name: str = "table") -> pd.DataFrame:
     if table.size == 0:
         raise SpecError(f"{name} is empty (shape {table.shape}); give at least one cell")
     return table
-
-
-def numbers(values: Any, name: str) -> np.ndarray:
-    """``values`` as a float array, or SpecError naming ``name`` (text, None, objects)."""
-    try:
-        arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise SpecError(f"{name} must hold numbers (NaN for a blank cell), got "
-                        f"{type(values).__name__} with non-numeric entries") from None
-    return arr
 
 
 def check_result(result: Any, what: str) -> FitResult:

@@ -50,7 +50,8 @@ def predict(result: Any, newdata: pd.DataFrame | None = None, type: str = "link"
         raises SpecError naming it; True: such groups are predicted at u = 0.
     """
     from ..spec._build import row_values
-    from ..spec._formula import group_labels, new_model_matrix, parse_formula
+    from ..spec._formula import group_columns, group_labels, new_model_matrix, parse_formula
+    from ..tables._validate import check_no_missing
 
     design = result.design
     notes = design.notes
@@ -79,6 +80,7 @@ def predict(result: Any, newdata: pd.DataFrame | None = None, type: str = "link"
         for (group, expr, places), term in zip(notes["random_levels"], parsed.random,
                                                strict=True):
             Zt, _ = new_model_matrix(expr, frame, new)
+            check_no_missing(new, group_columns(new, group))  # NaN would be no group
             labels = group_labels(new, group)
             # look up every row's group at once and gather the modes: no per-row Python loop
             found = pd.Index(list(places)).get_indexer(labels)

@@ -16,6 +16,7 @@ from scipy import stats
 
 from ..errors import FitError, SpecError
 from ..spec._design import VARIANCE_ROLES
+from ..tables._validate import check_numeric
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def wald_test(params: np.ndarray, cov: np.ndarray, names: tuple[str, ...], L: An
         for r, w in enumerate(wanted):
             L_mat[r, list(names).index(w)] = 1.0
     else:
-        L_mat = _numbers(L, "L")
+        L_mat = check_numeric(L, "L (a matrix, or a list of parameter names)").copy()
         if L_mat.ndim == 1:
             L_mat = L_mat.reshape(1, -1)
         if L_mat.ndim != 2 or L_mat.shape[0] == 0 or not 0 < L_mat.shape[1] <= n:
@@ -209,7 +210,7 @@ def wald_test(params: np.ndarray, cov: np.ndarray, names: tuple[str, ...], L: An
         raise SpecError("L has NaN or infinite entries; give finite weights")
     if np.linalg.matrix_rank(L_mat) < L_mat.shape[0]:
         raise SpecError("the rows of L must be linearly independent")
-    c = np.zeros(L_mat.shape[0]) if rhs is None else _numbers(rhs, "rhs").reshape(-1)
+    c = np.zeros(L_mat.shape[0]) if rhs is None else check_numeric(rhs, "rhs").reshape(-1)
     if c.shape[0] != L_mat.shape[0] or not np.all(np.isfinite(c)):
         raise SpecError(f"rhs must have {L_mat.shape[0]} finite entries, one per row of L")
     used = np.any(L_mat != 0, axis=0)
@@ -225,10 +226,3 @@ def wald_test(params: np.ndarray, cov: np.ndarray, names: tuple[str, ...], L: An
     label = terms if k <= 3 else f"L x = c ({k} rows)"
     return HypothesisTest("Wald", stat, k, float(stats.chi2.sf(stat, k)), label)
 
-
-def _numbers(value: Any, name: str) -> np.ndarray:
-    try:
-        return np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SpecError(f"{name} must hold numbers (or, for L, be a list of parameter "
-                        "names)") from None

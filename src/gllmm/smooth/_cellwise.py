@@ -34,11 +34,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..errors import ConvergenceWarning, SpecError
 from ..fitting._cellwise import fit_cellwise_design
 from ..integrate._gauss_hermite import MAX_NODES
-from ..tables._validate import check_integer
+from ..tables._validate import check_columns, check_integer
 from ._cellwise_data import prepare
 from ._cellwise_model import CellwiseFit, _build, _design, _result, _start
 from ._cellwise_partitioned import fit_partitioned, is_partitioned
@@ -50,6 +51,10 @@ __all__ = ["CellwiseFit", "fit_cellwise", "_build", "_start"]
 
 
 # ---------------------------------------------------------------------- public entry point
+#: the default names of the long form's row, column and count columns
+LONG_COLUMNS = ("row", "col", "count")
+
+
 def fit_cellwise(
     counts: object,
     row_scores: object = None,
@@ -65,7 +70,7 @@ def fit_cellwise(
     client: Any = None,
     partitions: int | Sequence[int] | None = None,
     output: str | os.PathLike | None = None,
-    columns: Sequence[str] = ("row", "col", "count"),
+    columns: Sequence[str] = LONG_COLUMNS,
 ) -> CellwiseFit:
     """Fit the cell-wise smoothing model (paper eq. 2.5 / 2.6) by marginal ML.
 
@@ -74,11 +79,12 @@ def fit_cellwise(
 
     Parameters
     ----------
-    counts : array (I, J) or (I, J, K), tuple of long arrays, path, or Dask DataFrame
+    counts : array (I, J) or (I, J, K), tuple of long arrays, DataFrame, path, or Dask DataFrame
         A two-way table, a stratified table (strata on the last axis), or a tuple
         ``(row, col, count)`` / ``(row, col, count, stratum)`` of equal-length arrays of level
-        labels and counts. With long arrays only the listed cells are modelled (list sampling
-        zeros as 0 counts; an unlisted cell is a structural zero).
+        labels and counts; a pandas DataFrame with the ``columns`` is read as those long
+        arrays (one without them as a crosstab). With long arrays only the listed cells are
+        modelled (list sampling zeros as 0 counts; an unlisted cell is a structural zero).
         Partitioned input: a Parquet file, a directory of Parquet files, or a Dask DataFrame
         with the ``columns``, listing at least the non-zero cells; an unlisted cell is a zero
         count of the complete table. The levels are those the input lists: a row (column)
@@ -134,7 +140,7 @@ def fit_cellwise(
                                association=association, tol=tol, max_iter=max_iter,
                                progress=progress, chunk_size=chunk_size, client=client,
                                partitions=partitions, output=output, columns=columns)
-    data = prepare(counts, row_scores, col_scores)
+    data = prepare(_long_frame(counts, columns), row_scores, col_scores)
     model = _build(data, base, association)
     if model.kind == "random":
         from ._cellwise_random import fit_random
@@ -179,3 +185,22 @@ def fit_cellwise(
         elapsed=time.perf_counter() - t0,
         history=res.opt.log,
     )
+
+
+def _long_frame(counts: object, columns: Sequence[str]) -> object:
+    """A pandas DataFrame naming any of ``columns`` (or given ``columns`` of its own) is a
+    long table (one row per cell): its columns as long arrays; read as a crosstab it would fit
+    its label columns as counts."""
+    named = set(map(str, counts.columns)) & set(columns) if isinstance(
+        counts, pd.DataFrame) else set()
+    if not isinstance(counts, pd.DataFrame) or not named and tuple(columns) == LONG_COLUMNS:
+        return counts
+    if not 3 <= len(columns) <= 4:
+        raise SpecError(f"columns must name (row, column, count[, stratum]); got {columns}")
+    try:
+        check_columns(counts, columns)
+    except SpecError as exc:
+        raise SpecError(f"{exc}; name the long table's columns with columns=(row, column, "
+                        "count[, stratum]), or pass a crosstab (rows x columns)") from None
+    return tuple(counts[c].to_numpy() for c in columns)
+

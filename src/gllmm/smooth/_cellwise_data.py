@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InfiniteEstimateWarning, SpecError, TableError
+from ..tables._validate import check_numeric
 
 
 @dataclass
@@ -89,7 +90,7 @@ def prepare(
             raise TableError("long arrays (row, col, count[, stratum]) differ in length")
         row_levels, row = _codes(parts[0], "row")
         col_levels, col = _codes(parts[1], "col")
-        y = np.asarray(parts[2], dtype=float)
+        y = check_numeric(parts[2], "counts", TableError)
         stratified = len(parts) == 4
         if stratified:
             stratum_levels, stratum = _codes(parts[3], "stratum")
@@ -99,7 +100,7 @@ def prepare(
         if len(np.unique(key)) != n:
             raise TableError("the long arrays list some cell more than once")
     else:
-        table = np.asarray(counts, dtype=float)
+        table = check_numeric(counts, "counts", TableError)
         if table.ndim not in (2, 3):
             raise TableError(
                 "counts must be a two-way (I x J) or three-way (I x J x K) array, or a tuple "

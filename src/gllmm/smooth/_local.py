@@ -34,6 +34,7 @@ from gllmm.errors import (
     TableError,
 )
 from gllmm.integrate._newton import halving_step
+from gllmm.tables._validate import check_numeric
 
 __all__ = [
     "CRITERIA",
@@ -255,7 +256,7 @@ class LocalLikelihoodFit(CriteriaMixin):
 
 
 def _validate_counts(counts: ArrayLike) -> FloatArray:
-    y = np.asarray(counts, dtype=np.float64)
+    y = check_numeric(counts, "counts", TableError)
     if y.ndim < 1 or y.size == 0:
         raise TableError("counts must be a non-empty array with one axis per variable")
     if not np.all(np.isfinite(y)) or np.any(y < 0):

@@ -25,6 +25,7 @@ from scipy.optimize import minimize_scalar
 from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
 from gllmm.integrate._newton import State, newton
 from gllmm.spec import local_odds_ratios
+from gllmm.tables._validate import check_numeric
 
 from ._local import CRITERIA, CriteriaMixin, FloatArray, SmoothingSelection, poisson_deviance
 
@@ -258,7 +259,7 @@ def penalized_smoother(
     Coull, B. A. and Agresti, A. (2003), Section 2.1, eq. (2.2).
     Hurvich, C. M. and Tsai, C.-L. (1989). Biometrika 76, 297-307.
     """
-    y_full = np.asarray(counts, dtype=np.float64)
+    y_full = check_numeric(counts, "counts", TableError)
     if y_full.ndim != 2:
         raise SpecError(f"penalized_smoother needs a two-way table, got {y_full.ndim} axes")
     if not np.all(np.isfinite(y_full)) or np.any(y_full < 0):

@@ -109,6 +109,9 @@ def parse_formula(formula: str) -> ParsedFormula:
     >>> parse_formula("y ~ x + offset(log(n))").offsets
     ('log(n)',)
     """
+    if not isinstance(formula, str):
+        raise SpecError(f"the formula must be a string such as 'count ~ a + (1 | g)', got "
+                        f"{type(formula).__name__}")
     if formula.count("~") > 1:
         raise SpecError(f"formula {formula!r} has more than one '~'; write 'response ~ terms'")
     if "~" in formula:

@@ -207,6 +207,16 @@ def check_level(level: Any, name: str = "level", error: type[GllmmError] = SpecE
     return float(level)
 
 
+def check_numeric(values: Any, name: str, error: type[GllmmError] = SpecError) -> np.ndarray:
+    """``values`` as a float64 array (NaN allowed), or ``error`` naming ``name`` when some
+    entry is text, None or another object numpy cannot read as a number."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise error(f"{name} must hold numbers, got {type(values).__name__} with non-numeric "
+                    "entries") from None
+
+
 def check_choice(value: Any, name: str, choices: Sequence[str],
                  error: type[GllmmError] = SpecError) -> str:
     """One of the strings ``choices``, else ``error`` listing them."""
@@ -216,5 +226,5 @@ def check_choice(value: Any, name: str, choices: Sequence[str],
 
 
 __all__ = ["check_array", "check_choice", "check_codes", "check_columns", "check_counts",
-           "check_integer", "check_level", "check_no_missing", "check_scores",
+           "check_integer", "check_level", "check_numeric", "check_no_missing", "check_scores",
            "check_unique_cells"]
