@@ -25,7 +25,16 @@ from typing import Any
 
 from ..errors import FitError, GllmmError
 from ._io import CliError, check_output, read_data
-from ._run import FAMILIES, LINKS, METHODS, mass_points, nodes_or_auto, positive_int
+from ._run import (
+    FAMILIES,
+    LINKS,
+    METHODS,
+    mass_points,
+    nodes_or_auto,
+    positive_int,
+    seed_int,
+    whole_number,
+)
 
 RAW = argparse.RawDescriptionHelpFormatter
 BASE_CHOICES = ("independence", "linear_by_linear", "local", "loess_gam", "penalized")
@@ -405,7 +414,7 @@ def _add_model_args(p: argparse.ArgumentParser, formula_required: bool) -> None:
                         "offset() terms of the formula)")
     p.add_argument("--weights", metavar="EXPR",
                    help="frequency weights: a column or expression (each row counts w times)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (MCEM)")
+    p.add_argument("--seed", type=seed_int, default=None, help="random seed (MCEM)")
 
 
 def _json_and_run(p: argparse.ArgumentParser, func, json_help: str) -> None:
@@ -493,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", metavar="ADDR", default=None,
                    help="fit the cell-wise bases on the Dask cluster of this scheduler "
                         "(tcp://HOST:8786); the estimates equal the one-process fit")
-    s.add_argument("--partitions", type=positive_int, default=None, metavar="N",
+    s.add_argument("--partitions", type=whole_number("partitions", 1), default=None, metavar="N",
                    help="with --scheduler: row blocks of cells (default two per worker)")
     s.add_argument("-o", "--output", metavar="FILE",
                    help="write the smoothed table (CSV, or Parquet by suffix; a directory for "

@@ -56,6 +56,10 @@ def build_model(data: pd.DataFrame, args: argparse.Namespace) -> Any:
     from ..spec import build_design
 
     check_formula(args.formula)
+    if getattr(args, "count", None) is not None and args.family.lower() not in CATEGORICAL:
+        raise CliError(f"--count applies to ordinal and multinomial responses; a {args.family} "
+                       f"formula names its counts on the left of '~' (e.g. "
+                       f"'{args.count} ~ ...'), so drop --count")
     apply_levels(data, args.levels)
     scores = apply_scores(data, args.scores)
     family = args.family.lower()
@@ -153,18 +157,25 @@ def resolve_method(args: argparse.Namespace) -> tuple[str, int]:
     return method, args.nagq
 
 
-def positive_int(text: str) -> int:
-    """argparse type of ``--nagq``: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an integer; give the number of quadrature nodes per dimension "
-            "(1 = Laplace, 15 is the paper's choice)") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"{value} nodes: must be at least 1 (1 = Laplace, 15 is the paper's choice)")
-    return value
+def whole_number(what: str, minimum: int, hint: str = "") -> Any:
+    """argparse type of an integer option >= ``minimum``: ``what`` it is, e.g. "nodes"."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an integer; give the number of {what}{hint}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{value} {what}: must be at least {minimum}{hint}")
+        return value
+    return parse
+
+
+#: ``--nagq``: quadrature nodes per dimension
+positive_int = whole_number("nodes", 1, " (1 = Laplace, 15 is the paper's choice)")
+#: ``--seed``
+seed_int = whole_number("seed", 0, " (any integer >= 0)")
 
 
 def parse_scores(text: str | None, option: str) -> list[float] | None:

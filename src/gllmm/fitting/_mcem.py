@@ -67,6 +67,7 @@ from ..integrate import MarginalLikelihood
 from ..integrate._newton import State, damped_newton_direction, newton
 from ..results import FitResult
 from ..spec._design import Design
+from ..tables._validate import check_integer
 from ._glm import check_full_rank
 from ._optimize import OptSummary, inverse_information
 from ._start import default_start
@@ -405,6 +406,8 @@ def fit_mcem(
     if loglik not in ("importance", "laplace", "agq"):
         raise FitError(f"unknown loglik {loglik!r}; use 'importance', 'laplace' or 'agq'")
     check_full_rank(design)
+    if seed is not None and not isinstance(seed, np.random.Generator):
+        seed = check_integer(seed, "seed", minimum=0)  # numpy's own ValueError otherwise
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     t0 = time.perf_counter()
     sampler = _Sampler(design)
