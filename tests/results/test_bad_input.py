@@ -48,6 +48,8 @@ CASES = [
     ("profile_interval not a fit", lambda f: gllmm.profile_interval(3, "beta"),
      "needs a FitResult"),
     ("check_nodes not a fit", lambda f: gllmm.check_nodes("fit"), "needs a FitResult"),
+    ("fit_pql not a design", lambda f: gllmm.fit_pql(f), "fit_pql needs a Design.*FitResult"),
+    ("fit_mcem not a design", lambda f: gllmm.fit_mcem(3), "fit_mcem needs a Design.*int"),
 ]
 
 
@@ -64,3 +66,23 @@ def test_cluster_coefficients_by_position_and_name(clinical_local):
     expected = clinical_local.beta["beta"] + re.iloc[:, 0].to_numpy()
     np.testing.assert_allclose(by_pos.to_numpy(), expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(by_name.to_numpy(), expected, rtol=0, atol=1e-12)
+
+
+LXL = "count ~ C(statistics) + C(economics) + statistics:economics"
+
+
+def test_lr_test_refuses_fits_of_different_counts(mba):
+    """Two fits of tables of the same size gave a likelihood-ratio statistic between unrelated
+    data sets (the observation counts agree); now refused. Reordered rows are the same data."""
+    other = mba.assign(count=mba["count"] + (mba.index == 0))  # one count changed
+    null = gllmm.fit(gllmm.build_design(mba, "count ~ C(statistics) + C(economics)"))
+    full = gllmm.fit(gllmm.build_design(other, LXL))
+    with pytest.raises(SpecError, match="different data"):
+        gllmm.lr_test(full, null)
+    with pytest.raises(SpecError, match="different data"):
+        gllmm.anova(null, full)
+    same = gllmm.fit(gllmm.build_design(mba.iloc[::-1], LXL))
+    test = gllmm.lr_test(same, null)
+    # the LR statistic of nested GLMs is the difference of their deviances G^2
+    g2 = null.goodness_of_fit()["G2"] - same.goodness_of_fit()["G2"]
+    np.testing.assert_allclose(test.statistic, g2, rtol=1e-6)

@@ -62,7 +62,7 @@ from scipy import stats
 from scipy.linalg import null_space
 from scipy.special import gammaln, logsumexp
 
-from ..errors import BoundaryWarning, ConvergenceWarning, FitError
+from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
 from ..integrate import MarginalLikelihood
 from ..integrate._newton import State, damped_newton_direction, newton
 from ..results import FitResult
@@ -399,6 +399,9 @@ def fit_mcem(
     Y. N. (1998), Biometrika 85, 755-770. Louis, T. A. (1982), JRSS B 44, 226-233. Coull &
     Agresti (2003), Section 3.3.
     """
+    if not isinstance(design, Design):
+        raise SpecError(f"fit_mcem needs a Design (from gllmm.build_design or gllmm.models), "
+                        f"got {type(design).__name__}")
     if design.n_random == 0:
         raise FitError("the design has no random effects: fit it by ML with gllmm.fit")
     if stopping not in ("relative", "se"):

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BoundaryWarning, ConvergenceWarning, FitError
+from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
 from ..integrate import MarginalLikelihood
 from ..results import FitResult
 from ..spec._design import Design
@@ -206,6 +206,9 @@ def fit_pql(
     ----------
     Breslow, N. E. and Clayton, D. G. (1993), JASA 88, 9-25. Coull & Agresti (2003), Section 3.4.
     """
+    if not isinstance(design, Design):
+        raise SpecError(f"fit_pql needs a Design (from gllmm.build_design or gllmm.models), "
+                        f"got {type(design).__name__}")
     if design.n_random == 0:
         raise FitError("the design has no random effects: PQL reduces to the GLM; use gllmm.fit")
     if criterion not in ("ml", "reml"):

@@ -113,6 +113,9 @@ def lr_test(first: Any, second: Any) -> HypothesisTest:
     if getattr(full, "nobs", None) != getattr(null, "nobs", None):
         raise SpecError(f"the fits use different data ({full.nobs} and {null.nobs} "
                         "observations); fit both models to the same rows")
+    if not _same_counts(full, null):
+        raise SpecError("the fits use different data (their counts differ), so the "
+                        "likelihood ratio compares nothing; fit both models to the same rows")
     stat = max(2.0 * (full.loglik - null.loglik), 0.0)
     k = max(_variance_count(full, False) - _variance_count(null, True), 0)
     k = min(k, df)
@@ -152,6 +155,16 @@ def anova(*fits: Any) -> pd.DataFrame:
     if "note" in table:
         table["note"] = table["note"].fillna("")
     return table
+
+
+def _same_counts(first: Any, second: Any) -> bool:
+    """Whether two fits' counts are the same multiset (designs may order rows differently,
+    e.g. sorted by another grouping); fits without a design are not compared."""
+    ys = [getattr(getattr(getattr(f, "design", None), "family", None), "y", None)
+          for f in (first, second)]
+    if ys[0] is None or ys[1] is None or np.size(ys[0]) != np.size(ys[1]):
+        return True
+    return bool(np.array_equal(np.sort(np.ravel(ys[0])), np.sort(np.ravel(ys[1]))))
 
 
 def check_fits(*fits: Any) -> None:
