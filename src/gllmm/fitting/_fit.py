@@ -17,6 +17,7 @@ from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
 from ..integrate import HigherOrderLaplace, MarginalLikelihood
 from ..results import FitResult
 from ..spec._design import Design
+from ..tables._validate import check_numeric
 from ._auto_nodes import choose_nodes
 from ._cellwise import chosen_layout, fit_cellwise_design
 from ._degenerate import degenerate_parameters, flag_degenerate
@@ -102,7 +103,10 @@ def make_objective(design: Design, method: str = "agq", n_nodes: int | None = No
         Adaptive Gauss-Hermite quadrature (``n_nodes`` per dimension, default 15), Laplace or
         second-order Laplace.
     """
-    key = method.lower()
+    if not isinstance(design, Design):
+        raise SpecError(f"make_objective needs a Design (from gllmm.build_design or "
+                        f"gllmm.models), got {type(design).__name__}")
+    key = method.lower() if isinstance(method, str) else method
     if key not in OBJECTIVES:
         valid = sorted(OBJECTIVES) + sorted(FITTERS)
         raise FitError(f"unknown method {method!r}; valid methods: {', '.join(valid)}")
@@ -377,6 +381,8 @@ def fit(
             raise FitError("a constrained model is fitted to counts: gllmm.fit(model, "
                            "data=table_counts)")
         return design.fit(data, **options)
+    if not isinstance(method, str):
+        raise SpecError(f"method must be a string such as 'agq' or 'laplace', got {method!r}")
     if method.lower() == "constrained":
         raise FitError("method='constrained' fits a constrained model from "
                        "gllmm.fitting (e.g. marginal_homogeneity_model(3)): "
@@ -390,7 +396,7 @@ def fit(
         raise SpecError(f"fit needs a Design (from gllmm.build_design or gllmm.models) or a "
                         f"formula with data=...; got {type(design).__name__}")
     if start is not None:
-        start = np.asarray(start, dtype=float).ravel()
+        start = check_numeric(start, "start").ravel()
         if start.size != len(design.param_names):
             raise SpecError(f"start has {start.size} values; the model has "
                             f"{len(design.param_names)} parameters "

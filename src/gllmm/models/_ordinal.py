@@ -18,6 +18,7 @@ from scipy.special import logit
 from ..errors import SpecError
 from ..links import ContinuationRatio, Multinomial, cumulative_logit_family
 from ..spec import Design, block_structure
+from ..spec._build import COVARIANCES
 from ..spec._formula import formula_columns, model_matrix, parse_formula, split_top_level
 from ..tables._validate import check_choice, check_columns
 from ._ordinal_data import category_blocks, response_columns
@@ -71,7 +72,7 @@ def ordinal_mixed(
     """
     check_columns(data, [])
     if covariance is not None:
-        check_choice(covariance, "covariance", ("identity", "diagonal", "unstructured"))
+        check_choice(covariance, "covariance", COVARIANCES)
     if count is not None and weights is not None and count != weights:
         raise SpecError(f"give the frequency column once: count={count!r} and "
                         f"weights={weights!r} name two columns")

@@ -39,7 +39,7 @@ import pandas as pd
 from ..errors import ConvergenceWarning, SpecError
 from ..fitting._cellwise import fit_cellwise_design
 from ..integrate._gauss_hermite import MAX_NODES
-from ..tables._validate import check_columns, check_integer
+from ..tables._validate import check_columns, check_integer, check_real
 from ._cellwise_data import prepare
 from ._cellwise_model import CellwiseFit, _build, _design, _result, _start
 from ._cellwise_partitioned import fit_partitioned, is_partitioned
@@ -135,6 +135,10 @@ def fit_cellwise(
     if association not in ASSOCIATIONS:
         raise SpecError(f"unknown association {association!r}; use one of {ASSOCIATIONS}")
     n_nodes = check_integer(n_nodes, "n_nodes (1 = Laplace)", 1, MAX_NODES)
+    max_iter = check_integer(max_iter, "max_iter", 1)
+    chunk_size = check_integer(chunk_size, "chunk_size", 1)
+    if not check_real(tol, "tol") > 0:
+        raise SpecError(f"tol must be positive, got {tol}")
     if is_partitioned(counts):
         return fit_partitioned(counts, row_scores, col_scores, base=base, n_nodes=n_nodes,
                                association=association, tol=tol, max_iter=max_iter,

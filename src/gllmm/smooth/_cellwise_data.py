@@ -69,7 +69,7 @@ def _default_scores(levels: np.ndarray) -> np.ndarray:
 def _scores(given: object, levels: np.ndarray, name: str) -> np.ndarray:
     if given is None:
         return _default_scores(levels)
-    s = np.asarray(given, dtype=float)
+    s = check_numeric(given, name)
     if s.shape != (len(levels),):
         raise SpecError(f"{name} has {s.size} values for {len(levels)} levels")
     if not np.all(np.isfinite(s)):

@@ -34,7 +34,7 @@ from gllmm.errors import (
     TableError,
 )
 from gllmm.integrate._newton import halving_step
-from gllmm.tables._validate import check_numeric
+from gllmm.tables._validate import check_numeric, check_real
 
 __all__ = [
     "CRITERIA",
@@ -724,7 +724,7 @@ def local_likelihood(
         value = selection.best
     else:
         assert choice is not None
-        value = float(choice)
+        value = check_real(choice, parameter, hint=f" or a criterion of {sorted(CRITERIA)}")
         if not value > 0:
             raise SpecError(f"{parameter} must be positive, got {value}")
 

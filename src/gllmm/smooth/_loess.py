@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, gammaln, xlogy
 
 from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
-from gllmm.tables._validate import check_counts
+from gllmm.tables._validate import check_counts, check_real
 
 from ._local import (
     CRITERIA,
@@ -560,7 +560,7 @@ def loess_gam(
             at_boundary=best in (finite[0], finite[-1]))
         value = selection.best
     else:
-        value = float(span)
+        value = check_real(span, "span", hint=" or a criterion name")
     sol = run(value)
     if not sol.converged:
         warnings.warn(f"local scoring did not converge in {sol.n_iter} iterations at span "

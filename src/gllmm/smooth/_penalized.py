@@ -25,7 +25,7 @@ from scipy.optimize import minimize_scalar
 from gllmm.errors import ConvergenceWarning, FitError, SpecError, TableError
 from gllmm.integrate._newton import State, newton
 from gllmm.spec import local_odds_ratios
-from gllmm.tables._validate import check_numeric
+from gllmm.tables._validate import check_numeric, check_real
 
 from ._local import CRITERIA, CriteriaMixin, FloatArray, SmoothingSelection, poisson_deviance
 
@@ -325,7 +325,7 @@ def penalized_smoother(
         )
         value = best
     else:
-        value = float(lam)
+        value = check_real(lam, "lam", hint=f" or a criterion of {sorted(CRITERIA)}")
         if not value >= 0:
             raise SpecError(f"lam must be non-negative, got {lam}")
 

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from ..errors import GllmmWarning, SpecError
 from ..links import Binomial, Multinomial, Poisson
 from ..tables import Table
-from ..tables._validate import check_counts
+from ..tables._validate import check_choice, check_counts
 from ._components import row_components
 from ._design import Design, block_structure
 from ._fast_matrix import csr_from_rows
@@ -34,6 +34,9 @@ from ._formula import (
     split_top_level,
 )
 from ._table_input import stratum_blocks, table_input, within_block_constant
+
+#: the covariance structures of a random term (``covariance=``)
+COVARIANCES = ("identity", "diagonal", "unstructured")
 
 
 def count_column(data: pd.DataFrame, name: str) -> np.ndarray:
@@ -199,7 +202,9 @@ def build_design(
     parsed = parse_formula(formula)
     if parsed.response is None:
         raise SpecError("the formula needs a response: 'count ~ ...'")
-    fam_name = family.lower()
+    fam_name = family.lower() if isinstance(family, str) else family
+    if covariance is not None:  # else silently ignored by one-component terms
+        check_choice(covariance, "covariance", COVARIANCES)
     if fam_name not in ("poisson", "binomial"):
         raise SpecError(f"unknown family {family!r} for formula designs; use 'poisson' or "
                         "'binomial' (ordinal and association models have builders in "
@@ -273,6 +278,9 @@ def build_design(
         notes["weights"] = w
     if terms:
         notes["random_levels"] = levels
+    if scores is not None and not isinstance(scores, dict):
+        raise SpecError(f"scores must be a dict {{column: scores of its levels}}, got "
+                        f"{type(scores).__name__}")
     scores = {**({} if table is None else table.scores), **(scores or {})}
     if scores:
         notes["scores"] = {k: np.asarray(v, dtype=float) for k, v in scores.items()}

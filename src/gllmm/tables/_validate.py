@@ -217,6 +217,15 @@ def check_numeric(values: Any, name: str, error: type[GllmmError] = SpecError) -
                     "entries") from None
 
 
+def check_real(value: Any, name: str, error: type[GllmmError] = SpecError,
+               hint: str = "") -> float:
+    """A real number (refuses text, lists and booleans, which ``float`` reads or rejects
+    with its own TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise error(f"{name} must be a number{hint}, got {value!r}")
+    return float(value)
+
+
 def check_choice(value: Any, name: str, choices: Sequence[str],
                  error: type[GllmmError] = SpecError) -> str:
     """One of the strings ``choices``, else ``error`` listing them."""
@@ -226,5 +235,5 @@ def check_choice(value: Any, name: str, choices: Sequence[str],
 
 
 __all__ = ["check_array", "check_choice", "check_codes", "check_columns", "check_counts",
-           "check_integer", "check_level", "check_numeric", "check_no_missing", "check_scores",
-           "check_unique_cells"]
+           "check_integer", "check_level", "check_no_missing", "check_numeric", "check_real",
+           "check_scores", "check_unique_cells"]
