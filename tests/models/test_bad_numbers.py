@@ -29,6 +29,8 @@ CASES = [
     ("fit method None", lambda d, x: gllmm.fit(x, method=None), "method must be a string"),
     ("fit method number", lambda d, x: gllmm.fit(x, method=3), "method must be a string"),
     ("fit start text", lambda d, x: gllmm.fit(x, start="abc"), "start must hold numbers"),
+    ("fit start NaN", lambda d, x: gllmm.fit(x, start=np.full(len(x.param_names), np.nan)),
+     "start has NaN"),
     ("make_objective not a design", lambda d, x: gllmm.make_objective(3),
      "make_objective needs a Design"),
     ("build_design family number", lambda d, x: gllmm.build_design(d, F, family=3),

@@ -397,6 +397,9 @@ def fit(
                         f"formula with data=...; got {type(design).__name__}")
     if start is not None:
         start = check_numeric(start, "start").ravel()
+        if not np.all(np.isfinite(start)):  # else a FitError about the curvature, later
+            raise SpecError("start has NaN or infinite values; give finite starting values "
+                            "or leave start out")
         if start.size != len(design.param_names):
             raise SpecError(f"start has {start.size} values; the model has "
                             f"{len(design.param_names)} parameters "
