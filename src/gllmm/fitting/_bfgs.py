@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -41,6 +42,7 @@ def _python_fg(fun, x, g):
     return f
 
 
+@cache
 def _python_core():
     from .._jit import bind
     from .._small_linalg import eye_numpy, rank2_numpy

@@ -209,7 +209,7 @@ def optimize(
         start, hinv, glm_loglik = _glm_start(design)
         x0, hinv = _newton_start(objective, start, hinv)
     lower = design.param_lower
-    sd_index = np.flatnonzero(np.r_[np.zeros(design.n_fixed), np.isfinite(lower[design.n_fixed:])])
+    sd_index = design.n_fixed + np.flatnonzero(np.isfinite(lower[design.n_fixed:]))
     newton = _newton_metric(objective, len(lower))
 
     def search(x0: np.ndarray, low: np.ndarray = lower, boundary: np.ndarray = sd_index

@@ -164,13 +164,12 @@ def bfgs_template(data, x0, lower, fixed, hinv0, scaled, gtol, ftol, max_iter, o
     success = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 (count reported after the loop)
-        active = fixed | ((x <= lower) & (g > 0))
-        pg = g * ~active
+        free = np.where(fixed | ((x <= lower) & (g > 0)), 0.0, 1.0)
+        pg = g * free
         if np.max(np.abs(pg)) < gtol:
             success, code = True, 1
             break
-        free = (~active).astype(np.float64)
-        d = -(Hinv @ (g * free)) * free
+        d = -(Hinv @ pg) * free
         slope = np.dot(g, d)
         if not np.isfinite(slope) or slope >= 0:
             Hinv = EYE(n, 1.0)

@@ -352,7 +352,10 @@ def inverse_information(info: np.ndarray, free: np.ndarray, n: int, what: str = 
         sub = np.linalg.inv(info)
         if np.any(np.diag(sub) < 0):
             raise np.linalg.LinAlgError
-        cov[np.ix_(free, free)] = sub
+        if len(free) == n:
+            cov[:] = sub
+        else:
+            cov[np.ix_(free, free)] = sub
     except np.linalg.LinAlgError:
         warnings.warn(f"{what} information is singular; standard errors are unavailable",
                       ConvergenceWarning, stacklevel=stacklevel)

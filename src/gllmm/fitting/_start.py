@@ -47,4 +47,4 @@ def _glm_start(design: Design, sd_start: float = 0.5) -> tuple[np.ndarray, np.nd
         pass
     # infinite estimates: the boundary fit is a limit, not a point the search could start from
     finite = glm.converged and glm.infinite_cells.size == 0
-    return np.r_[glm.beta, theta], hinv, float(glm.loglik) if finite else float("nan")
+    return np.concatenate((glm.beta, theta)), hinv, float(glm.loglik) if finite else float("nan")
