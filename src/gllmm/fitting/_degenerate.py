@@ -28,8 +28,8 @@ SE_LIMIT = 100.0
 def _scaled_se(res: Any) -> np.ndarray:
     """SE of each parameter times the largest |entry| of its column of X (or Z for SDs)."""
     d = res.design
-    with np.errstate(invalid="ignore"):
-        se = np.sqrt(np.diag(res.cov))
+    # a negative variance (an indefinite information) is no SE: 0 here, never flagged
+    se = np.sqrt(np.maximum(np.diag(res.cov), 0.0))
     scale = np.ones(len(se))
     if d.n_fixed:
         xm = d.x_matrix  # dense or sparse (rows x p); scipy's abs/max cost more than the fit

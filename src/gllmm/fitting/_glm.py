@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 from ..errors import ConvergenceWarning, InfiniteEstimateWarning, SpecError
 from ..spec._design import Design
@@ -29,11 +30,46 @@ class GlmFit:
     infinite_cells: np.ndarray  # indices into family.cells (flattened) of collapsing zero cells
 
 
+#: Smallest eigenvalue of the unit-diagonal Gram matrix of X that proves full column rank
+#: without the pivoted QR (``_clearly_full_rank``).
+GRAM_MIN_EIGENVALUE = 1e-8
+
+
+def _scaled_gram(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(G, s)``: the Gram matrix of X's columns scaled to unit norm (``s`` their norms), or
+    None when a column is zero."""
+    gram = flat.T @ flat
+    s = np.sqrt(gram.diagonal())
+    if not (s.min() > 0 and np.isfinite(s.max())):  # NaN fails both; finite norms bound G
+        return None
+    return gram / s / s[:, None], s
+
+
+def _clearly_full_rank(flat: np.ndarray) -> bool:
+    """Whether X has full column rank by a margin no rounding blurs, from the smallest
+    eigenvalue of its unit-norm Gram matrix (one small symmetric eigenproblem, a quarter of
+    ``aliased_columns``'s pivoted QR on a model matrix of a few dozen rows).
+
+    ``lambda_min > 1e-8`` gives ``sigma_min > 1e-4`` for the unit-norm columns; every diagonal
+    entry of a QR is at least ``sigma_min`` and the first is at most 1, far above
+    ``aliased_columns``'s relative tolerance ``max(n, p) eps``, so its answer would be "no
+    aliased column" (the eigenvalue's rounding error is about ``p eps``). Designs that fail
+    this test go to ``aliased_columns``, which decides and names the columns.
+    """
+    scaled = _scaled_gram(flat)
+    if scaled is None:
+        return False
+    w, _, info = scipy.linalg.lapack.dsyevd(scaled[0], compute_v=0)
+    return info == 0 and w[0] > GRAM_MIN_EIGENVALUE
+
+
 def check_full_rank(design: Design) -> None:
     """Raise SpecError naming the aliased fixed-effect columns of a rank-deficient X."""
     if design.n_fixed == 0:
         return
     flat = design.X.reshape(-1, design.n_fixed)
+    if _clearly_full_rank(flat):
+        return
     bad = aliased_columns(flat, list(design.fixed_names))
     if bad:
         raise SpecError(
@@ -59,9 +95,7 @@ def fit_glm(
     fam = design.family
     X = design.X
     p = design.n_fixed
-    beta = np.zeros(p) if beta0 is None else np.asarray(beta0, dtype=float).copy()
-    if beta0 is None:
-        beta = _default_start(design)
+    beta = _default_start(design) if beta0 is None else np.asarray(beta0, dtype=float).copy()
 
     derivs, data, compiled = _derivatives_function(design)
     info = np.empty((p, p))
@@ -77,9 +111,11 @@ def fit_glm(
 
         core = bind(newton_template, "newton_python", DERIVS=derivs, SOLVE=solve_numpy)
         beta, ll, it, converged = core(data, beta, tol, max_iter, info)
-    mu = fam.mean(X @ beta + design.offset)
-    infinite = np.flatnonzero(((fam.y == 0) & (mu < 1e-7 * max(1.0, fam.y.sum()))).ravel())
-    if warn and infinite.size and np.max(np.abs(beta)) > 15:
+    infinite = np.zeros(0, dtype=int)
+    if np.max(np.abs(beta), initial=0.0) > 15:  # only then can zero cells be collapsing
+        mu = fam.mean(X @ beta + design.offset)
+        infinite = np.flatnonzero(((fam.y == 0) & (mu < 1e-7 * max(1.0, fam.y.sum()))).ravel())
+    if warn and infinite.size:
         cells = fam.cells.ravel()[infinite]
         warnings.warn(
             "sampling zeros push estimates towards infinity (ML estimate does not exist); "
@@ -90,8 +126,6 @@ def fit_glm(
     elif warn and not converged:
         warnings.warn(f"Newton did not converge in {max_iter} iterations", ConvergenceWarning,
                       stacklevel=2)
-    if not (infinite.size and np.max(np.abs(beta)) > 15):
-        infinite = np.zeros(0, dtype=int)
     return GlmFit(beta, ll + float(fam.constant().sum()), info, it, converged, infinite)
 
 
@@ -128,9 +162,18 @@ def _default_start(design: Design) -> np.ndarray:
     fam = design.family
     p = design.n_fixed
     if fam.name == "poisson":
-        target = np.log(fam.y + 0.5) - design.offset
+        target = (np.log(fam.y + 0.5) - design.offset).reshape(-1)
         flat = design.X.reshape(-1, p)
-        return np.linalg.lstsq(flat, target.reshape(-1), rcond=None)[0]
+        scaled = _scaled_gram(flat)
+        if scaled is not None:
+            # normal equations by Cholesky where they are well conditioned (LAPACK directly:
+            # numpy's lstsq wrapper costs more than the solve), else least squares
+            gram, s = scaled
+            lapack = scipy.linalg.lapack
+            chol, info = lapack.dpotrf(gram)
+            if info == 0 and lapack.dpocon(chol, np.abs(gram).sum(axis=0).max())[0] > 1e-8:
+                return lapack.dpotrs(chol, (flat.T @ target) / s)[0] / s
+        return np.linalg.lstsq(flat, target, rcond=None)[0]
     if fam.name == "affine-separable":
         # ordered starting cut points for cumulative-type links keep probabilities positive
         return np.zeros(p)

@@ -73,16 +73,19 @@ def _kernel_inputs(obj: MarginalLikelihood) -> dict | None:
     d = obj.design
     fam = d.family.compiled() if _jit.HAVE_NUMBA else None
     out = None
+    # Design keeps cluster non-decreasing, so each cluster is one run of blocks
     if (fam is not None and fam.code in (POISSON, BINOMIAL, CUMULATIVE_LOGIT)
-            and np.all(np.diff(d.cluster) >= 0) and len(obj._starts) == d.n_clusters):
+            and len(obj._starts) == d.n_clusters):
         c = np.ascontiguousarray
+        lam = c(obj._templates[:, 0, 0])  # Lambda = theta . lam (1 x 1)
+        z = c(d.Z[:, :, 0])
         out = {
             "family": fam,
-            "X": c(d.X), "Z": c(d.Z[:, :, 0]), "offset": c(d.offset),
-            "dM": c(obj._dM[:, :, 0, :]),
-            "starts": np.r_[obj._starts, d.X.shape[0]].astype(np.int64),
+            "X": c(d.X), "Z": z, "offset": c(d.offset),
+            "dM": z[:, :, None] * lam,  # Z E_k, the dense _dM of q = 1 without its einsum
+            "starts": np.append(obj._starts, d.X.shape[0]).astype(np.int64),
             "rule": (c(obj.nodes[:, 0]), c(obj.log_weights), c(obj.half_z2)),
-            "lam": c(obj._templates[:, 0, 0]),  # Lambda = theta . lam (1 x 1)
+            "lam": lam,
         }
     obj._kernel_cache = out
     return out

@@ -15,9 +15,9 @@ from ..tables import Table
 from ..tables._validate import (
     check_columns,
     check_counts,
-    check_no_missing,
     check_scores,
     check_unique_cells,
+    check_values,
 )
 
 
@@ -51,11 +51,14 @@ def cellwise_smoothing(
     check_columns(data, [row, col, count])
     if row == col:
         raise SpecError(f"row and col are the same column {row!r}; give two different factors")
-    check_no_missing(data, [row, col], "factor")
-    check_unique_cells(data, [row, col])
+    series = data[row], data[col]
+    for name, values in zip((row, col), series, strict=True):
+        check_values(values.to_numpy(), name, "factor")
+    (r_levels, r_codes), (c_levels, c_codes) = _factor(series[0]), _factor(series[1])
+    check_unique_cells(data, [row, col], codes=[(r_codes, len(r_levels)),
+                                                (c_codes, len(c_levels))])
     lxl = base != "independence"
     n = len(data)
-    (r_levels, r_codes), (c_levels, c_codes) = _factor(data[row]), _factor(data[col])
     rs = _scores(r_levels, row_scores)
     cs = _scores(c_levels, col_scores)
     cell = f"{row}:{col}"
@@ -91,8 +94,9 @@ def _factor(values: pd.Series) -> tuple[list, np.ndarray]:
     """Levels (categories in order, else sorted values) and the integer code of each row."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         return list(values.cat.categories), np.asarray(values.cat.codes)
-    levels, codes = np.unique(values.to_numpy(), return_inverse=True)
-    return levels.tolist(), codes
+    values = values.to_numpy()
+    levels = np.unique(values)
+    return levels.tolist(), np.searchsorted(levels, values)  # half np.unique's inverse cost
 
 
 def _scores(levels: list, given: Any) -> np.ndarray:

@@ -86,14 +86,20 @@ def check_no_missing(data: pd.DataFrame, columns: Sequence[str], what: str = "gr
     """Refuse missing values (NaN, None, empty strings) in factor or grouping columns: they
     would silently form no group or be merged into another one."""
     for c in columns:
-        values = column_values(data, c, error)
-        kind = values.dtype.kind if isinstance(values, np.ndarray) else ""
-        if kind in ("b", "i", "u"):
-            continue  # integers and booleans hold no missing value (factorizing cost more)
-        if kind == "f":
-            check_codes(np.where(np.isnan(values), -1, 0), [], c, what, error)
-        else:
-            check_codes(*factorize(values), c, what, error)  # NaN/None -> -1
+        check_values(column_values(data, c, error), c, what, error)
+
+
+def check_values(values: Any, column: str, what: str = "grouping column",
+                 error: type[GllmmError] = SpecError) -> None:
+    """``check_no_missing`` of one column's values (an ndarray or a pandas extension array,
+    as ``column_values`` gives), for callers that have them already."""
+    kind = values.dtype.kind if isinstance(values, np.ndarray) else ""
+    if kind in ("b", "i", "u"):
+        return  # integers and booleans hold no missing value (factorizing cost more)
+    if kind == "f":
+        check_codes(np.where(np.isnan(values), -1, 0), [], column, what, error)
+    else:
+        check_codes(*factorize(values), column, what, error)  # NaN/None -> -1
 
 
 def check_codes(codes: np.ndarray, levels: Sequence[Any], column: str,
@@ -108,14 +114,23 @@ def check_codes(codes: np.ndarray, levels: Sequence[Any], column: str,
 
 
 def check_unique_cells(data: pd.DataFrame, factors: Sequence[str],
-                       error: type[GllmmError] = SpecError) -> None:
-    """Refuse two rows for the same cell (a fit would silently treat them as two cells)."""
+                       error: type[GllmmError] = SpecError,
+                       codes: Sequence[tuple[np.ndarray, int]] | None = None) -> None:
+    """Refuse two rows for the same cell (a fit would silently treat them as two cells).
+
+    ``codes``: the ``(codes, number of levels)`` of each factor (codes from 0, -1 for a
+    missing value), for callers that have factorized the columns already.
+    """
+    if codes is None:
+        codes = [(c, len(lv)) for c, lv in (factorize(column_values(data, f, error))
+                                            for f in factors)]
     key = np.zeros(len(data), dtype=np.int64)
-    for f in factors:  # one integer per cell (mixed radix of the factor codes)
-        codes, levels = factorize(column_values(data, f, error))
-        key = key * (len(levels) + 1) + (codes + 1)
+    for c, n_levels in codes:  # one integer per cell (mixed radix of the factor codes)
+        key *= n_levels + 1
+        key += c
+        key += 1
     key.sort()
-    if key.size and not np.any(key[1:] == key[:-1]):
+    if key.size and (key[1:] != key[:-1]).all():
         return
     dup = data.duplicated(subset=list(factors), keep=False).to_numpy()
     if dup.any():
@@ -236,4 +251,4 @@ def check_choice(value: Any, name: str, choices: Sequence[str],
 
 __all__ = ["check_array", "check_choice", "check_codes", "check_columns", "check_counts",
            "check_integer", "check_level", "check_no_missing", "check_numeric", "check_real",
-           "check_scores", "check_unique_cells"]
+           "check_scores", "check_unique_cells", "check_values"]
