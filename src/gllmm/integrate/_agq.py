@@ -19,6 +19,8 @@ PQL-like point, and the optimiser never differences.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.special import logsumexp
 
@@ -45,6 +47,15 @@ def _make_positive(K: np.ndarray) -> np.ndarray:
         low = np.linalg.eigvalsh(K)[:, 0]
         shift = np.where(low < 1e-6, 1e-3 - low + 1e-3 * np.abs(low), 0.0)
         return K + shift[:, None, None] * np.eye(K.shape[-1])
+
+
+@lru_cache(maxsize=64)
+def _rule(n_nodes: int, q: int) -> tuple[np.ndarray, ...]:
+    """The product rule's nodes and weights with ``log w`` and ``|z|^2 / 2``, shared by every
+    objective with the same rule (made once, not per fit; never written to: left writable
+    only because a read-only array is another type to the compiled kernels)."""
+    nodes, weights = product_rule(n_nodes, q)
+    return nodes, weights, np.log(weights), 0.5 * (nodes**2).sum(axis=1)
 
 
 #: attributes of a MarginalLikelihood that do not depend on the counts (``with_counts``)
@@ -82,9 +93,7 @@ class MarginalLikelihood:
                 f"{self.n_nodes} nodes in {q} dimensions is {self.n_nodes ** q} nodes per "
                 "cluster; use fewer nodes or the Laplace approximation (n_nodes=1)"
             )
-        self.nodes, self.weights = product_rule(self.n_nodes, q)
-        self.log_weights = np.log(self.weights)
-        self.half_z2 = 0.5 * (self.nodes**2).sum(axis=1)
+        self.nodes, self.weights, self.log_weights, self.half_z2 = _rule(self.n_nodes, q)
         self._starts = design.starts()
         self._one_per_cluster = design.n_blocks == design.n_clusters
         self._constant = float(design.family.constant().sum())

@@ -92,6 +92,8 @@ def _kernel_inputs(obj: MarginalLikelihood) -> dict | None:
 
 
 def _raise_status(status: int) -> None:
+    if status == 0:  # _mode_newton.OK, without an import per kernel call
+        return
     from ._mode_newton import NONFINITE_CURVATURE, NOT_POSITIVE
 
     if status == NONFINITE_CURVATURE:

@@ -76,7 +76,7 @@ def cellwise_smoothing(
     for fac, levels, codes in ((row, r_levels, r_codes), (col, c_levels, c_codes)):
         rows = np.flatnonzero(codes > 0)
         X[rows, 0, col_at + codes[rows] - 1] = 1.0
-        names += [f"C({fac})[T.{lev}]" for lev in levels[1:]]
+        names += [f"C({fac})[T.{lev}]" for lev in levels[1:].tolist()]
         col_at += len(levels) - 1
     if lxl:
         X[:, 0, -1] = rs[r_codes] * cs[c_codes]
@@ -90,20 +90,23 @@ def cellwise_smoothing(
                   tuple(range(n)), (f"{cell}:Intercept",), notes)
 
 
-def _factor(values: pd.Series) -> tuple[list, np.ndarray]:
+def _factor(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Levels (categories in order, else sorted values) and the integer code of each row."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return list(values.cat.categories), np.asarray(values.cat.codes)
+        return values.cat.categories.to_numpy(), np.asarray(values.cat.codes)
     values = values.to_numpy()
     levels = np.unique(values)
-    return levels.tolist(), np.searchsorted(levels, values)  # half np.unique's inverse cost
+    return levels, np.searchsorted(levels, values)  # half np.unique's inverse cost
 
 
-def _scores(levels: list, given: Any) -> np.ndarray:
+def _scores(levels: np.ndarray, given: Any) -> np.ndarray:
     """Scores of the levels: given (a dict by level or a sequence), else the values when
     numeric, else 1..K."""
     if given is None:
-        if all(isinstance(v, (int, float, np.integer, np.floating)) for v in levels):
-            return np.array(levels, dtype=float)
+        if levels.dtype.kind in "biuf":  # a numeric column: no per-level type checks
+            return levels.astype(float)
+        if levels.dtype == object and all(
+                isinstance(v, (int, float, np.integer, np.floating)) for v in levels):
+            return np.array(levels.tolist(), dtype=float)
         return np.arange(1, len(levels) + 1, dtype=float)
-    return check_scores(levels, given, "scores")
+    return check_scores(levels.tolist(), given, "scores")
