@@ -167,3 +167,17 @@ def test_dense_laplace_kernel_equals_the_numpy_path(beta, coding):
                          - compiled.value_and_gradient(x - e, False)[0]) / 2e-6
                         for e in 1e-6 * np.eye(size)])
         np.testing.assert_allclose(compiled.value_and_gradient(x)[1], num, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["poisson", "poisson-slope", "binomial"])
+def test_hessian_over_some_parameters_is_that_block(designs, name):
+    """The compiled Hessian re-evaluates only the clusters a parameter moves (a factor's
+    indicator: its level's cells); over a subset of the parameters (the SD held on a boundary)
+    it is the full one's block, to the forward differences' rounding (1e-6)."""
+    fast, _ = _pair(designs[name], 5)
+    x = _point(designs[name], 7)
+    every = np.arange(len(x))
+    some = every[::2]
+    full = fast.gradient_jacobian(x, every)
+    np.testing.assert_allclose(fast.gradient_jacobian(x, some), full[np.ix_(some, some)],
+                               rtol=1e-6, atol=1e-6)

@@ -391,32 +391,86 @@ def scalar_agq_hessian(code, Y, D, Cc, X, offset, Z, lam_vec, dM, starts, z, log
                        hess):  # pragma: no cover - compiled
     """Forward differences of the exact gradient over the ``free`` parameters:
     ``hess[i, j] = (g_free[j](x + h_i e_i) - g_free[j](x)) / h_i``, ``h_i = rel_step max(1,
-    |x_i|)`` (unsymmetrised); returns the worst status of the P + 1 evaluations."""
+    |x_i|)`` (unsymmetrised); returns the worst status of the evaluations.
+
+    The gradient is a sum over clusters, and moving parameter i changes only the clusters
+    with a non-zero entry in its column of X (of ``Z E_k`` for a covariance parameter): their
+    difference is evaluated cluster by cluster, the others' is exactly 0 (a factor's
+    indicator moves only its level's cells: a third of the evaluations on the MBA table).
+    Every evaluation starts its modes from those at ``params``.
+    """
     B, J, p = X.shape
     P = params.shape[0]
+    nf = free.shape[0]
     n_cl = starts.shape[0] - 1
+    moves = np.zeros((nf, n_cl), dtype=np.bool_)
+    n_moved = np.zeros(nf, dtype=np.int64)
+    split = False
+    for i in range(nf):
+        a = free[i]
+        for c in range(n_cl):
+            for b in range(starts[c], starts[c + 1]):
+                for j in range(J):
+                    w = X[b, j, a] if a < p else dM[b, j, a - p]
+                    if w != 0.0:
+                        moves[i, c] = True
+            if moves[i, c]:
+                n_moved[i] += 1
+        if n_moved[i] < n_cl:
+            split = True
     eta0 = np.empty((B, J))
     M = np.empty((B, J))
-    g0 = np.empty(P)
+    g0 = np.zeros(P)
     g1 = np.empty(P)
+    g0c = np.empty((n_cl if split else 0, P))  # per-cluster gradients at params
     L = np.empty(n_cl)
     post = np.empty((n_cl, 2))
+    vt = np.empty(n_cl)
     _predictors(X, offset, Z, lam_vec, params, eta0, M)
-    _, status = scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2, v_start,
-                           tol, max_iter, True, g0, L, post)
-    if status != OK:
-        return status
+    if split:
+        for c in range(n_cl):
+            _, status = scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts[c:c + 2], z, logw,
+                                   half_z2, v_start[c:c + 1], tol, max_iter, True, g0c[c],
+                                   L[c:c + 1], post[c:c + 1])
+            if status != OK:
+                return status
+            for k in range(P):
+                g0[k] += g0c[c, k]
+    else:
+        _, status = scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2,
+                               v_start, tol, max_iter, True, g0, L, post)
+        if status != OK:
+            return status
     x = params.copy()
-    for i in range(free.shape[0]):
+    for i in range(nf):
         a = free[i]
         h = rel_step * max(1.0, abs(params[a]))
         x[a] = params[a] + h
         _predictors(X, offset, Z, lam_vec, x, eta0, M)
-        _, status = scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2,
-                               v_start, tol, max_iter, True, g1, L, post)
         x[a] = params[a]
-        if status != OK:
-            return status
-        for j in range(free.shape[0]):
-            hess[i, j] = (g1[free[j]] - g0[free[j]]) / h
+        for j in range(nf):
+            hess[i, j] = 0.0
+        if n_moved[i] == n_cl:  # every cluster moves: one call over all of them
+            for c in range(n_cl):
+                vt[c] = v_start[c]
+            _, status = scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts, z, logw, half_z2,
+                                   vt, tol, max_iter, True, g1, L, post)
+            if status != OK:
+                return status
+            for j in range(nf):
+                hess[i, j] = g1[free[j]] - g0[free[j]]
+        else:
+            for c in range(n_cl):
+                if not moves[i, c]:
+                    continue
+                vt[c] = v_start[c]
+                _, status = scalar_agq(code, Y, D, Cc, eta0, M, X, dM, starts[c:c + 2], z,
+                                       logw, half_z2, vt[c:c + 1], tol, max_iter, True, g1,
+                                       L[c:c + 1], post[c:c + 1])
+                if status != OK:
+                    return status
+                for j in range(nf):
+                    hess[i, j] += g1[free[j]] - g0c[c, free[j]]
+        for j in range(nf):
+            hess[i, j] /= h
     return OK
