@@ -12,6 +12,7 @@ from ..links import Poisson
 from ..spec import Design, scalar_structure
 from ..spec._table_input import score_column
 from ..tables import Table
+from ..tables._columns import column_values
 from ..tables._validate import (
     check_columns,
     check_counts,
@@ -51,10 +52,10 @@ def cellwise_smoothing(
     check_columns(data, [row, col, count])
     if row == col:
         raise SpecError(f"row and col are the same column {row!r}; give two different factors")
-    series = data[row], data[col]
-    for name, values in zip((row, col), series, strict=True):
-        check_values(values.to_numpy(), name, "factor")
-    (r_levels, r_codes), (c_levels, c_codes) = _factor(series[0]), _factor(series[1])
+    columns = [column_values(data, c) for c in (row, col, count)]  # no Series built
+    for name, values in zip((row, col), columns, strict=False):
+        check_values(values, name, "factor")
+    (r_levels, r_codes), (c_levels, c_codes) = _factor(columns[0]), _factor(columns[1])
     check_unique_cells(data, [row, col], codes=[(r_codes, len(r_levels)),
                                                 (c_codes, len(c_levels))])
     lxl = base != "independence"
@@ -66,7 +67,7 @@ def cellwise_smoothing(
                    f"{score_column(data, col, cs[c_codes])}") if lxl else None
     formula = (f"{count} ~ C({row}) + C({col})" + (f" + {association}" if lxl else "")
                + f" + (1 | {cell})")
-    y = check_counts(data[count].to_numpy(), f"count column {count!r}")
+    y = check_counts(np.asarray(columns[2]), f"count column {count!r}")
     # treatment-coded dummies built directly (same columns and names as the formula above):
     # formulaic's and pandas' generality cost more than the fit on small tables
     X = np.zeros((n, 1, len(r_levels) + len(c_levels) - 1 + lxl))
@@ -90,11 +91,12 @@ def cellwise_smoothing(
                   tuple(range(n)), (f"{cell}:Intercept",), notes)
 
 
-def _factor(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Levels (categories in order, else sorted values) and the integer code of each row."""
+def _factor(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Levels (categories in order, else sorted values) and the integer code of each row of a
+    column's values (``column_values``)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.categories.to_numpy(), np.asarray(values.cat.codes)
-    values = values.to_numpy()
+        return values.categories.to_numpy(), np.asarray(values.codes)
+    values = np.asarray(values)
     levels = np.unique(values)
     return levels, np.searchsorted(levels, values)  # half np.unique's inverse cost
 
