@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -444,6 +445,46 @@ def _glm_points(code, Y, X, offset, mv, ia, fa, pair_sigma, points, starts, tol,
 
 
 @_njit
+def _pick_start(code, Y, X, offset, mv, ia, x, cands, n_cl):  # pragma: no cover - compiled
+    """Per cluster the column of ``cands`` (n, K) with the largest h at the parameters ``x``
+    (non-finite h counts as -inf; the earlier column on ties): ``_start_modes``' comparison
+    in one call instead of K NumPy passes."""
+    m_row, m_col, _, row_cluster, col_cluster, _, _, _, _ = ia
+    B, p = X.shape
+    n = cands.shape[0]
+    eta0 = np.empty(B)
+    for b in range(B):
+        acc = offset[b]
+        for c in range(p):
+            acc += X[b, c] * x[c]
+        eta0[b] = acc
+    md = np.empty(mv.shape[0])
+    for e in range(mv.shape[0]):
+        acc = 0.0
+        for k in range(mv.shape[1]):
+            acc += mv[e, k] * x[p + k]
+        md[e] = acc
+    eta, g, w, T = np.empty(B), np.empty(B), np.empty(B), np.empty(B)
+    h = np.empty(n_cl)
+    best_h = np.full(n_cl, -np.inf)
+    pick = np.zeros(n_cl, dtype=np.int64)
+    v = np.empty(n)
+    for a in range(cands.shape[1]):
+        for i in range(n):
+            v[i] = cands[i, a]
+        _glm_h(code, Y, eta0, m_row, m_col, md, row_cluster, col_cluster, v, eta, g, w, T, h)
+        for c in range(n_cl):
+            hc = h[c] if np.isfinite(h[c]) else -np.inf
+            if a == 0 or hc > best_h[c]:
+                best_h[c] = hc
+                pick[c] = a
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = cands[i, pick[col_cluster[i]]]
+    return out
+
+
+@_njit
 def _sum_rows_by(index, values, n):  # pragma: no cover - compiled
     """out[i] = sum of values[e] (rows of a 2-D array) over e with index[e] == i."""
     out = np.zeros((n, values.shape[1]))
@@ -584,13 +625,13 @@ class _Structure:
     X: np.ndarray  # (B, p) fixed-effects design of the one linear predictor, contiguous
     offset: np.ndarray  # (B,) its offset, contiguous
 
-    @property
+    @cached_property
     def entry_arrays(self) -> tuple:
         """The compiled kernels' arrays of M's non-zeros and their pairs (``_glm_modes``)."""
         return (self.m_row, self.m_col, self.m_pcol, self.row_cluster, self.col_cluster,
                 self.pair_k, self.pair_row, self.pair_e1, self.pair_e2)
 
-    @property
+    @cached_property
     def factor_arrays(self) -> tuple:
         """The compiled kernels' arrays of the patterns of K and L (``_glm_modes``)."""
         return (self.k_diag, self.k_indptr, self.k_indices, self.l_indptr, self.l_indices,
@@ -857,6 +898,10 @@ def _start_modes(obj: MarginalLikelihood, s: _Structure, params: np.ndarray) -> 
         candidates.append(np.zeros(s.n))
     if len(candidates) == 1:
         return candidates[0]
+    code = _glm_code(obj)
+    if code is not None:
+        return _pick_start(code, obj._glm_y, s.X, s.offset, s.m_values, s.entry_arrays, params,
+                           np.column_stack(candidates), s.n_clusters)
     evaluate = _evaluator(obj, s, *_predictors(obj, s, params))
     best, best_h = candidates[0], None
     with np.errstate(over="ignore", invalid="ignore"):
@@ -1032,11 +1077,11 @@ def _compiled_points(obj: MarginalLikelihood, s: _Structure, points: np.ndarray,
         log_dets, grads, v, dv, Lx, D)
     if done:
         seen = obj.__dict__.setdefault("_sparse_seen", {})
+        factor = obj._sparse_chord = _Factor(Lx, D, _NO_BLOCK, s.n)
         for a in range(done):
             _remember(seen, points[a].tobytes(), _laplace_value(obj, s, parts[a], log_dets[a]),
-                      grads[a])
+                      grads[a], (v, factor) if a == done - 1 else None)
         obj._sparse_tangent = (points[done - 1].copy(), v, dv)
-        obj._sparse_chord = _Factor(Lx, D, _NO_BLOCK, s.n)
         _keep_modes(obj, s, v)
     return done, grads
 
@@ -1053,10 +1098,13 @@ def _fused(obj: MarginalLikelihood, s: _Structure) -> bool:
 SEEN = 12
 
 
-def _remember(seen: dict, key: bytes, value: float, grad: np.ndarray) -> None:
+def _remember(seen: dict, key: bytes, value: float, grad: np.ndarray,
+              state: tuple | None = None) -> None:
+    """Keep (value, gradient, state): ``state`` = (modes, factor of K there) for a wholly
+    sparse factor (``sparse_posterior`` at an evaluated point needs no mode search)."""
     if len(seen) >= SEEN:
         del seen[next(iter(seen))]  # the oldest (dicts keep insertion order)
-    seen[key] = (value, grad.copy())
+    seen[key] = (value, grad.copy(), state)
 
 
 def sparse_value_and_gradient(
@@ -1072,7 +1120,7 @@ def sparse_value_and_gradient(
     key = params.tobytes()
     seen = obj.__dict__.setdefault("_sparse_seen", {})
     if key in seen:
-        value, grad = seen[key]
+        value, grad, _ = seen[key]
         return value, (grad.copy() if gradient else None)
     if gradient and _fused(obj, s):
         done, grads = _compiled_points(obj, s, params[None, :],
@@ -1167,7 +1215,14 @@ def sparse_posterior(obj: MarginalLikelihood, params: np.ndarray) -> dict[str, n
     s = _structure(obj)
     params = np.asarray(params, dtype=float)
     _, theta = obj.split(params)
-    info = sparse_modes(obj, params)
+    entry = obj.__dict__.get("_sparse_seen", {}).get(params.tobytes())
+    if entry is not None and entry[2] is not None:  # evaluated here: its modes and factor
+        v_hat, factor = entry[2]
+        eta0, m_data = _predictors(obj, s, params)
+        info = SparseModes(v_hat, eta0 + _sum_by(s.m_row, m_data * v_hat[s.m_col], len(eta0)),
+                           factor, m_data, True)
+    else:
+        info = sparse_modes(obj, params)
     C, q = s.n_clusters, s.q
     lr, lc, lv = s.lam_pattern
     lam_e = lv @ theta
