@@ -409,6 +409,23 @@ def _glm_laplace(code, Y, X, eta0, m_data, mv, ia, fa, pair_sigma, v, tol, max_i
 
 
 @_njit
+def _linear_parts(X, offset, mv, x, eta0, md):  # pragma: no cover - compiled
+    """At the parameters ``x = (beta, theta)``: ``eta0 = X beta + offset`` and the values of
+    M = Z Lambda(theta), ``md = mv theta``, written in place."""
+    B, p = X.shape
+    for b in range(B):
+        acc = offset[b]
+        for c in range(p):
+            acc += X[b, c] * x[c]
+        eta0[b] = acc
+    for e in range(mv.shape[0]):
+        acc = 0.0
+        for k in range(mv.shape[1]):
+            acc += mv[e, k] * x[p + k]
+        md[e] = acc
+
+
+@_njit
 def _glm_points(code, Y, X, offset, mv, ia, fa, pair_sigma, points, starts, tol, max_iter,
                 Lx_old, D_old, n_cl, parts, log_dets, grads, v, dv, Lx,
                 D):  # pragma: no cover - compiled
@@ -417,22 +434,11 @@ def _glm_points(code, Y, X, offset, mv, ia, fa, pair_sigma, points, starts, tol,
     for all: sum l - |v|^2 / 2, log det K and the gradient per point into parts, log_dets,
     grads (K, P); the last point's modes, dv/dparams and factor into v, dv, Lx, D. Returns
     the number of points done (fewer than K: K was not positive definite at the next)."""
-    B, p = X.shape
-    eta0 = np.empty(B)
+    eta0 = np.empty(X.shape[0])
     md = np.empty(mv.shape[0])
     grad = np.empty(points.shape[1])
     for a in range(points.shape[0]):
-        x = points[a]
-        for b in range(B):
-            acc = offset[b]
-            for c in range(p):
-                acc += X[b, c] * x[c]
-            eta0[b] = acc
-        for e in range(mv.shape[0]):
-            acc = 0.0
-            for k in range(mv.shape[1]):
-                acc += mv[e, k] * x[p + k]
-            md[e] = acc
+        _linear_parts(X, offset, mv, points[a], eta0, md)
         v[:] = starts[:, a]
         status, part, log_det = _glm_laplace(code, Y, X, eta0, md, mv, ia, fa, pair_sigma, v, tol,
                                              max_iter, grad, dv, Lx, D, Lx_old, D_old, n_cl)
@@ -450,20 +456,11 @@ def _pick_start(code, Y, X, offset, mv, ia, x, cands, n_cl):  # pragma: no cover
     (non-finite h counts as -inf; the earlier column on ties): ``_start_modes``' comparison
     in one call instead of K NumPy passes."""
     m_row, m_col, _, row_cluster, col_cluster, _, _, _, _ = ia
-    B, p = X.shape
+    B = X.shape[0]
     n = cands.shape[0]
     eta0 = np.empty(B)
-    for b in range(B):
-        acc = offset[b]
-        for c in range(p):
-            acc += X[b, c] * x[c]
-        eta0[b] = acc
     md = np.empty(mv.shape[0])
-    for e in range(mv.shape[0]):
-        acc = 0.0
-        for k in range(mv.shape[1]):
-            acc += mv[e, k] * x[p + k]
-        md[e] = acc
+    _linear_parts(X, offset, mv, x, eta0, md)
     eta, g, w, T = np.empty(B), np.empty(B), np.empty(B), np.empty(B)
     h = np.empty(n_cl)
     best_h = np.full(n_cl, -np.inf)
