@@ -30,6 +30,7 @@ class BfgsResult:
     success: bool
     message: str
     hinv: np.ndarray | None = None
+    fun0: float = float("nan")  # f at the start (projected onto the bounds)
 
 
 MESSAGES = ("iteration limit", "projected gradient below tolerance", "line search failed",
@@ -89,6 +90,6 @@ def minimize_bfgs(
     else:
         out = _python_core()(fg, x0, lower, fixed, hinv, scaled, gtol, ftol, max_iter, g,
                                    xtol)
-    x, f, hinv, nit, nfev, success, code = out
+    x, f, hinv, nit, nfev, success, code, f0 = out
     return BfgsResult(np.array(x), float(f), g, int(nit), int(nfev), bool(success),
-                      MESSAGES[code], hinv)
+                      MESSAGES[code], hinv, float(f0))

@@ -231,8 +231,7 @@ def optimize(
         # fit, whose log-likelihood the GLLM start has (no evaluation): search from it then
         base, sd_starts = best.final, BOUNDARY_RESTARTS
         moved = sd_index[best.final[sd_index] <= XTOL_ZERO]
-        if moved.size == 0:
-            sd_starts = ()
+        sd_starts = _new_starts(x0, base, moved, sd_starts)
         zero, glm_loglik = _boundary_point(design, start, glm_loglik)
         boundary = (glm_loglik, lambda: search(zero))
     else:
@@ -252,6 +251,35 @@ def optimize(
         return opt
 
     return best_of_starts(best, search_from, lambda opt: opt.final_loglik, sd_starts, boundary)
+
+
+#: a restart whose start is within this (relative to max(1, |x|)) of the first search's start
+#: repeats that search (the boundary fit's fixed effects equal the GLLM start's to about 1e-9)
+SAME_START = 1e-6
+
+
+def _new_starts(x0: np.ndarray, base: np.ndarray, moved: np.ndarray,
+                sd_starts: tuple[float, ...]) -> tuple[float, ...]:
+    """The SDs of ``sd_starts`` whose restart (``base`` with the ``moved`` SDs at that value)
+    does not start where the first search did (``x0``): none when no SD moved to the boundary.
+
+    A search that ends on the boundary from the GLLM start (fixed effects at the GLLM's ML, the
+    SDs at 0.5) has its fixed effects back at the GLLM's ML there, so the restart with the SDs
+    at 0.5 starts at ``x0`` again. Where the likelihood is even in the SDs that restart
+    searches the whole line while the first search was bounded, but the bounded search's end
+    at sigma = 0 was already probed at 0.1 and 0.5 (``maximize``), which finds the saddle the
+    unbounded search would pass; it would otherwise repeat the first search's path.
+    """
+    if moved.size == 0:
+        return ()
+    scale = SAME_START * np.maximum(1.0, np.abs(x0))
+    keep = []
+    for sd in sd_starts:
+        x = base.copy()
+        x[moved] = sd
+        if not np.all(np.abs(x - x0) <= scale):
+            keep.append(sd)
+    return tuple(keep)
 
 
 def _even_in_sds(design: Design) -> bool:

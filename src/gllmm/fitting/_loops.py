@@ -147,16 +147,18 @@ def newton_template(data, beta, tol, max_iter, info):
 
 def bfgs_template(data, x0, lower, fixed, hinv0, scaled, gtol, ftol, max_iter, out_g,
                   xtol=0.0):
-    """Projected BFGS; returns (x, f, Hinv, nit, nfev, success, message code); ``out_g`` gets
-    the gradient at x. ``OBJECTIVE(data, x, g)`` returns f and writes the gradient into g; variables
-    where ``fixed`` is True keep their start values. ``xtol > 0`` also stops (code 4) when the
-    quasi-Newton step is below ``xtol max(1, |x|)`` in every component, for a caller that
-    finishes with an exact Newton step (``fitting._optimize``)."""
+    """Projected BFGS; returns (x, f, Hinv, nit, nfev, success, message code, f at the
+    start); ``out_g`` gets the gradient at x. ``OBJECTIVE(data, x, g)`` returns f and writes
+    the gradient into g; variables where ``fixed`` is True keep their start values.
+    ``xtol > 0`` also stops (code 4) when the quasi-Newton step is below ``xtol max(1, |x|)``
+    in every component, for a caller that finishes with an exact Newton step
+    (``fitting._optimize``)."""
     n = x0.shape[0]
     x = np.maximum(x0, lower)  # lower is -inf where unbounded
     g = np.empty(n)
     g_new = np.empty(n)
     f = OBJECTIVE(data, x, g)
+    f0 = f
     nfev = 1
     Hinv = hinv0.copy()
     small_steps = 0
@@ -218,7 +220,7 @@ def bfgs_template(data, x0, lower, fixed, hinv0, scaled, gtol, ftol, max_iter, o
         else:
             small_steps = 0
     out_g[:] = g
-    return x, f, Hinv, it, nfev, success, code
+    return x, f, Hinv, it, nfev, success, code, f0
 
 
 if HAVE_NUMBA:

@@ -170,19 +170,20 @@ def maximize(
         return -val, -grad
 
     start = np.asarray(start, dtype=float)
-    bounds = [(None if not np.isfinite(lo) else lo, None) for lo in lower]
     # the compiled objective runs the whole BFGS loop in numba (no per-evaluation log)
     compiled = None if keep_log else getattr(objective, "compiled_negative", lambda: None)()
     if compiled is None and optimizer == "bfgs":
         initial_ll = value_and_gradient(start)[0]
-    else:
+    elif compiled is None:
         initial_ll = objective.value_and_gradient(start, gradient=False)[0]
     information = None
     if optimizer == "bfgs":
         finish = newton_finish and compiled is None
         res = minimize_bfgs(negative, start, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
                             hinv0=hinv0, compiled=compiled, xtol=NEWTON_XTOL if finish else 0.0)
-        n_eval += res.nfev if compiled is not None else 0
+        if compiled is not None:  # its first evaluation is at the start (within the bounds)
+            n_eval += res.nfev
+            initial_ll = -res.fun0 if abs(res.fun0) < 1e300 else -np.inf
         if finish and res.message == MESSAGES[4]:
             res, information = _newton_finish(objective, negative, res, lower, gtol, ftol,
                                               max_iter)
@@ -191,6 +192,7 @@ def maximize(
         hinv0 = res.hinv
         at_x = _value_at(res)
     else:
+        bounds = [(None if not np.isfinite(lo) else lo, None) for lo in lower]
         res = minimize(
             negative, start, jac=True, method="L-BFGS-B", bounds=bounds,
             options={"ftol": ftol, "gtol": gtol, "maxiter": max_iter, "maxcor": 20},
@@ -226,18 +228,24 @@ def maximize(
     # boundary step
     boundary: list[str] = []
     t1 = time.perf_counter()
+    moved = False  # whether the boundary step moved x
     for k in sd_index:
-        if 0 < x[k] < xtol_zero or x[k] == 0:
+        if x[k] == 0:  # on the boundary already: nothing to compare
+            boundary.append(names[k])
+        elif 0 < x[k] < xtol_zero:
             trial = x.copy()
             trial[k] = 0.0
             ll0 = objective.value_and_gradient(trial, gradient=False)[0]
             if ll0 >= ll - ftol_zero:
                 x, ll = trial, ll0
                 at_x = None
+                moved = True
                 boundary.append(names[k])
                 if keep_log:
                     log.append({"stage": "boundary", "params": x.copy(), "loglik": ll})
-    if boundary:
+    # a search that stopped on its projected gradient with these SDs at 0 has its other
+    # parameters at their maximum already: re-maximising them would stop at once
+    if boundary and (moved or message != MESSAGES[1]):
         # re-maximise the remaining parameters with the boundary ones held at 0
         fixed = np.isin(np.arange(len(x)), [names.index(b) for b in boundary])
         res3 = minimize_bfgs(negative, x, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
