@@ -362,6 +362,16 @@ def _selected_inverse(Lp, Li, Lx, D, t, S22):  # pragma: no cover - compiled
                 continue
             q = Lp[j]
             qend = Lp[j + 1]
+            la = Lx[a]
+            if qend > q and Li[qend - 1] - Li[q] == qend - 1 - q:
+                # column j's rows are contiguous (a filled trailing block: every column of
+                # two crossed factors' second one): row k sits at q + k - Li[q], no search
+                off = q - Li[q]
+                for b in range(a + 1, p1):
+                    v = S[off + Li[b]]
+                    acc[a - p0] += Lx[b] * v
+                    acc[b - p0] += la * v
+                continue
             for b in range(a + 1, p1):
                 k = Li[b]
                 while q < qend and Li[q] != k:
@@ -370,7 +380,7 @@ def _selected_inverse(Lp, Li, Lx, D, t, S22):  # pragma: no cover - compiled
                     raise RuntimeError("selected inverse: pattern of L is not closed")
                 v = S[q]
                 acc[a - p0] += Lx[b] * v
-                acc[b - p0] += Lx[a] * v
+                acc[b - p0] += la * v
         s = 1.0 / D[i]
         for a in range(p0, p1):
             S[a] = -acc[a - p0]
