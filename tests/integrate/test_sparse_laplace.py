@@ -358,3 +358,28 @@ def test_gradient_jacobian_in_one_call_equals_loop(family):
         assert abs(kept[0] - value) < 1e-10
         np.testing.assert_allclose(kept[1], grad, rtol=0, atol=1e-10)
     np.testing.assert_allclose(jac, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_values_and_gradients_in_one_call_equal_fresh_evaluations(family):
+    """Several points in one compiled call (``values_and_gradients``: the Newton start's
+    probes), each started from the last evaluation's tangent, near (a forward difference) and
+    far (an SD moved by about an SE or more, where the prediction is compared with the last
+    modes and 0): 1e-10 on values and gradients against a fresh objective per point, one
+    evaluation counted per point, each kept for later calls."""
+    d = build_design(crossed_data(15, 12, 200, family, seed=4), FORMULAS[family],
+                     family=family)
+    x = params_for(d)
+    obj = MarginalLikelihood(d, 1)
+    obj.value_and_gradient(x)
+    points = np.array([x + 1e-6 * np.eye(len(x))[0], x + [0, 0, 0.3, 0],
+                       x + [0, 0, 0, -0.2], x + [0.1, -0.1, 1.5, 0.5]])
+    values, grads = obj.values_and_gradients(points)
+    assert obj.n_evaluations == 1 + len(points)
+    for point, value, grad in zip(points, values, grads, strict=True):
+        v2, g2 = MarginalLikelihood(d, 1).value_and_gradient(point)
+        assert abs(value - v2) < 1e-10
+        np.testing.assert_allclose(grad, g2, rtol=0, atol=1e-10)
+        kept = obj._sparse_seen[point.tobytes()]
+        assert kept[0] == value
+        np.testing.assert_array_equal(kept[1], grad)

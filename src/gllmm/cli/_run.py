@@ -46,6 +46,11 @@ class _CountingObjective:
             pass
         return out
 
+    def values_and_gradients(self, points: Any) -> Any:
+        out = self._objective.values_and_gradients(points)
+        self._bar.update(len(out[0]))
+        return out
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._objective, name)
 

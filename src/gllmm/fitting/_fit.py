@@ -153,25 +153,25 @@ def _newton_start(objective: Any, start: np.ndarray,
         return start, hinv
     lower = objective.design.param_lower
     n_fixed = objective.design.n_fixed
-    best, best_f = start, None
-    hess = np.empty((n, n))
     try:
         f0, g0 = objective.value_and_gradient(start)
-        best_f = f0
-        for i in range(n):
-            scale = max(1.0, abs(start[i]))
-            h = 1e-6 * scale if i < n_fixed else min(np.sqrt(hinv[i, i]), scale)
-            h = -h if g0[i] < 0 else h
-            if start[i] + h <= lower[i]:
-                h = -h
-            probe = start.copy()
-            probe[i] += h
-            f, g = objective.value_and_gradient(probe)
-            hess[i] = (g - g0) / h
-            if f > best_f:
-                best, best_f = probe, f
+        scale = np.maximum(1.0, np.abs(start))
+        h = np.where(np.arange(n) < n_fixed, 1e-6 * scale,
+                     np.minimum(np.sqrt(np.abs(np.diagonal(hinv))), scale))
+        h = np.where(g0 < 0, -h, h)
+        h = np.where(start + h <= lower, -h, h)
+        probes = start + np.diag(h)
+        # all probes in one call: the sparse strategy evaluates them together, each from the
+        # start's modes and their first-order prediction
+        fs, gs = objective.values_and_gradients(probes)
+        hess = (gs - g0) / h[:, None]
     except (FitError, np.linalg.LinAlgError, FloatingPointError):
         return start, hinv
+    best, best_f = start, f0
+    up = np.flatnonzero(fs > f0)  # the first of the highest probes above the start
+    if len(up):
+        i = up[np.argmax(fs[up])]
+        best, best_f = probes[i], fs[i]
     if not np.isfinite(best_f):
         return start, hinv
     info = -(hess + hess.T) / 2

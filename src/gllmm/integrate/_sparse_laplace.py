@@ -1059,11 +1059,11 @@ def _laplace_value(obj: MarginalLikelihood, s: _Structure, h_hat: float,
 
 
 def _compiled_points(obj: MarginalLikelihood, s: _Structure, points: np.ndarray,
-                     starts: np.ndarray) -> tuple[int, np.ndarray]:
+                     starts: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """Values and gradients at the rows of ``points`` by the compiled ``_glm_points`` (modes
     from the columns of ``starts``), each kept as an evaluation (``_remember``); the last
     point's modes, dv/dparams and factor start the next evaluation. Returns (points done,
-    gradients); fewer than all where K is not positive definite at the next point."""
+    values, gradients); fewer than all where K is not positive definite at the next point."""
     k, P = points.shape
     parts, log_dets, grads = np.empty(k), np.empty(k), np.empty((k, P))
     v, dv = np.empty(s.n), np.empty((s.n, P))
@@ -1072,15 +1072,17 @@ def _compiled_points(obj: MarginalLikelihood, s: _Structure, points: np.ndarray,
         obj._glm_code, obj._glm_y, s.X, s.offset, s.m_values, s.entry_arrays, s.factor_arrays,
         s.pair_sigma, points, starts, obj.inner_tol, 100, *_chord(obj, s), s.n_clusters, parts,
         log_dets, grads, v, dv, Lx, D)
+    values = np.empty(k)
     if done:
         seen = obj.__dict__.setdefault("_sparse_seen", {})
         factor = obj._sparse_chord = _Factor(Lx, D, _NO_BLOCK, s.n)
         for a in range(done):
-            _remember(seen, points[a].tobytes(), _laplace_value(obj, s, parts[a], log_dets[a]),
-                      grads[a], (v, factor) if a == done - 1 else None)
+            values[a] = _laplace_value(obj, s, parts[a], log_dets[a])
+            _remember(seen, points[a].tobytes(), values[a], grads[a],
+                      (v, factor) if a == done - 1 else None)
         obj._sparse_tangent = (points[done - 1].copy(), v, dv)
         _keep_modes(obj, s, v)
-    return done, grads
+    return done, values, grads
 
 
 def _fused(obj: MarginalLikelihood, s: _Structure) -> bool:
@@ -1120,10 +1122,10 @@ def sparse_value_and_gradient(
         value, grad, _ = seen[key]
         return value, (grad.copy() if gradient else None)
     if gradient and _fused(obj, s):
-        done, grads = _compiled_points(obj, s, params[None, :],
-                                       _start_modes(obj, s, params)[:, None])
+        done, values, grads = _compiled_points(obj, s, params[None, :],
+                                               _start_modes(obj, s, params)[:, None])
         if done:
-            return seen[key][0], grads[0]
+            return float(values[0]), grads[0]
     info = sparse_modes(obj, params)
     v, f = info.v, info.factor
     code = _glm_code(obj)
@@ -1176,14 +1178,41 @@ def sparse_value_and_gradient(
     return value, grad
 
 
+def sparse_points(obj: MarginalLikelihood,
+                  points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Values and gradients at the rows of ``points`` (k, P) with the evaluations in one
+    compiled call (``_glm_points``), each from ``_start_modes``' start by the last
+    evaluation's tangent (the first-order prediction of its modes where that moves none by
+    ``TRUST_MOVE``) and the first step by the factor there; None where that does not apply
+    (not Poisson / binomial, or a dense trailing block). Each evaluation counts and is kept
+    as ``value_and_gradient``'s are; the Python iteration takes over from a point where K is
+    not positive definite."""
+    s = _structure(obj)
+    if not _fused(obj, s):
+        return None
+    k, P = points.shape
+    starts = np.empty((s.n, k))
+    tangent = getattr(obj, "_sparse_tangent", None)
+    near = np.zeros(k, dtype=bool)
+    if tangent is not None and tangent[0].shape == (P,):
+        x0, v0, dv0 = tangent
+        move = dv0 @ (points - x0).T  # (n, k)
+        near = np.abs(move).max(axis=0, initial=0.0) < TRUST_MOVE
+        starts[:, near] = v0[:, None] + move[:, near]
+    for a in np.flatnonzero(~near):
+        starts[:, a] = _start_modes(obj, s, points[a])
+    done, values, grads = _compiled_points(obj, s, points, starts)
+    obj.n_evaluations += done
+    for a in range(done, k):  # the Python iteration takes over
+        values[a], grads[a] = obj.value_and_gradient(points[a])
+    return values, grads
+
+
 def sparse_gradient_jacobian(obj: MarginalLikelihood, params: np.ndarray, free: np.ndarray,
                              rel_step: float) -> np.ndarray | None:
     """``MarginalLikelihood.gradient_jacobian`` (forward differences of the gradient,
     ``h_i = rel_step max(1, |x_i|)``) with the ``len(free)`` shifted evaluations in one
-    compiled call (``_glm_points``), each starting from the first-order prediction of its
-    modes and the factor at the last evaluation; None where that does not apply (not
-    Poisson / binomial, or a dense trailing block). Each evaluation counts and is kept as
-    ``value_and_gradient``'s are."""
+    compiled call (``sparse_points``); None where that does not apply."""
     s = _structure(obj)
     if not _fused(obj, s):
         return None
@@ -1192,17 +1221,7 @@ def sparse_gradient_jacobian(obj: MarginalLikelihood, params: np.ndarray, free: 
     steps = rel_step * np.maximum(1.0, np.abs(params[free]))
     points = np.repeat(params[None, :], k, axis=0)
     points[np.arange(k), free] += steps
-    tangent = getattr(obj, "_sparse_tangent", None)
-    done = 0
-    grads = np.empty((k, len(params)))
-    if tangent is not None and tangent[0].shape == params.shape:
-        x0, v0, dv0 = tangent
-        move = dv0 @ (points - x0).T  # (n, k)
-        if s.n == 0 or abs(move).max() < TRUST_MOVE:
-            done, grads[:] = _compiled_points(obj, s, points, v0[:, None] + move)
-            obj.n_evaluations += done
-    for a in range(done, k):  # the Python iteration takes over
-        grads[a] = obj.value_and_gradient(points[a])[1]
+    grads = sparse_points(obj, points)[1]
     return (grads[:, free] - g0[free]) / steps[:, None]
 
 
