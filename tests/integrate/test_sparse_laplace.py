@@ -212,6 +212,58 @@ def test_compiled_evaluation_equals_python_path(family):
     assert compiled._sparse_tangent is not None and not hasattr(python, "_sparse_tangent")
 
 
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_compiled_search_equals_python_search(family):
+    """The sparse strategy's compiled BFGS (``negative_sparse_laplace`` in
+    ``fitting._loops.bfgs_sparse_laplace``) against the same loop run as Python over
+    ``value_and_gradient`` from the same objective state: the same maximum (1e-9 on the
+    value, 1e-6 on the parameters: both stop on the same gradient tolerance); the last
+    evaluation handed back to the objective (its value known without an evaluation, the
+    posterior from its modes equal to the Python search's to 1e-8); a point where the modes
+    cannot be found rejected (+1e300) without touching the kept state."""
+    from gllmm.fitting._bfgs import minimize_bfgs
+
+    d = build_design(crossed_data(15, 12, 200, family, seed=6), FORMULAS[family],
+                     family=family)
+    compiled, python = MarginalLikelihood(d, 1), MarginalLikelihood(d, 1)
+    x0 = params_for(d, (0.3, 0.2))
+    lower = d.param_lower
+
+    def neg(x):  # fitting._optimize.maximize's: a point not computable is rejected
+        try:
+            v, g = python.value_and_gradient(x)
+        except gllmm.FitError:
+            return 1e300, np.zeros_like(x)
+        return -v, -g
+
+    for obj in (compiled, python):  # the same state: one evaluation elsewhere
+        obj.value_and_gradient(x0 + 0.01)
+    py = minimize_bfgs(neg, x0, lower, gtol=1e-8)
+    spec = compiled.compiled_negative(x0)
+    assert spec[0] == "sparse_laplace"
+    jit = minimize_bfgs(None, x0, lower, gtol=1e-8, compiled=spec)
+    assert py.success and jit.success
+    assert abs(jit.fun - py.fun) < 1e-9
+    np.testing.assert_allclose(jit.x, py.x, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(compiled._sparse_tangent[0], jit.x)
+    assert jit.x.tobytes() in compiled._sparse_seen  # kept: asking again costs no search
+    value, grad = compiled.value_and_gradient(jit.x)
+    assert value == -jit.fun
+    np.testing.assert_array_equal(grad, -jit.grad)
+    for key in ("mode", "mode_sd", "eta_mode"):
+        np.testing.assert_allclose(compiled.posterior(jit.x)[key], python.posterior(py.x)[key],
+                                   rtol=0, atol=1e-8)
+    from gllmm.fitting._loops import negative_sparse_laplace
+
+    data = spec[1]
+    state = [a.copy() for a in data[13]]
+    g = np.empty(len(x0))
+    nowhere = np.full(len(x0), np.nan)  # no finite h at any modes
+    assert negative_sparse_laplace(data, nowhere, g) == 1e300 and not np.any(g)
+    for kept, now in zip(state, data[13], strict=True):
+        np.testing.assert_array_equal(kept, now)
+
+
 def test_newton_start_same_optimum_fewer_evaluations():
     # the sparse strategy starts BFGS from the curvature measured by one uphill probe per
     # parameter (n + 1 gradients: forward differences for the fixed effects, secants over about

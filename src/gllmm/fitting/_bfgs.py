@@ -70,7 +70,8 @@ def minimize_bfgs(
     ``hinv0`` is an initial inverse-Hessian guess (default: identity, rescaled after the first
     step as Nocedal & Wright eq. 6.20). ``compiled = (name, data)``, when given, replaces
     ``fg`` by the compiled objective ``name`` on ``data`` and runs the whole loop compiled
-    (``fitting._loops.bfgs_<name>``).
+    (``fitting._loops.bfgs_<name>``); a third element, when present, is called after the
+    loop (the objective takes back the state the loop left in ``data``).
     ``fixed`` (bool, n) holds variables at their start values. ``xtol > 0``: stop (message
     "quasi-Newton step below tolerance") once every component of the step is below
     ``xtol max(1, |x|)``. The returned gradient is the full one.
@@ -87,6 +88,8 @@ def minimize_bfgs(
 
         run = getattr(_loops, f"bfgs_{compiled[0]}")
         out = run(compiled[1], x0, lower, fixed, hinv, scaled, gtol, ftol, max_iter, g, xtol)
+        if len(compiled) > 2:  # the objective takes back the state the compiled search left
+            compiled[2]()
     else:
         out = _python_core()(fg, x0, lower, fixed, hinv, scaled, gtol, ftol, max_iter, g,
                                    xtol)

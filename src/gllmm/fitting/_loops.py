@@ -12,6 +12,7 @@ import numpy as np
 from .._jit import HAVE_NUMBA, bind, njit
 from .._small_linalg import eye_loops, rank2_loops, solve_loops
 from ..integrate._scalar_kernel import negative_scalar_agq
+from ..integrate._sparse_laplace import negative_sparse_laplace
 from ..links._jets import cumulative_logit_block, glm_jets
 
 
@@ -229,3 +230,6 @@ if HAVE_NUMBA:
     bfgs_scalar_agq = njit(bind(bfgs_template, "bfgs_scalar_agq",
                                 OBJECTIVE=negative_scalar_agq, EYE=eye_loops,
                                 RANK2=rank2_loops))
+    bfgs_sparse_laplace = njit(bind(bfgs_template, "bfgs_sparse_laplace",
+                                    OBJECTIVE=negative_sparse_laplace, EYE=eye_loops,
+                                    RANK2=rank2_loops))

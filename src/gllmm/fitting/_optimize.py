@@ -169,24 +169,33 @@ def maximize(
             return 1e300, np.zeros_like(x)
         return -val, -grad
 
+    # a compiled objective runs the whole BFGS loop in numba (no per-evaluation log); its
+    # data is made afresh for each search from the objective's state, which it hands back
+    compiled_negative = (None if keep_log or optimizer != "bfgs"
+                         else getattr(objective, "compiled_negative", None))
+
+    def bfgs(x0: np.ndarray, compiled: tuple | None = None, **kw: Any) -> BfgsResult:
+        nonlocal n_eval
+        if compiled is None and compiled_negative is not None:
+            compiled = compiled_negative(x0)
+        res = minimize_bfgs(negative, x0, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
+                            compiled=compiled, **kw)
+        n_eval += res.nfev if compiled is not None else 0
+        return res
+
     start = np.asarray(start, dtype=float)
-    # the compiled objective runs the whole BFGS loop in numba (no per-evaluation log)
-    compiled = None if keep_log else getattr(objective, "compiled_negative", lambda: None)()
-    if compiled is None and optimizer == "bfgs":
+    first = compiled_negative(start) if compiled_negative is not None else None
+    if first is None and optimizer == "bfgs":
         initial_ll = value_and_gradient(start)[0]
-    elif compiled is None:
+    elif first is None:
         initial_ll = objective.value_and_gradient(start, gradient=False)[0]
     information = None
     if optimizer == "bfgs":
-        finish = newton_finish and compiled is None
-        res = minimize_bfgs(negative, start, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
-                            hinv0=hinv0, compiled=compiled, xtol=NEWTON_XTOL if finish else 0.0)
-        if compiled is not None:  # its first evaluation is at the start (within the bounds)
-            n_eval += res.nfev
+        res = bfgs(start, first, hinv0=hinv0, xtol=NEWTON_XTOL if newton_finish else 0.0)
+        if first is not None:  # its first evaluation is at the start (within the bounds)
             initial_ll = -res.fun0 if abs(res.fun0) < 1e300 else -np.inf
-        if finish and res.message == MESSAGES[4]:
-            res, information = _newton_finish(objective, negative, res, lower, gtol, ftol,
-                                              max_iter)
+        if newton_finish and res.message == MESSAGES[4]:
+            res, information = _newton_finish(objective, negative, bfgs, res, lower, gtol)
         x, ll = res.x.copy(), -float(res.fun)
         success, message, nit = res.success, res.message, res.nit
         hinv0 = res.hinv
@@ -212,9 +221,7 @@ def maximize(
                     trial[k] = probe
                     f_t, _ = negative(trial)
                     if -f_t > ll + ftol_zero:
-                        res = minimize_bfgs(negative, trial, lower, gtol=gtol, ftol=ftol,
-                                            max_iter=max_iter, hinv0=hinv0, compiled=compiled)
-                        n_eval += res.nfev if compiled is not None else 0
+                        res = bfgs(trial, hinv0=hinv0)
                         if -res.fun > ll:
                             x, ll = res.x.copy(), -float(res.fun)
                             success, message, nit = res.success, res.message, nit + res.nit
@@ -248,9 +255,7 @@ def maximize(
     if boundary and (moved or message != MESSAGES[1]):
         # re-maximise the remaining parameters with the boundary ones held at 0
         fixed = np.isin(np.arange(len(x)), [names.index(b) for b in boundary])
-        res3 = minimize_bfgs(negative, x, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
-                             compiled=compiled, fixed=fixed)
-        n_eval += res3.nfev if compiled is not None else 0
+        res3 = bfgs(x, fixed=fixed)
         if -res3.fun >= ll - 1e-9:
             x = res3.x
             ll = -float(res3.fun)
@@ -288,15 +293,16 @@ def maximize(
     )
 
 
-def _newton_finish(objective: Any, negative: Any, res: Any, lower: np.ndarray, gtol: float,
-                   ftol: float, max_iter: int) -> tuple[Any, tuple | None]:
+def _newton_finish(objective: Any, negative: Any, bfgs: Callable[..., BfgsResult], res: Any,
+                   lower: np.ndarray, gtol: float) -> tuple[Any, tuple | None]:
     """End a BFGS search stopped by ``NEWTON_XTOL`` with one Newton step on the exact
     curvature (``observed_information`` at its end, P gradients).
 
     Returns the result to report and ``(point, information)`` when that information also
     stands for the reported point (a Newton step below ``REUSE_STEP``), else None. A step that
     does not reach the gradient tolerance (or an indefinite curvature, an active bound) hands
-    back to BFGS from the better point, with the exact inverse curvature as its metric.
+    back to BFGS (``bfgs(x, hinv0=...)``, the search's own) from the better point, with the
+    exact inverse curvature as its metric.
     """
     x = res.x
     n = len(x)
@@ -322,8 +328,7 @@ def _newton_finish(objective: Any, negative: Any, res: Any, lower: np.ndarray, g
                     return out, ((trial, info) if small else None)
                 if f <= res.fun:
                     x = trial
-    again = minimize_bfgs(negative, x, lower, gtol=gtol, ftol=ftol, max_iter=max_iter,
-                          hinv0=hinv)
+    again = bfgs(x, hinv0=hinv)
     again.nit += res.nit
     again.nfev += res.nfev
     return again, None

@@ -367,15 +367,19 @@ class MarginalLikelihood:
         self._v_start = v
         return float(value) + self._constant, (grad if gradient else None)
 
-    def compiled_negative(self) -> tuple | None:
-        """``(name, data)`` for ``fitting._bfgs.minimize_bfgs(compiled=...)`` when the compiled
-        kernel covers this design, else None."""
+    def compiled_negative(self, start: np.ndarray | None = None) -> tuple | None:
+        """``(name, data[, hand_back])`` for ``fitting._bfgs.minimize_bfgs(compiled=...)``
+        when a compiled kernel covers this design (the scalar strategy; the sparse one where
+        its evaluations are wholly compiled), else None; ``start``: the search's first point
+        (the sparse strategy's data carries its value and gradient)."""
         inputs = self._scalar_inputs()
-        if inputs is None:
-            return None
-        from ._agq_scalar import kernel_negative
+        if inputs is not None:
+            from ._agq_scalar import kernel_negative
 
-        return kernel_negative(self, inputs)
+            return kernel_negative(self, inputs)
+        from ._sparse_laplace import sparse_compiled_negative, use_sparse
+
+        return sparse_compiled_negative(self, start) if use_sparse(self) else None
 
     def values_and_gradients(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``value_and_gradient`` at each row of ``points`` (k, P): values (k,) and gradients

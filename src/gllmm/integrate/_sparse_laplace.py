@@ -482,6 +482,86 @@ def _pick_start(code, Y, X, offset, mv, ia, x, cands, n_cl):  # pragma: no cover
 
 
 @_njit
+def _start_from(code, Y, X, offset, mv, ia, x, tangent, x0, v0, dv0, v_last,
+                n_cl):  # pragma: no cover - compiled
+    """``_start_modes`` for Poisson / binomial blocks: the first-order prediction ``v0 + dv0
+    (x - x0)`` (when ``tangent``: (x0, v0, dv0) hold the last gradient's) if it moves no mode
+    by ``TRUST_MOVE``, else per cluster the best (``_pick_start``) of it, the last modes
+    ``v_last`` and 0 (when ``v_last`` is not)."""
+    n = v_last.shape[0]
+    pred = np.empty(n)
+    if tangent:
+        near = True
+        for i in range(n):
+            move = 0.0
+            for a in range(x.shape[0]):
+                move += dv0[i, a] * (x[a] - x0[a])
+            pred[i] = v0[i] + move
+            near = near and abs(move) < TRUST_MOVE
+        if near:
+            return pred
+    nonzero = np.any(v_last != 0.0)
+    k = (1 if tangent else 0) + (2 if nonzero else 1)
+    if k == 1:
+        return v_last.copy()
+    cands = np.zeros((n, k))
+    col = 0
+    if tangent:
+        cands[:, 0] = pred
+        col = 1
+    cands[:, col] = v_last
+    return _pick_start(code, Y, X, offset, mv, ia, x, cands, n_cl)
+
+
+@_njit
+def negative_sparse_laplace(data, x, g):  # pragma: no cover - compiled
+    """``-(log-likelihood)`` and its gradient into g for the compiled BFGS
+    (``fitting._loops.bfgs_sparse_laplace``): one evaluation as ``sparse_value_and_gradient``
+    makes it on the fused path (modes from ``_start_from``, the first step by the factor of the
+    last evaluation, ``_glm_laplace``). ``data``'s ``state`` carries the last evaluation (x,
+    modes, dv/dparams, factor, value and gradient) from call to call and back to the objective
+    (``sparse_compiled_negative``); a point where the mode search fails is rejected (+1e300),
+    as in fitting._optimize. A point equal to ``state``'s known one returns its kept value."""
+    (code, Y, X, offset, mv, ia, fa, pair_sigma, tol, max_iter, n_cl, weight, constant, state,
+     v, dv, Lx, D) = data
+    x0, v0, dv0, Lx0, D0, v_last, fg, flags, xk, fgk, none = state
+    P = x.shape[0]
+    if flags[3] and np.all(x == xk):
+        for a in range(P):
+            g[a] = -fgk[1 + a]
+        return -fgk[0]
+    v[:] = _start_from(code, Y, X, offset, mv, ia, x, flags[0] == 1, x0, v0, dv0, v_last, n_cl)
+    eta0 = np.empty(X.shape[0])
+    md = np.empty(mv.shape[0])
+    _linear_parts(X, offset, mv, x, eta0, md)
+    grad = np.empty(P)
+    chord = flags[1] == 1
+    status, part, log_det = _glm_laplace(code, Y, X, eta0, md, mv, ia, fa, pair_sigma, v, tol,
+                                         max_iter, grad, dv, Lx, D, Lx0 if chord else none,
+                                         D0 if chord else none, n_cl)
+    if status >= 2:
+        g[:] = 0.0
+        return 1e300
+    value = part - 0.5 * log_det + weight + constant  # _laplace_value's order of operations
+    # this evaluation is the state now: tangent, chord factor, last modes, value and gradient
+    x0[:] = x
+    v0[:] = v
+    dv0[:] = dv
+    Lx0[:] = Lx
+    D0[:] = D
+    flags[:3] = 1
+    v_last[:] = v
+    fg[0] = value
+    fg[1:] = grad
+    if not np.isfinite(value):
+        g[:] = 0.0
+        return 1e300
+    for a in range(P):
+        g[a] = -grad[a]
+    return -value
+
+
+@_njit
 def _sum_rows_by(index, values, n):  # pragma: no cover - compiled
     """out[i] = sum of values[e] (rows of a 2-D array) over e with index[e] == i."""
     out = np.zeros((n, values.shape[1]))
@@ -880,25 +960,27 @@ def _start_modes(obj: MarginalLikelihood, s: _Structure, params: np.ndarray) -> 
     (about 300 of a fit's 370 factorisations); comparing h costs one pass over the rows each,
     so a prediction that moves no mode by ``TRUST_MOVE`` or more is taken as it is.
     """
-    candidates = []
     tangent = getattr(obj, "_sparse_tangent", None)
-    if tangent is not None and tangent[0].shape == params.shape:
+    has_tangent = tangent is not None and tangent[0].shape == params.shape
+    v_last = _last_modes(obj, s)
+    code = _glm_code(obj)
+    if code is not None:  # the rule compiled, as the compiled BFGS's objective applies it
+        x = np.ascontiguousarray(params)
+        x0, v0, dv = tangent if has_tangent else (x, v_last, np.zeros((s.n, len(x))))
+        return _start_from(code, obj._glm_y, s.X, s.offset, s.m_values, s.entry_arrays, x,
+                           has_tangent, x0, v0, dv, v_last, s.n_clusters)
+    candidates = []
+    if has_tangent:
         x0, v0, dv = tangent
         move = dv @ (params - x0)
         if s.n == 0 or abs(move).max() < TRUST_MOVE:
             return v0 + move
         candidates.append(v0 + move)
-    v = np.asarray(obj._v_start, dtype=float).reshape(-1)
-    candidates.append(np.array(v[s.active]) if v.shape[0] == s.n_clusters * s.q
-                      else np.zeros(s.n))
+    candidates.append(v_last)
     if np.any(candidates[-1]):
         candidates.append(np.zeros(s.n))
     if len(candidates) == 1:
         return candidates[0]
-    code = _glm_code(obj)
-    if code is not None:
-        return _pick_start(code, obj._glm_y, s.X, s.offset, s.m_values, s.entry_arrays, params,
-                           np.column_stack(candidates), s.n_clusters)
     evaluate = _evaluator(obj, s, *_predictors(obj, s, params))
     best, best_h = candidates[0], None
     with np.errstate(over="ignore", invalid="ignore"):
@@ -912,6 +994,12 @@ def _start_modes(obj: MarginalLikelihood, s: _Structure, params: np.ndarray) -> 
             best = np.where(better[s.col_cluster], cand, best)
             best_h = np.where(better, h, best_h)
     return best
+
+
+def _last_modes(obj: MarginalLikelihood, s: _Structure) -> np.ndarray:
+    """The modes kept by ``_keep_modes`` (stacked over the active effects; 0 before any)."""
+    v = np.asarray(obj._v_start, dtype=float).reshape(-1)
+    return np.array(v[s.active]) if v.shape[0] == s.n_clusters * s.q else np.zeros(s.n)
 
 
 def _keep_modes(obj: MarginalLikelihood, s: _Structure, v: np.ndarray) -> None:
@@ -1223,6 +1311,62 @@ def sparse_gradient_jacobian(obj: MarginalLikelihood, params: np.ndarray, free: 
     points[np.arange(k), free] += steps
     grads = sparse_points(obj, points)[1]
     return (grads[:, free] - g0[free]) / steps[:, None]
+
+
+def sparse_compiled_negative(obj: MarginalLikelihood, start: np.ndarray | None = None
+                             ) -> tuple | None:
+    """``(name, data, hand_back)`` for ``fitting._bfgs.minimize_bfgs(compiled=...)``: the
+    compiled BFGS over ``negative_sparse_laplace`` where evaluations are fused (``_fused``),
+    else None. ``data`` starts from the objective's state (the last evaluation's point, modes,
+    dv/dparams and factor, the last modes) and ``start``'s value and gradient, evaluated here
+    as the Python search's first call would (kept, so usually no evaluation); ``hand_back()``
+    gives the compiled search's last evaluation back to the objective as if it had been made
+    by ``sparse_value_and_gradient`` (the Newton finish, ``posterior`` and later evaluations
+    continue from it)."""
+    s = _structure(obj)
+    if not _fused(obj, s):
+        return None
+    n, nl = s.n, len(s.l_indices)
+    P = s.X.shape[1] + s.m_values.shape[1]
+    known = np.zeros(P + 1)
+    xk = np.zeros(P)
+    if start is not None:
+        xk[:] = start
+        try:
+            known[0], known[1:] = obj.value_and_gradient(xk)
+        except (FitError, np.linalg.LinAlgError, FloatingPointError):
+            known[0] = np.nan
+        if not np.isfinite(known[0]):
+            start = None  # the search's first call evaluates and rejects it
+    tangent = getattr(obj, "_sparse_tangent", None)
+    has_tangent = tangent is not None and tangent[0].shape == (P,)
+    x0, v0, dv0 = ((np.array(a, dtype=float) for a in tangent) if has_tangent
+                   else (np.zeros(P), np.zeros(n), np.zeros((n, P))))
+    Lx0, D0 = (np.array(a) for a in _chord(obj, s))
+    has_chord = len(D0) == n
+    if not has_chord:
+        Lx0, D0 = np.zeros(nl), np.zeros(n)
+    flags = np.array([has_tangent, has_chord, 0, start is not None], dtype=np.int64)
+    state = (x0, v0, dv0, Lx0, D0, _last_modes(obj, s), np.empty(P + 1), flags, xk, known,
+             np.zeros(0))
+    data = (obj._glm_code, obj._glm_y, s.X, s.offset, s.m_values, s.entry_arrays,
+            s.factor_arrays, s.pair_sigma, obj.inner_tol, 100, s.n_clusters,
+            s.n_clusters * float(obj.log_weights[0]), obj._constant, state, np.empty(n),
+            np.empty((n, P)), np.empty(nl), np.empty(n))
+
+    def hand_back() -> None:
+        if not flags[2]:  # no evaluation since the last hand-back
+            return
+        flags[2] = 0
+        factor = obj._sparse_chord = _Factor(Lx0.copy(), D0.copy(), _NO_BLOCK, n)
+        v = v0.copy()
+        obj._sparse_tangent = (x0.copy(), v, dv0.copy())
+        fg = state[6]
+        _remember(obj.__dict__.setdefault("_sparse_seen", {}), x0.tobytes(), float(fg[0]),
+                  fg[1:], (v, factor))
+        _keep_modes(obj, s, v)
+
+    return "sparse_laplace", data, hand_back
 
 
 def sparse_posterior(obj: MarginalLikelihood, params: np.ndarray) -> dict[str, np.ndarray]:
