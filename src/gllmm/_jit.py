@@ -46,6 +46,7 @@ KERNEL_SOURCES = (
     "integrate/_sparse_laplace.py",
     "fitting/_loops.py",
     "spec/_components.py",
+    "tables/_string_codes.py",
     "smooth/_loess_kernels.py",
 )
 

@@ -20,6 +20,19 @@ CASES = {
     "categorical": pd.Categorical(["x", "y", "x", None], categories=["y", "x"]),
     "arrow chunks": pd.arrays.ArrowStringArray(pa.chunked_array(
         [pa.array(["x", "y"], pa.large_string()), pa.array(["z", "x", None], pa.large_string())])),
+    # no nulls: the compiled hash of the Arrow buffers (tables._string_codes)
+    "arrow str, no nulls": pd.array(["b", "a", "b", "c", "", "a", ""], dtype="string[pyarrow]"),
+    "arrow non-ASCII": pd.array(["é", "e", "日本", "é", "e\u0301", "日本"],
+                                dtype="string[pyarrow]"),
+    "arrow large_string": pd.arrays.ArrowStringArray(
+        pa.chunked_array([pa.array(["q", "r", "q"], pa.large_string())])),
+    "arrow slice": pd.arrays.ArrowStringArray(
+        pa.chunked_array([pa.array(["s", "t", "u", "t", "v", "u"]).slice(2, 3)])),
+    "arrow all empty": pd.array(["", "", ""], dtype="string[pyarrow]"),
+    "arrow empty": pd.array([], dtype="string[pyarrow]"),
+    # 5000 levels of 20000 rows: hash collisions, probing and the table's growth
+    "arrow many levels": pd.array(np.random.default_rng(5).integers(0, 5000, 20000)
+                                  .astype(str), dtype="string[pyarrow]"),
 }
 
 

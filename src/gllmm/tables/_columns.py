@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._jit import HAVE_NUMBA
 from ..errors import GllmmError, SpecError
 
 
@@ -47,6 +48,10 @@ def factorize(values: Any) -> tuple[np.ndarray, list]:
             arrow = arrow.combine_chunks()
         elif hasattr(arrow, "chunk"):
             arrow = arrow.chunk(0)
+        if not arrow.null_count and HAVE_NUMBA:
+            found = _arrow_codes(arrow)
+            if found is not None:
+                return found
         encoded = pc.dictionary_encode(arrow)
         index = encoded.indices
         if index.null_count:
@@ -54,3 +59,32 @@ def factorize(values: Any) -> tuple[np.ndarray, list]:
         return index.to_numpy().astype(np.intp), encoded.dictionary.to_pylist()
     codes, levels = pd.factorize(values, sort=False)
     return codes, levels.tolist()
+
+
+def _arrow_codes(arrow: Any) -> tuple[np.ndarray, list] | None:
+    """``factorize`` of an Arrow string array without nulls by the compiled hash of its
+    buffers (``_string_codes``); None for other layouts (views, dictionaries)."""
+    import pyarrow as pa
+
+    kind = arrow.type
+    if kind == pa.string():
+        width = np.int32
+    elif kind == pa.large_string():
+        width = np.int64
+    else:
+        return None
+    from ._string_codes import byte_string_codes
+
+    _, offsets, data = arrow.buffers()
+    n = len(arrow)
+    off = np.frombuffer(offsets, dtype=width)[arrow.offset: arrow.offset + n + 1]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    codes = np.empty(n, dtype=np.intp)
+    first = np.empty(n, dtype=np.int64)
+    k, ascii = byte_string_codes(off, raw, codes, first)
+    bounds = off.tolist()
+    if ascii:  # one decode; byte offsets are character offsets
+        lo = bounds[0] if n else 0
+        text = raw[lo: bounds[-1] if n else 0].tobytes().decode("ascii")
+        return codes, [text[bounds[i] - lo: bounds[i + 1] - lo] for i in first[:k].tolist()]
+    return codes, [raw[bounds[i]: bounds[i + 1]].tobytes().decode() for i in first[:k].tolist()]
