@@ -721,27 +721,178 @@ class _Structure:
 MMD_MIN_N = 300
 
 
+@_njit
+def _effects_pattern(z_indptr, z_indices, z_data, lam_rows, lam_cols, lam_vals, cluster, q,
+                     C, dense_min, dense_fill):  # pragma: no cover - compiled
+    """The sparsity of M = Z Lambda and of K over the active effects, and the cheaper of the
+    natural and the static degree orders (``_fill_reducing_order``); one compiled call (the
+    NumPy steps and a call per helper cost several times the work on small designs).
+
+    Returns (m_row, m_values, active, m_col, pair_row, pair_e1, pair_e2, la, lb, ga, gb, ca,
+    cb, lam_rows_glob, p_indptr, p_indices, order, order_fills_block): M's entries (block,
+    active effect, template values); the pairs of entries within M's rows; per cluster c (outer)
+    every ordered pair (la, lb) of entries in one row of Lambda, at the stacked effects
+    ``ga = c q + lam_cols[la]``, ``gb`` and row ``c q + lam_rows[la]``, with their active
+    effects ``ca``, ``cb`` (-1: untouched); K's symmetric pattern (diagonal, pairs within
+    rows of M, pairs within rows of Lambda between active effects); the order and whether it
+    fills only a dense trailing block."""
+    lam_indptr = np.zeros(q + 1, dtype=np.int64)
+    for e in range(lam_rows.shape[0]):
+        lam_indptr[lam_rows[e] + 1] += 1
+    for i in range(q):
+        lam_indptr[i + 1] += lam_indptr[i]
+    m_row, m_glob, m_values = _m_entries(z_indptr, z_indices, z_data, lam_indptr, lam_cols,
+                                         lam_vals, cluster, q)
+    col_of_glob = np.full(C * q, -1, dtype=np.int64)
+    for e in range(m_glob.shape[0]):
+        col_of_glob[m_glob[e]] = 0
+    n = 0
+    for g in range(C * q):
+        if col_of_glob[g] == 0:
+            col_of_glob[g] = n
+            n += 1
+    active = np.empty(n, dtype=np.int64)
+    for g in range(C * q):
+        if col_of_glob[g] >= 0:
+            active[col_of_glob[g]] = g
+    m_col = np.empty(m_glob.shape[0], dtype=np.int64)
+    for e in range(m_glob.shape[0]):
+        m_col[e] = col_of_glob[m_glob[e]]
+    pair_row, pair_e1, pair_e2 = _row_pairs(m_row)
+    # Lambda-row pairs (the mode SDs of u = Lambda v need K^{-1} there)
+    n_lp = 0
+    for i in range(q):
+        n_lp += (lam_indptr[i + 1] - lam_indptr[i]) ** 2
+    la = np.empty(n_lp, dtype=np.int64)
+    lb = np.empty(n_lp, dtype=np.int64)
+    c = 0
+    for i in range(q):
+        for a in range(lam_indptr[i], lam_indptr[i + 1]):
+            for b in range(lam_indptr[i], lam_indptr[i + 1]):
+                la[c] = a
+                lb[c] = b
+                c += 1
+    total = C * n_lp
+    ga = np.empty(total, dtype=np.int64)
+    gb = np.empty(total, dtype=np.int64)
+    rows_glob = np.empty(total, dtype=np.int64)
+    ca = np.empty(total, dtype=np.int64)
+    cb = np.empty(total, dtype=np.int64)
+    n_both = 0
+    for k in range(C):
+        for e in range(n_lp):
+            x = k * n_lp + e
+            ga[x] = k * q + lam_cols[la[e]]
+            gb[x] = k * q + lam_cols[lb[e]]
+            rows_glob[x] = k * q + lam_rows[la[e]]
+            ca[x] = col_of_glob[ga[x]]
+            cb[x] = col_of_glob[gb[x]]
+            if ca[x] >= 0 and cb[x] >= 0:
+                n_both += 1
+    npairs = pair_e1.shape[0]
+    ki = np.empty(npairs + n_both, dtype=np.int64)
+    kj = np.empty(npairs + n_both, dtype=np.int64)
+    for e in range(npairs):
+        ki[e] = m_col[pair_e1[e]]
+        kj[e] = m_col[pair_e2[e]]
+    c = npairs
+    for x in range(total):
+        if ca[x] >= 0 and cb[x] >= 0:
+            ki[c] = ca[x]
+            kj[c] = cb[x]
+            c += 1
+    p_indptr, p_indices = _symmetric_pattern(n, ki, kj)
+    natural = np.arange(n)
+    degree = np.argsort(p_indptr[1:] - p_indptr[:-1], kind="mergesort")  # stable
+    f0, d0 = _order_cost(n, p_indptr, p_indices, natural, dense_min, dense_fill)
+    f1, d1 = _order_cost(n, p_indptr, p_indices, degree, dense_min, dense_fill)
+    # the smaller (flops, fills a dense block, candidate), as min() over the tuples
+    if f1 < f0 or (f1 == f0 and d0 and not d1):
+        natural, d0 = degree, d1
+    return (m_row, m_values, active, m_col, pair_row, pair_e1, pair_e2, la, lb, ga, gb, ca,
+            cb, rows_glob, p_indptr, p_indices, natural, d0)
+
+
+@_njit
+def _factor_pattern(n, p_indptr, p_indices, perm, m_col, pair_e1, pair_e2, ga, gb, ca, cb,
+                    dense_min, dense_fill):  # pragma: no cover - compiled
+    """The patterns of the permuted K and of L, and where M's pairs and Lambda's row pairs
+    find their entries of K and of its selected inverse (``_build_structure``), in one
+    compiled call. Returns (k_indptr, k_indices, k_diag, m_pcol, pair_k, pair_sigma, parent,
+    l_indptr, l_indices, r_ptr, r_col, r_pos, dense_start, lam_sigma)."""
+    iperm = np.empty(n, dtype=np.int64)
+    for a in range(n):
+        iperm[perm[a]] = a
+    k_indptr, k_indices = _permuted_upper(n, p_indptr, p_indices, perm)
+    k_diag = k_indptr[1:] - 1  # rows sorted: the diagonal ends each column
+    m_pcol = np.empty(m_col.shape[0], dtype=np.int64)
+    for e in range(m_col.shape[0]):
+        m_pcol[e] = iperm[m_col[e]]
+    npairs = pair_e1.shape[0]
+    lo = np.empty(npairs, dtype=np.int64)
+    hi = np.empty(npairs, dtype=np.int64)
+    for e in range(npairs):
+        a, b = m_pcol[pair_e1[e]], m_pcol[pair_e2[e]]  # never equal: duplicates were merged
+        lo[e] = min(a, b)
+        hi[e] = max(a, b)
+    pair_k = _positions(k_indptr, k_indices, lo, hi)
+    parent, l_indptr = _ldl_symbolic(n, k_indptr, k_indices)
+    l_indices, r_ptr, r_col, r_pos = _ldl_pattern(n, k_indptr, k_indices, parent, l_indptr)
+    dense_start = _dense_start(l_indptr, dense_min, dense_fill)
+    pair_sigma = n + _positions(l_indptr, l_indices, hi, lo)
+    # Lambda's row pairs: -1 where the K^{-1} entry is exactly 0, -2 where it is 1 (an
+    # untouched effect), else its position (diagonal, then the strictly lower pattern of L)
+    total = ga.shape[0]
+    lam_sigma = np.full(total, -1, dtype=np.int64)
+    off = 0
+    for x in range(total):
+        if ca[x] >= 0 and cb[x] >= 0 and ca[x] != cb[x]:
+            off += 1
+    ol = np.empty(off, dtype=np.int64)
+    oh = np.empty(off, dtype=np.int64)
+    c = 0
+    for x in range(total):
+        if ca[x] >= 0 and cb[x] >= 0:
+            a, b = iperm[ca[x]], iperm[cb[x]]
+            if a == b:
+                lam_sigma[x] = a
+            else:
+                ol[c] = min(a, b)
+                oh[c] = max(a, b)
+                c += 1
+        elif ca[x] < 0 and ga[x] == gb[x]:
+            lam_sigma[x] = -2
+    found = _positions(l_indptr, l_indices, oh, ol)
+    c = 0
+    for x in range(total):
+        if ca[x] >= 0 and cb[x] >= 0 and ca[x] != cb[x]:
+            lam_sigma[x] = n + found[c]
+            c += 1
+    return (k_indptr, k_indices, k_diag, m_pcol, pair_k, pair_sigma, parent, l_indptr,
+            l_indices, r_ptr, r_col, r_pos, dense_start, lam_sigma)
+
+
 def _fill_reducing_order(probe: Callable[[], sp.csc_matrix], n: int, indptr: np.ndarray,
-                         indices: np.ndarray) -> np.ndarray:
+                         indices: np.ndarray, best: np.ndarray, fills_block: bool) -> np.ndarray:
     """Symmetric fill-reducing order (perm[new] = old), the cheapest (by the symbolic
     factorisation) of: the natural order (terms, then levels), the static degree order
     (fewest neighbours first: for two crossed factors, the one with more levels is eliminated
     first and the other's block fills), and, from ``MMD_MIN_N`` effects on and unless one of
     those fills only a dense trailing block, SuperLU's multiple minimum degree on ``K + K'``
-    (in symmetric mode; its factorisation discarded)."""
-    candidates = [np.arange(n), np.argsort(np.diff(indptr), kind="stable")]
-    best = min((*_order_cost(n, indptr, indices, p, DENSE_MIN, DENSE_FILL), i)
-               for i, p in enumerate(candidates))
+    (in symmetric mode; its factorisation discarded). ``best`` is the cheaper of the first
+    two (``_effects_pattern``), ``fills_block`` whether it fills only a dense block."""
     # SuperLU's MMD took 7 of the 19 s of the structure at 10^6 rows with 10^4 x 10^3 crossed
     # levels, where the degree order is already best: skip it when the best order fills only
     # a dense trailing block
-    if n >= MMD_MIN_N and not best[1]:
-        perm_c = splu(probe(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                      options={"SymmetricMode": True}).perm_c
-        candidates.append(np.argsort(perm_c))  # SuperLU moves column i to position perm_c[i]
-        best = min(best, (*_order_cost(n, indptr, indices, candidates[-1], DENSE_MIN,
-                                       DENSE_FILL), len(candidates) - 1))
-    return candidates[best[2]]
+    if n < MMD_MIN_N or fills_block:
+        return best
+    perm_c = splu(probe(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                  options={"SymmetricMode": True}).perm_c
+    mmd = np.argsort(perm_c)  # SuperLU moves column i to position perm_c[i]
+    cost = _order_cost(n, indptr, indices, best, DENSE_MIN, DENSE_FILL)
+    # ties keep the earlier candidate, as min() over (flops, fills a block, candidate)
+    return mmd if (*_order_cost(n, indptr, indices, mmd, DENSE_MIN, DENSE_FILL), 1) < (
+        *cost, 0) else best
 
 
 def _build_structure(obj: MarginalLikelihood) -> _Structure:
@@ -749,84 +900,35 @@ def _build_structure(obj: MarginalLikelihood) -> _Structure:
     q, C = d.n_random, d.n_clusters
     pat = d.covariance.pattern  # Lambda's pattern, sorted by row then column
     lr, lc, lam_vals = pat.rows, pat.cols, pat.values  # lam_vals (nnzLam, m)
-    # Lambda's pattern as CSR: entry k of (lr, lc) is entry k of the CSR data
-    lam_indptr = np.zeros(q + 1, dtype=np.int64)
-    np.cumsum(np.bincount(lr, minlength=q), out=lam_indptr[1:])
-    lam_number = np.arange(1, len(lr) + 1)
-    # M = Z Lambda, structurally: entry (b, j) for every Z_bi != 0 and Lambda_ij in the pattern
-    Zs = d.z_sparse.tocsr()
-    m_row, m_glob, m_values = _m_entries(
+    Zs = d.z_sparse
+    cluster = np.ascontiguousarray(d.cluster, dtype=np.int64)
+    (m_row, m_values, active, m_col, pair_row, pair_e1, pair_e2, la, lb, ga, gb, ca, cb,
+     lam_rows_glob, p_indptr, p_indices, order, fills_block) = _effects_pattern(
         Zs.indptr.astype(np.int64), Zs.indices.astype(np.int64), Zs.data.astype(float),
-        lam_indptr, lc.astype(np.int64), np.ascontiguousarray(lam_vals, dtype=float),
-        np.ascontiguousarray(d.cluster, dtype=np.int64), q)
-    present = np.zeros(C * q, dtype=bool)
-    present[m_glob] = True
-    active = np.flatnonzero(present)
+        lr.astype(np.int64), lc.astype(np.int64), np.ascontiguousarray(lam_vals, dtype=float),
+        cluster, q, C, DENSE_MIN, DENSE_FILL)
     n = len(active)
-    col_of_glob = np.where(present, np.cumsum(present) - 1, -1)  # active effect, or -1
-    m_col = col_of_glob[m_glob]
-    pair_row, pair_e1, pair_e2 = _row_pairs(m_row)
-    # Lambda-row pairs over the active effects (mode SDs of u = Lambda v need K^{-1} there)
-    rl = np.diff(lam_indptr)
-    ent_row = np.repeat(np.arange(q), rl)
-    ent_idx = lam_number - 1
-    per_l = rl[ent_row]
-    la = np.repeat(np.arange(len(ent_idx)), per_l)
-    lb = (lam_indptr[ent_row[la]]
-          + np.arange(len(la)) - np.repeat(np.cumsum(per_l) - per_l, per_l))
-    la, lb = ent_idx[la], ent_idx[lb]  # indices into (lr, lc) of the two entries of one row
-    cl_off = (np.arange(C, dtype=np.int64) * q)[:, None]
-    ga = (cl_off + lc[la][None, :]).ravel()
-    gb = (cl_off + lc[lb][None, :]).ravel()
-    lam_rows_glob = (cl_off + lr[la][None, :]).ravel()
-    ca, cb = col_of_glob[ga], col_of_glob[gb]
-    both = (ca >= 0) & (cb >= 0)
-    # pattern of K: diagonal, pairs within rows of M, pairs within rows of Lambda
-    p_indptr, p_indices = _symmetric_pattern(
-        n, np.concatenate([m_col[pair_e1], ca[both]]), np.concatenate([m_col[pair_e2], cb[both]]))
-    identity = np.arange(n, dtype=np.int64)
 
     def probe() -> sp.csc_matrix:
         # a diagonally dominant matrix with K's pattern (positive definite): 1 off the
         # diagonal, column count + 1 on it
+        identity = np.arange(n, dtype=np.int64)
         data = np.ones(len(p_indices))
         data[_positions(p_indptr, p_indices, identity, identity)] = np.diff(p_indptr) + 1.0
         return sp.csc_matrix((data, p_indices, p_indptr), shape=(n, n))
 
-    perm = _fill_reducing_order(probe, n, p_indptr, p_indices)  # perm[new] = old
-    iperm = np.empty(n, dtype=np.int64)
-    iperm[perm] = identity
-    k_indptr, k_indices = _permuted_upper(n, p_indptr, p_indices, perm)
-    k_diag = k_indptr[1:] - 1  # rows sorted: the diagonal ends each column
-    m_pcol = iperm[m_col]
-    pa, pb = m_pcol[pair_e1], m_pcol[pair_e2]  # never equal: duplicates were merged
-    lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
-    pair_k = _positions(k_indptr, k_indices, lo, hi)
-    parent, l_indptr = _ldl_symbolic(n, k_indptr, k_indices)
-    l_indices, r_ptr, r_col, r_pos = _ldl_pattern(n, k_indptr, k_indices, parent, l_indptr)
-    dense_start = _dense_start(l_indptr, DENSE_MIN, DENSE_FILL)
-
-    def sigma_pos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        out = np.empty(len(a), dtype=np.int64)
-        diag = lo == hi
-        out[diag] = lo[diag]
-        out[~diag] = n + _positions(l_indptr, l_indices, hi[~diag], lo[~diag])
-        return out
-
-    pair_sigma = n + _positions(l_indptr, l_indices, hi, lo)
-    lam_sigma = np.full(len(ga), -1, dtype=np.int64)  # -1: K^{-1} entry is exactly 0
-    lam_sigma[both] = sigma_pos(iperm[ca[both]], iperm[cb[both]])
-    lam_sigma[(ca < 0) & (ga == gb)] = -2  # an untouched effect: K^{-1} entry is 1
-    col_cluster = (active // q).astype(np.int64)
+    perm = _fill_reducing_order(probe, n, p_indptr, p_indices, order, fills_block)
+    (k_indptr, k_indices, k_diag, m_pcol, pair_k, pair_sigma, parent, l_indptr, l_indices,
+     r_ptr, r_col, r_pos, dense_start, lam_sigma) = _factor_pattern(
+        n, p_indptr, p_indices, perm, m_col, pair_e1, pair_e2, ga, gb, ca, cb, DENSE_MIN,
+        DENSE_FILL)
     return _Structure(
-        n, q, C, active, col_cluster, m_row, m_col, m_pcol, m_values,
+        n, q, C, active, active // q, m_row, m_col, m_pcol, m_values,
         pair_row, pair_e1, pair_e2, pair_k, pair_sigma,
         k_indptr, k_indices, k_diag, parent, l_indptr, l_indices, r_ptr, r_col, r_pos, perm,
         dense_start,
         lam_rows_glob, np.tile(la, C), np.tile(lb, C), lam_sigma, (lr, lc, lam_vals),
-        np.ascontiguousarray(d.cluster, dtype=np.int64), _dense_x(d),
-        np.ascontiguousarray(d.offset[:, 0], dtype=float),
+        cluster, _dense_x(d), np.ascontiguousarray(d.offset[:, 0], dtype=float),
     )
 
 
