@@ -45,7 +45,14 @@ def _scaled_gram(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return gram / s / s[:, None], s
 
 
-def _clearly_full_rank(flat: np.ndarray) -> bool:
+def _design_gram(design: Design) -> tuple[np.ndarray, np.ndarray] | None:
+    """``_scaled_gram`` of the design's X, found once per design (the rank check and the
+    least-squares start both read it)."""
+    return design.derived("scaled_gram",
+                          lambda d: _scaled_gram(d.X.reshape(-1, d.n_fixed)))
+
+
+def _clearly_full_rank(flat: np.ndarray, scaled: tuple | None = None) -> bool:
     """Whether X has full column rank by a margin no rounding blurs, from the smallest
     eigenvalue of its unit-norm Gram matrix (one small symmetric eigenproblem, a quarter of
     ``aliased_columns``'s pivoted QR on a model matrix of a few dozen rows).
@@ -56,7 +63,7 @@ def _clearly_full_rank(flat: np.ndarray) -> bool:
     aliased column" (the eigenvalue's rounding error is about ``p eps``). Designs that fail
     this test go to ``aliased_columns``, which decides and names the columns.
     """
-    scaled = _scaled_gram(flat)
+    scaled = _scaled_gram(flat) if scaled is None else scaled
     if scaled is None:
         return False
     w, _, info = scipy.linalg.lapack.dsyevd(scaled[0], compute_v=0)
@@ -68,7 +75,7 @@ def check_full_rank(design: Design) -> None:
     if design.n_fixed == 0:
         return
     flat = design.X.reshape(-1, design.n_fixed)
-    if _clearly_full_rank(flat):
+    if _clearly_full_rank(flat, _design_gram(design)):
         return
     bad = aliased_columns(flat, list(design.fixed_names))
     if bad:
@@ -164,7 +171,7 @@ def _default_start(design: Design) -> np.ndarray:
     if fam.name == "poisson":
         target = (np.log(fam.y + 0.5) - design.offset).reshape(-1)
         flat = design.X.reshape(-1, p)
-        scaled = _scaled_gram(flat)
+        scaled = _design_gram(design)
         if scaled is not None:
             # normal equations by Cholesky where they are well conditioned (LAPACK directly:
             # numpy's lstsq wrapper costs more than the solve), else least squares

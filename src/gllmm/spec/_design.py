@@ -17,6 +17,7 @@ C clusters, m covariance parameters.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -420,9 +421,21 @@ class Design:
         theta = [] if self.covariance is None else self.covariance.lower
         return np.r_[np.full(self.n_fixed, -np.inf), theta]
 
+    def derived(self, key: str, build: Callable[[Design], Any]) -> Any:
+        """``build(self)``, computed once per design (the fit's steps share it): only for what
+        X, Z, the offset, the clusters and the covariance structure determine, never the
+        counts (``with_counts`` copies share these). Callers must not modify the result."""
+        if key not in self._cache:
+            self._cache[key] = build(self)
+        return self._cache[key]
+
     def starts(self) -> np.ndarray:
         """Index of the first block of each cluster (for ``np.add.reduceat``)."""
-        return np.flatnonzero(np.r_[True, np.diff(self.cluster) != 0])
+        c = self.cluster
+        new = np.empty(len(c), dtype=bool)
+        new[:1] = True
+        np.not_equal(c[1:], c[:-1], out=new[1:])
+        return np.flatnonzero(new)
 
     def with_counts(self, y: np.ndarray) -> Design:
         """The same model on new counts of the same shape, without rebuilding X, Z or the
