@@ -1487,19 +1487,9 @@ def sparse_posterior(obj: MarginalLikelihood, params: np.ndarray) -> dict[str, n
         info = sparse_modes(obj, params)
     C, q = s.n_clusters, s.q
     lr, lc, lv = s.lam_pattern
-    lam_e = lv @ theta
-    full = np.zeros(C * q)
-    full[s.active] = info.v
-    v = full.reshape(C, q)
-    # u = Lambda v per cluster, summed over Lambda's pattern (a scipy matrix for it cost more
-    # than the rest of the predictions on small designs)
-    rows = (np.arange(C)[:, None] * q + lr[None, :]).ravel()
-    mode = np.bincount(rows, weights=(v[:, lc] * lam_e).ravel(), minlength=C * q).reshape(C, q)
-    sig_all = info.factor.selected_inverse(s)
-    sig = np.where(s.lam_sigma >= 0, sig_all[np.maximum(s.lam_sigma, 0)],
-                   np.where(s.lam_sigma == -2, 1.0, 0.0))
-    var = np.bincount(s.lam_rows, weights=lam_e[s.lam_a] * lam_e[s.lam_b] * sig,
-                      minlength=C * q).reshape(C, q)
+    mode, var = _posterior_moments(np.ascontiguousarray(info.v, dtype=float), s.active,
+                                   lv @ theta, lr, lc, s.lam_rows, s.lam_a, s.lam_b,
+                                   s.lam_sigma, info.factor.selected_inverse(s), C, q)
     return {
         "mode": mode,
         "mean": mode.copy(),
@@ -1507,3 +1497,25 @@ def sparse_posterior(obj: MarginalLikelihood, params: np.ndarray) -> dict[str, n
         "mode_sd": np.sqrt(np.maximum(var, 0.0)),
         "eta_mode": info.eta[:, None],
     }
+
+
+@_njit
+def _posterior_moments(v_active, active, lam_e, lr, lc, lam_rows, lam_a, lam_b, lam_sigma,
+                       sig_all, C, q):  # pragma: no cover - compiled
+    """The modes ``u = Lambda v`` (C, q) and their variances ``diag(Lambda K^{-1} Lambda')``
+    per cluster, summed over Lambda's pattern (a scipy matrix for it cost more than the rest
+    of the predictions on small designs); ``sig_all`` is K^{-1} on the selected positions,
+    indexed by ``lam_sigma`` (-1: exactly 0, -2: 1). Sums run in the entries' order."""
+    v = np.zeros(C * q)
+    for i in range(active.shape[0]):
+        v[active[i]] = v_active[i]
+    mode = np.zeros((C, q))
+    for c in range(C):
+        for e in range(lr.shape[0]):
+            mode[c, lr[e]] += v[c * q + lc[e]] * lam_e[e]
+    var = np.zeros(C * q)
+    for x in range(lam_rows.shape[0]):
+        k = lam_sigma[x]
+        sig = sig_all[k] if k >= 0 else (1.0 if k == -2 else 0.0)
+        var[lam_rows[x]] += lam_e[lam_a[x]] * lam_e[lam_b[x]] * sig
+    return mode, var.reshape(C, q)
