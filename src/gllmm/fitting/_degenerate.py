@@ -27,10 +27,16 @@ SE_LIMIT = 100.0
 
 def _scaled_se(res: Any) -> np.ndarray:
     """SE of each parameter times the largest |entry| of its column of X (or Z for SDs)."""
-    d = res.design
     # a negative variance (an indefinite information) is no SE: 0 here, never flagged
     se = np.sqrt(np.maximum(np.diag(res.cov), 0.0))
-    scale = np.ones(len(se))
+    n = len(se)
+    return se * res.design.derived(f"se_scale_{n}", lambda d: _column_scale(d, n))
+
+
+def _column_scale(d: Any, n: int) -> np.ndarray:
+    """The largest |entry| of each of the ``n`` parameters' columns of X (Z's for the rest),
+    1 where that is 0."""
+    scale = np.ones(n)
     if d.n_fixed:
         xm = d.x_matrix  # dense or sparse (rows x p); scipy's abs/max cost more than the fit
         if sp.issparse(xm):
@@ -46,7 +52,7 @@ def _scaled_se(res: Any) -> np.ndarray:
         top = float(np.abs(z).max()) if z.size else 0.0
         if top > 0:
             scale[d.n_fixed:] = top
-    return se * np.where(scale > 0, scale, 1.0)
+    return np.where(scale > 0, scale, 1.0)
 
 
 def degenerate_parameters(res: Any, start: np.ndarray | None = None) -> list[str]:

@@ -71,17 +71,22 @@ def _clearly_full_rank(flat: np.ndarray, scaled: tuple | None = None) -> bool:
 
 
 def check_full_rank(design: Design) -> None:
-    """Raise SpecError naming the aliased fixed-effect columns of a rank-deficient X."""
-    if design.n_fixed == 0:
-        return
+    """Raise SpecError naming the aliased fixed-effect columns of a rank-deficient X (checked
+    once per design: X does not change)."""
+    if design.n_fixed:
+        design.derived("full_rank", _check_full_rank)
+
+
+def _check_full_rank(design: Design) -> bool:
     flat = design.X.reshape(-1, design.n_fixed)
     if _clearly_full_rank(flat, _design_gram(design)):
-        return
+        return True
     bad = aliased_columns(flat, list(design.fixed_names))
     if bad:
         raise SpecError(
             "the fixed-effects design is rank deficient; aliased columns: " + ", ".join(bad)
         )
+    return True
 
 
 def fit_glm(
