@@ -124,7 +124,7 @@ def fit_glm(
         core = bind(newton_template, "newton_python", DERIVS=derivs, SOLVE=solve_numpy)
         beta, ll, it, converged = core(data, beta, tol, max_iter, info)
     infinite = np.zeros(0, dtype=int)
-    if np.max(np.abs(beta), initial=0.0) > 15:  # only then can zero cells be collapsing
+    if np.abs(beta).max(initial=0.0) > 15:  # only then can zero cells be collapsing
         mu = fam.mean(X @ beta + design.offset)
         infinite = np.flatnonzero(((fam.y == 0) & (mu < 1e-7 * max(1.0, fam.y.sum()))).ravel())
     if warn and infinite.size:

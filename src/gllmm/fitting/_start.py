@@ -33,15 +33,15 @@ def _glm_start(design: Design, sd_start: float = 0.5) -> tuple[np.ndarray, np.nd
     start = design.notes.get("start")
     beta0 = None if start is None else np.asarray(start, dtype=float)[: design.n_fixed]
     glm = fit_glm(design, beta0=beta0, warn=False)
-    theta = np.zeros(design.n_theta)
-    if design.covariance is not None:
-        theta[np.asarray(design.covariance.lower) == 0] = sd_start
-    n = design.n_fixed + design.n_theta
+    cov = design.covariance
+    theta = np.zeros(0) if cov is None else np.where(np.asarray(cov.lower) == 0, sd_start, 0.0)
+    n = design.n_fixed + len(theta)
     # a small covariance block keeps the first steps from jumping onto sigma = 0
-    hinv = np.eye(n) * 0.05
+    hinv = np.zeros((n, n))
+    hinv.flat[:: n + 1] = 0.05
     try:
         inv = np.linalg.inv(glm.information)
-        if np.all(np.isfinite(inv)) and np.all(np.diag(inv) > 0):
+        if np.isfinite(inv).all() and (inv.diagonal() > 0).all():
             hinv[: design.n_fixed, : design.n_fixed] = inv
     except np.linalg.LinAlgError:
         pass
