@@ -95,7 +95,9 @@ CHORD_RATE = 0.25
 SETTLED = 1e-4
 
 #: two full Newton steps s0 >= s1, s0 below QUADRATIC, with s1^3 / s0^2 (quadratic
-#: convergence's next step) below SETTLED * inner_tol: s1 is the last step
+#: convergence's next step) below SETTLED * inner_tol: s1 is the last step; below inner_tol,
+#: a chord step by s1's factor follows (the last step where it leaves v within SETTLED *
+#: inner_tol of the mode: one factorisation fewer than a Newton step and a last full one)
 QUADRATIC = 1e-2
 
 #: a first-order prediction of the modes that moves none by this much is used without
@@ -277,7 +279,22 @@ def _glm_modes(code, Y, eta0, m_data, ia, fa, v, eta, g, w, T, h, tol, max_iter,
             if _trial(code, Y, eta0, m_data, ia, v, step, t, 0.5, h, vn, etan, gn, wn, Tn, hn):
                 break
         _swap(v, eta, g, w, T, h, vn, etan, gn, wn, Tn, hn)
-        prev = size if np.all(t == 1.0) else np.inf
+        full = np.all(t == 1.0)
+        if full and prev <= QUADRATIC and size ** 3 <= tol * prev ** 2:
+            # v is now about e = size^3 / prev^2 from the mode: a chord step by this factor
+            # (from about size away) costs a solve instead of a factorisation and leaves
+            # about 2 (size / prev^2) size e; below SETTLED * tol, it is the last step
+            _h_gradient(m_row, m_col, m_data, g, v, grad)
+            chord = _newton_step(l_indptr, l_indices, Lx, D, perm, grad, x, step)
+            if chord < tol:
+                for i in range(n):
+                    v[i] += step[i]
+                _glm_h(code, Y, eta0, m_row, m_col, m_data, row_cluster, col_cluster, v, eta,
+                       g, w, T, h)
+                if 2.0 * size * size * chord <= settled * prev ** 2:
+                    status = 0
+                    break
+        prev = size if full else np.inf
     if not final and not _glm_factor(w, m_data, ia, fa, kx, Lx, D):
         return 2
     return status
