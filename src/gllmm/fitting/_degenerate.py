@@ -43,6 +43,10 @@ def _column_scale(d: Any, n: int) -> np.ndarray:
             xm = xm.tocoo()
             top = np.zeros(d.n_fixed)
             np.maximum.at(top, xm.col, np.abs(xm.data))
+        elif xm.shape[0] >= 16 * xm.shape[1]:
+            # column by column where X is narrow: NumPy's axis-0 maximum walks the rows a few
+            # entries at a time (12 us against 4 us on 600 x 2, 2.1 ms against 0.3 ms on 10^5 x 3)
+            top = np.array([np.abs(xm[:, j]).max() for j in range(xm.shape[1])])
         else:
             top = np.abs(xm).max(axis=0)
         scale[: d.n_fixed] = top
