@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .._distributions import chi2_sf
 from ..results._result import _jsonable
 from ._io import CliError, apply_levels, require_columns, require_counts
 from ._run import parse_scores
@@ -262,7 +262,7 @@ def _cellwise_json(fit: Any, data: pd.DataFrame, rows: _Axis, cols: _Axis,
         "method": "laplace" if fit.n_nodes == 1 else "agq", "nagq": fit.n_nodes,
         "params": params, "se": se, "random_sd": random_sd, "random_sd_se": random_sd_se,
         "loglik_sigma0": fit.loglik_sigma0, "lr_sigma": fit.lr_sigma,
-        "p_sigma": 0.5 * stats.chi2.sf(fit.lr_sigma, 1) if fit.lr_sigma > 0 else 1.0,
+        "p_sigma": 0.5 * chi2_sf(fit.lr_sigma, 1) if fit.lr_sigma > 0 else 1.0,
         "n_params": n_params, "aic": -2 * fit.loglik + 2 * n_params,
         "scores": {args.row: list(rows.scores), args.col: list(cols.scores)},
         "iterations": fit.n_iter, "seconds": fit.elapsed,
@@ -315,7 +315,7 @@ def _compare(indep: dict[str, Any], lxl: dict[str, Any]) -> dict[str, Any]:
     return {
         "models": [{"base": m["base"], "loglik": m["loglik"], "n_params": m["n_params"],
                     "aic": m["aic"], "sd_cell": m["random_sd"]["cell"]} for m in (indep, lxl)],
-        "lr_beta": lr, "df": df, "p_value": float(stats.chi2.sf(lr, df)) if df > 0 else math.nan,
+        "lr_beta": lr, "df": df, "p_value": float(chi2_sf(lr, df)) if df > 0 else math.nan,
     }
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from scipy.stats import chi2, norm
 
+from .._distributions import chi2_sf, norm_ppf, norm_sf
 from ..errors import FitError, SpecError
 from ..results import FitResult, HypothesisTest
 from ._constrained_spec import Problem, constraint_jacobian, orthogonal_complement
@@ -200,7 +200,7 @@ class ConstrainedFit(FitResult):
         which the Lagrange fit does not parametrise)."""
         if method.lower() != "wald":
             raise SpecError("constrained ML fits give Wald intervals only (method='wald')")
-        crit = norm.ppf(0.5 + level / 2)
+        crit = norm_ppf(0.5 + level / 2)
         pct = f"{(1 - level) / 2:.1%}", f"{(1 + level) / 2:.1%}"
         return pd.DataFrame({pct[0]: self.beta - crit * self.se,
                              pct[1]: self.beta + crit * self.se}, index=list(self.names))
@@ -219,15 +219,15 @@ class ConstrainedFit(FitResult):
     @property
     def p_values(self) -> np.ndarray:
         """Two-sided normal P-values of the Wald z statistics."""
-        return 2.0 * norm.sf(np.abs(self.z_values))
+        return 2.0 * norm_sf(np.abs(self.z_values))
 
     @property
     def g2_p_value(self) -> float:
-        return float(chi2.sf(self.g2, self.df)) if self.df else float("nan")
+        return float(chi2_sf(self.g2, self.df)) if self.df else float("nan")
 
     @property
     def x2_p_value(self) -> float:
-        return float(chi2.sf(self.x2, self.df)) if self.df else float("nan")
+        return float(chi2_sf(self.x2, self.df)) if self.df else float("nan")
 
     # ------------------------------------------------------------------ tests
     def _hypothesis(self, L: object, rhs: object | None) -> tuple[np.ndarray, np.ndarray]:
@@ -267,7 +267,7 @@ class ConstrainedFit(FitResult):
         stat = max(restricted.g2 - self.g2, 0.0)
         k = L_mat.shape[0]
         return HypothesisTest(
-            "likelihood ratio", stat, k, float(chi2.sf(stat, k)), self._label(L_mat, c)
+            "likelihood ratio", stat, k, float(chi2_sf(stat, k)), self._label(L_mat, c)
         )
 
     def score_test(self, L: object, rhs: object | None = None) -> HypothesisTest:
@@ -289,7 +289,7 @@ class ConstrainedFit(FitResult):
             stat -= float(b @ np.linalg.solve(H1.T @ (m0[:, None] * H1), b))
         stat = max(stat, 0.0)
         k = L_mat.shape[0]
-        return HypothesisTest("score", stat, k, float(chi2.sf(stat, k)), self._label(L_mat, c))
+        return HypothesisTest("score", stat, k, float(chi2_sf(stat, k)), self._label(L_mat, c))
 
     def _jacobian_at(self, m: np.ndarray) -> np.ndarray:
         """H = dh'/dmu of this model's constraints at other means m (score tests)."""

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
+from .._distributions import chi2_ppf
 from ..errors import SpecError
 from ..results import FitResult
 from ..tables._validate import check_level
@@ -64,7 +65,7 @@ def profile_interval(result: FitResult, parameter: str, level: float = 0.95) -> 
     obj = make_objective(d, method, result.n_nodes or None)
     lower = d.param_lower
     x_hat = result.params
-    crit = stats.chi2.ppf(level, 1) / 2
+    crit = chi2_ppf(level, 1) / 2
 
     profile = _profile_loglik(obj, x_hat, k, lower)
 

@@ -58,10 +58,10 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from scipy.linalg import null_space
 from scipy.special import gammaln, logsumexp
 
+from .._distributions import chi2_ppf
 from ..errors import BoundaryWarning, ConvergenceWarning, FitError, SpecError
 from ..integrate import MarginalLikelihood
 from ..integrate._newton import State, damped_newton_direction, newton
@@ -325,7 +325,7 @@ def _swamped(cov: np.ndarray, diff: np.ndarray, free: np.ndarray,
         return float("nan"), False
     proj = u[:, keep].T @ diff[free]
     stat = float(np.sum(proj**2 / sv[keep]))
-    return stat, bool(stat < stats.chi2.ppf(1 - alpha, rank))
+    return stat, bool(stat < chi2_ppf(1 - alpha, rank))
 
 
 def fit_mcem(

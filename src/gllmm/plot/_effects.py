@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import stats
 
+from .._distributions import norm_ppf
 from ..errors import SpecError
 from ..tables._validate import check_choice, check_level
 from ._common import check_result, new_figure, numbers
@@ -145,7 +145,7 @@ def caterpillar_plot(
             raise SpecError(f"unknown fixed effect {fixed!r}; fixed effects: "
                             f"{', '.join(map(str, result.beta.index))}")
         shift = float(result.beta[fixed])
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(norm_ppf(0.5 + level / 2))
     n, q = m.shape
     fig = new_figure(3.6 * q + 0.6, min(max(2.5, 0.18 * n + 1.2), 14))
     axes = fig.subplots(1, q, squeeze=False)[0]

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .._distributions import norm_ppf, norm_sf
 from ..errors import FitError, SpecError
 from ..spec._design import VARIANCE_ROLES, Design
 from ..tables._validate import check_choice, check_level
@@ -156,9 +156,9 @@ class FitResult:
         est = self.beta
         se = self.se
         z = est / se
-        crit = stats.norm.ppf(0.5 + level / 2)
+        crit = norm_ppf(0.5 + level / 2)
         return pd.DataFrame({
-            "estimate": est, "se": se, "z": z, "p": 2 * stats.norm.sf(np.abs(z)),
+            "estimate": est, "se": se, "z": z, "p": 2 * norm_sf(np.abs(z)),
             f"lower {level:.0%}": est - crit * se, f"upper {level:.0%}": est + crit * se,
         })
 
@@ -188,7 +188,7 @@ class FitResult:
                 iv = profile_interval(self, n, level)
                 rows.append((iv["lower"], iv["upper"]))
         else:
-            crit = stats.norm.ppf(0.5 + level / 2)
+            crit = norm_ppf(0.5 + level / 2)
             se_all = np.sqrt(np.diag(self.cov))
             for n in names:
                 k = self.names.index(n)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .._distributions import chi2_sf
 from ..errors import FitError, SpecError
 from ..spec._design import VARIANCE_ROLES
 from ..tables._validate import check_numeric
@@ -57,7 +57,7 @@ def chibar_sf(stat: float, df: int, k: int) -> float:
     total = 0.0
     for i in range(k + 1):
         d = base + i
-        tail = float(stats.chi2.sf(stat, d)) if d > 0 else float(stat <= 0)
+        tail = float(chi2_sf(stat, d)) if d > 0 else float(stat <= 0)
         total += math.comb(k, i) / 2**k * tail
     return total
 
@@ -237,5 +237,5 @@ def wald_test(params: np.ndarray, cov: np.ndarray, names: tuple[str, ...], L: An
     terms = "; ".join(f"{' + '.join(f'{w:g} {nm}' for w, nm in zip(row, names, strict=True) if w)}"
                       f" = {val:g}" for row, val in zip(L_mat, c, strict=True))
     label = terms if k <= 3 else f"L x = c ({k} rows)"
-    return HypothesisTest("Wald", stat, k, float(stats.chi2.sf(stat, k)), label)
+    return HypothesisTest("Wald", stat, k, float(chi2_sf(stat, k)), label)
 
