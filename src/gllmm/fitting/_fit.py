@@ -6,6 +6,7 @@ unknown name lists the valid ones.
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from collections.abc import Callable
@@ -78,6 +79,37 @@ FITTERS: dict[str, Callable[..., FitResult]] = {"mcem": _mcem, "pql": _pql, "npm
 # one effect per cluster; product rule over vector effects; sparse Laplace over large (crossed,
 # nested) clusters; per-cell integrals with a block Newton over factor fixed effects
 STRATEGIES = ("scalar", "product", "sparse", "cellwise")
+
+
+def _fitter(key: str) -> Callable[..., Any]:
+    """The function behind ``FITTERS[key]`` (its keyword options are ``fit``'s for that
+    method)."""
+    if key == "mcem":
+        from ._mcem import fit_mcem as f
+    elif key == "pql":
+        from ._pql import fit_pql as f
+    else:
+        from ._npml import fit_npml as f
+    return f
+
+
+def check_options(options: dict[str, Any], target: Callable[..., Any], method: str,
+                  taken: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> None:
+    """Refuse ``fit``'s ``options`` that ``target`` (the function they go to) does not take:
+    a SpecError naming them and the valid ones, not Python's TypeError. ``taken``: target's
+    options that ``fit`` sets itself; ``extra``: options used on the way."""
+    if not options:
+        return
+    allowed = set(extra)
+    for name, par in inspect.signature(target).parameters.items():
+        if par.kind is par.VAR_KEYWORD:
+            return
+        if par.default is not par.empty and name not in taken:
+            allowed.add(name)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise SpecError(f"unknown option(s) {', '.join(map(repr, unknown))} for method "
+                        f"{method!r}; its options are: {', '.join(sorted(allowed))}")
 
 
 def _set_strategy(objective: MarginalLikelihood, strategy: str | None) -> None:
@@ -453,6 +485,8 @@ def fit(
         if objective_only:
             raise FitError("the cell-wise strategy fits by block Newton and has no objective "
                            "for objective_only; choose another strategy")
+        check_options(options, fit_cellwise_design, method,
+                      ("method", "n_nodes", "start", "layout"))
         res = fit_cellwise_design(design, key, n_nodes, start, layout=layout, **options)
         _warn(res.opt)
         return flag_degenerate(res, getattr(res.opt, "initial", None))
@@ -464,6 +498,7 @@ def fit(
     if design.n_random == 0 and not objective_only:
         return _fit_gllm(design, start)
     if key in FITTERS and not objective_only:
+        check_options(options, _fitter(key), method)
         try:
             res = FITTERS[key](design, **options)
         except np.linalg.LinAlgError as exc:
@@ -476,6 +511,7 @@ def fit(
     _set_strategy(objective, strategy)
     if objective_only:
         return objective
+    check_options(options, maximize, method, ("newton_finish",), ("sd_starts",))
     opt = optimize(objective, design, start, **options)
     return make_result(design, objective, opt)
 

@@ -116,6 +116,11 @@ def replicate_seed(seed: int, scenario: int, replicate: int) -> np.random.SeedSe
 
 def simulate_table(scenario: Scenario, seed: int, replicate: int) -> np.ndarray:
     """One replicate's table of counts (I, I): multinomial(n, p) from its own generator."""
+    if not isinstance(scenario, Scenario):
+        raise SpecError(f"simulate_table needs a Scenario (e.g. one of StudySpec(...).scenarios), "
+                        f"got {type(scenario).__name__}")
+    seed = check_integer(seed, "seed", minimum=0)
+    replicate = check_integer(replicate, "replicate", minimum=0)
     rng = np.random.Generator(np.random.PCG64(replicate_seed(seed, scenario.index, replicate)))
     p = scenario.probabilities()
     return rng.multinomial(scenario.n, p.ravel()).reshape(p.shape)
