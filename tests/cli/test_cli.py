@@ -108,7 +108,7 @@ def test_fit_progress_and_output(mba_csv, tmp_path, capsys):
 
 
 def test_fit_mcem_is_wired(mba_csv, monkeypatch, capsys, mba_independence):
-    mcem = importlib.import_module("gllmm.fitting._mcem")  # gllmm.fit is also the function
+    fit_module = importlib.import_module("gllmm.fitting._fit")  # gllmm.fit is also the function
 
     seen = {}
 
@@ -116,7 +116,7 @@ def test_fit_mcem_is_wired(mba_csv, monkeypatch, capsys, mba_independence):
         seen["seed"] = seed
         return mba_independence
 
-    monkeypatch.setattr(mcem, "fit_mcem", fake)
+    monkeypatch.setitem(fit_module.FITTERS, "mcem", fake)
     out = run_json(capsys, ["fit", mba_csv, "--formula", MBA_25, "--add-cell", "--method",
                             "mcem", "--seed", "7", "--json"])
     assert seen["seed"] == 7 and set(CONTRACT) <= set(out)

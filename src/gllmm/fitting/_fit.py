@@ -23,6 +23,8 @@ from ._auto_nodes import choose_nodes
 from ._cellwise import chosen_layout, fit_cellwise_design
 from ._degenerate import degenerate_parameters, flag_degenerate
 from ._glm import check_full_rank, fit_glm
+from ._mcem import fit_mcem
+from ._npml import fit_npml
 from ._optimize import (
     BOUNDARY_RESTARTS,
     FTOL_ZERO,
@@ -33,6 +35,7 @@ from ._optimize import (
     maximize,
     observed_information,
 )
+from ._pql import fit_pql
 from ._start import _glm_start
 
 
@@ -54,43 +57,14 @@ OBJECTIVES: dict[str, Callable[[Design, int | None], Any]] = {
 QUADRATURE = ("agq", "laplace")
 
 
-def _mcem(design: Design, **kw: Any) -> FitResult:
-    from ._mcem import fit_mcem
-
-    return fit_mcem(design, **kw)
-
-
-def _pql(design: Design, **kw: Any) -> FitResult:
-    from ._pql import fit_pql
-
-    return fit_pql(design, **kw)
-
-
-def _npml(design: Design, **kw: Any) -> FitResult:
-    from ._npml import fit_npml
-
-    return fit_npml(design, **kw)
-
-
 # whole fitting algorithms (not a likelihood handed to an optimiser)
-FITTERS: dict[str, Callable[..., FitResult]] = {"mcem": _mcem, "pql": _pql, "npml": _npml}
+FITTERS: dict[str, Callable[..., FitResult]] = {"mcem": fit_mcem, "pql": fit_pql,
+                                                 "npml": fit_npml}
 
 # how AGQ / Laplace evaluate the likelihood, chosen from the design's structure unless given:
 # one effect per cluster; product rule over vector effects; sparse Laplace over large (crossed,
 # nested) clusters; per-cell integrals with a block Newton over factor fixed effects
 STRATEGIES = ("scalar", "product", "sparse", "cellwise")
-
-
-def _fitter(key: str) -> Callable[..., Any]:
-    """The function behind ``FITTERS[key]`` (its keyword options are ``fit``'s for that
-    method)."""
-    if key == "mcem":
-        from ._mcem import fit_mcem as f
-    elif key == "pql":
-        from ._pql import fit_pql as f
-    else:
-        from ._npml import fit_npml as f
-    return f
 
 
 def check_options(options: dict[str, Any], target: Callable[..., Any], method: str,
@@ -498,7 +472,7 @@ def fit(
     if design.n_random == 0 and not objective_only:
         return _fit_gllm(design, start)
     if key in FITTERS and not objective_only:
-        check_options(options, _fitter(key), method)
+        check_options(options, FITTERS[key], method)
         try:
             res = FITTERS[key](design, **options)
         except np.linalg.LinAlgError as exc:
