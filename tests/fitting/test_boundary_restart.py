@@ -131,3 +131,41 @@ def test_cellwise_fit_ending_interior_pays_nothing(monkeypatch):
         warnings.simplefilter("ignore")
         scalar = gllmm.fit(design, method="agq", n_nodes=15)
     assert abs(res.loglik - scalar.loglik) < 1e-8
+
+
+def test_restart_from_the_first_searchs_own_start_is_skipped(monkeypatch):
+    """MBA (2.6) ends at sigma = 0 from the GLLM start (SDs at 0.5): the restart at 0.5 would
+    start there again (the boundary fit's fixed effects are the GLLM's), so only the one at
+    1.5 runs; the fit still equals glmmTMB's (log-likelihood to 1e-3, the fixture's digits)
+    and the grid-profile check above covers a restart that changes the answer."""
+    import json
+    from pathlib import Path
+
+    import gllmm.fitting._fit as fit_module
+    from gllmm.fitting._fit import _new_starts
+
+    # the rule itself: a start within SAME_START of the first search's is dropped
+    x0 = np.array([1.0, -2.0, 0.5])
+    assert _new_starts(x0, np.array([1.0 + 1e-9, -2.0, 0.0]), np.array([2]), (0.5, 1.5)) == (1.5,)
+    assert _new_starts(x0, np.array([1.1, -2.0, 0.0]), np.array([2]), (0.5, 1.5)) == (0.5, 1.5)
+    assert _new_starts(x0, np.array([1.0, -2.0, 0.0]), np.array([], dtype=int), (0.5,)) == ()
+
+    starts = []
+    real = fit_module.maximize
+
+    def counted(objective, start, *args, **kw):
+        starts.append(float(start[-1]))
+        return real(objective, start, *args, **kw)
+
+    monkeypatch.setattr(fit_module, "maximize", counted)
+    mba = gllmm.datasets.load("mba")
+    design = models.cellwise_smoothing(mba, "statistics", "economics", base="linear_by_linear")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = gllmm.fit(design, method="laplace")
+    assert starts == [0.5, 1.5] and BOUNDARY_RESTARTS == (0.5, 1.5)
+    fx = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "r"
+                     / "mba_2_6_glmmtmb.json").read_text())
+    ll = fx["loglik"]["value"] if isinstance(fx["loglik"], dict) else fx["loglik"]
+    assert abs(res.loglik - ll) < 1e-3
+    assert res.random_sd["statistics:economics"] == 0.0
